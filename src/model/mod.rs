@@ -1,1 +1,74 @@
-//! TODO
+//! Networks: the fully connected MLP with exact gradients and Hessian-vector products
+//! ([`mlp`]), its parameterizations and initialization ([`param`]), and the analytic uv
+//! model ([`uv`]). Generic over f32 and f64 through [`Float`].
+
+pub mod mlp;
+pub mod param;
+pub mod uv;
+
+pub use mlp::{HvpOperator, MlpSpec, MlpWorkspace};
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// The floating-point types the network passes run in (f32 as the authors' JAX code, or
+/// f64). Reductions (losses, norms) and the eigen-solvers always work in f64.
+pub trait Float:
+    faer::traits::RealField
+    + Copy
+    + Send
+    + Sync
+    + Debug
+    + Default
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + 'static
+{
+    /// Name stored in the results file ("f32" / "f64").
+    const NAME: &'static str;
+    /// Conversion from f64 (rounding for f32).
+    fn of(x: f64) -> Self;
+    /// Conversion to f64 (exact).
+    fn to_f64(self) -> f64;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+}
+
+impl Float for f32 {
+    const NAME: &'static str = "f32";
+    #[inline(always)]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        f32::tanh(self)
+    }
+}
+
+impl Float for f64 {
+    const NAME: &'static str = "f64";
+    #[inline(always)]
+    fn of(x: f64) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+}

@@ -1,0 +1,350 @@
+//! Lanczos iteration with full reorthogonalization for the largest *algebraic*
+//! eigenvalue of a symmetric operator. Recurrences in f64; the small tridiagonal
+//! eigenproblem is solved by faer at every step to test convergence on the Ritz residual.
+
+use super::operator::{
+    axpy, dot, norm, start_vector, EigenEstimate, StopReason, SymmetricOperator,
+};
+use faer::{Mat, Side};
+
+/// Stopping rules and limits of [`lanczos_top`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LanczosOptions {
+    /// Stop when the Ritz residual ‖Av − θv‖/|θ| ≤ tol.
+    pub tol: f64,
+    /// At most this many operator applications (HVPs) in all.
+    pub max_iter: usize,
+    /// At most this many basis vectors are kept (n·max_basis f64s of memory); when the
+    /// basis is full the iteration restarts from the current top Ritz vector.
+    pub max_basis: usize,
+    /// Seed of the random start vector (used when no start vector is given).
+    pub seed: u64,
+}
+
+impl Default for LanczosOptions {
+    fn default() -> Self {
+        LanczosOptions {
+            tol: 1e-3,
+            max_iter: 100,
+            max_basis: 64,
+            seed: 0,
+        }
+    }
+}
+
+/// Largest eigenpair of the symmetric tridiagonal matrix with diagonal `alpha` and
+/// off-diagonal `beta` (len = alpha.len() − 1).
+fn tridiagonal_top(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
+    let m = alpha.len();
+    let t = Mat::<f64>::from_fn(m, m, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i == j + 1 {
+            beta[j]
+        } else if j == i + 1 {
+            beta[i]
+        } else {
+            0.0
+        }
+    });
+    let evd = t
+        .self_adjoint_eigen(Side::Lower)
+        .expect("tridiagonal eigen-decomposition did not converge");
+    let s = evd.S().column_vector();
+    let u = evd.U();
+    // Eigenvalues come sorted ascending; take the last, but guard against ties/NaN order.
+    let mut k = m - 1;
+    for i in 0..m {
+        if s[i] > s[k] {
+            k = i;
+        }
+    }
+    (s[k], (0..m).map(|i| u[(i, k)]).collect())
+}
+
+/// The largest algebraic eigenvalue of `op` and its eigenvector by Lanczos with full
+/// reorthogonalization (classical Gram–Schmidt, applied twice).
+///
+/// `start` (e.g. the previous training step's eigenvector) is used as the first Lanczos
+/// vector when given; otherwise a Gaussian vector seeded by `opts.seed`. The iteration
+/// stops when the relative Ritz residual meets `opts.tol`, when the Krylov space becomes
+/// invariant (exact), when it spans the whole space (n applications, exact), or at
+/// `opts.max_iter` applications. Never panics on tiny operators (n ≥ 1; n = 0 returns 0).
+pub fn lanczos_top(
+    op: &mut impl SymmetricOperator,
+    start: Option<&[f64]>,
+    opts: &LanczosOptions,
+) -> EigenEstimate {
+    let n = op.dim();
+    if n == 0 {
+        return EigenEstimate {
+            value: 0.0,
+            vector: Vec::new(),
+            applications: 0,
+            residual: 0.0,
+            converged: true,
+            stop: StopReason::InvariantSubspace,
+        };
+    }
+    let max_iter = opts.max_iter.max(1);
+    let max_basis = opts.max_basis.clamp(2, n.max(2)).min(n);
+    let mut q0 = start_vector(n, start, opts.seed);
+    let mut applications = 0usize;
+    let mut w = vec![0.0; n];
+    loop {
+        let mut basis: Vec<Vec<f64>> = vec![q0];
+        let mut alpha: Vec<f64> = Vec::new();
+        let mut beta: Vec<f64> = Vec::new();
+        // Largest |entry| of T seen: the scale for the breakdown test.
+        let mut scale = 0.0f64;
+        loop {
+            let j = basis.len() - 1;
+            op.apply(&basis[j], &mut w);
+            applications += 1;
+            if w.iter().any(|x| !x.is_finite()) {
+                return EigenEstimate {
+                    value: f64::NAN,
+                    vector: basis.swap_remove(j),
+                    applications,
+                    residual: f64::NAN,
+                    converged: false,
+                    stop: StopReason::NonFinite,
+                };
+            }
+            let a = dot(&basis[j], &w);
+            alpha.push(a);
+            for _ in 0..2 {
+                for qi in &basis {
+                    let h = dot(qi, &w);
+                    axpy(-h, qi, &mut w);
+                }
+            }
+            let b = norm(&w);
+            scale = scale.max(a.abs()).max(beta.last().copied().unwrap_or(0.0));
+            let (theta, s) = tridiagonal_top(&alpha, &beta);
+            let residual_abs = b * s[j].abs();
+            let residual = if theta != 0.0 {
+                residual_abs / theta.abs()
+            } else {
+                residual_abs
+            };
+            let invariant = b <= 1e-13 * scale.max(f64::MIN_POSITIVE) || basis.len() == n;
+            let converged = residual <= opts.tol;
+            let out_of_budget = applications >= max_iter;
+            let basis_full = basis.len() >= max_basis;
+            if converged || invariant || out_of_budget || basis_full {
+                let mut v = vec![0.0; n];
+                for (si, qi) in s.iter().zip(&basis) {
+                    axpy(*si, qi, &mut v);
+                }
+                let nv = norm(&v);
+                v.iter_mut().for_each(|x| *x /= nv);
+                let stop = if invariant {
+                    Some(StopReason::InvariantSubspace)
+                } else if converged {
+                    Some(StopReason::Converged)
+                } else if out_of_budget {
+                    Some(StopReason::MaxIterations)
+                } else {
+                    None
+                };
+                match stop {
+                    Some(stop) => {
+                        let residual = if invariant {
+                            residual.min(residual_abs)
+                        } else {
+                            residual
+                        };
+                        return EigenEstimate {
+                            value: theta,
+                            vector: v,
+                            applications,
+                            residual,
+                            converged: converged || invariant,
+                            stop,
+                        };
+                    }
+                    None => {
+                        // Basis full: explicit restart from the best Ritz vector.
+                        q0 = v;
+                        break;
+                    }
+                }
+            }
+            beta.push(b);
+            let inv = 1.0 / b;
+            basis.push(w.iter().map(|x| x * inv).collect());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hessian::dense::dense_eigenvalues;
+    use crate::hessian::operator::DenseOperator;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// Q diag(eigs) Qᵀ with a random orthogonal Q (Householder reflections).
+    fn with_spectrum(eigs: &[f64], seed: u64) -> DenseOperator {
+        let n = eigs.len();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut a = vec![0.0; n * n];
+        for (i, e) in eigs.iter().enumerate() {
+            a[i * n + i] = *e;
+        }
+        for _ in 0..3 {
+            let mut u: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let nu = norm(&u);
+            u.iter_mut().for_each(|x| *x /= nu);
+            // A ← (I − 2uuᵀ) A (I − 2uuᵀ)
+            let h = |a: &mut Vec<f64>| {
+                for j in 0..n {
+                    let col = &mut a[j * n..(j + 1) * n];
+                    let d = dot(&u, col);
+                    axpy(-2.0 * d, &u, col);
+                }
+            };
+            h(&mut a);
+            // transpose, reflect again (A symmetric so this applies it from the right)
+            let mut t = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    t[i * n + j] = a[j * n + i];
+                }
+            }
+            h(&mut t);
+            a = t;
+        }
+        DenseOperator::new(n, a)
+    }
+
+    #[test]
+    fn largest_algebraic_not_largest_magnitude() {
+        let mut eigs: Vec<f64> = (0..60).map(|i| 0.1 * i as f64 - 2.0).collect();
+        eigs.push(-100.0);
+        eigs.push(-50.0);
+        eigs.push(7.5);
+        let mut op = with_spectrum(&eigs, 3);
+        let est = lanczos_top(
+            &mut op,
+            None,
+            &LanczosOptions {
+                tol: 1e-10,
+                max_iter: 200,
+                ..Default::default()
+            },
+        );
+        assert!(est.converged, "{est:?}");
+        assert!((est.value - 7.5).abs() < 1e-8, "got {}", est.value);
+        // the eigenvector really is one
+        let mut av = vec![0.0; op.dim()];
+        op.apply(&est.vector, &mut av);
+        axpy(-est.value, &est.vector, &mut av);
+        assert!(norm(&av) < 1e-6);
+    }
+
+    #[test]
+    fn matches_dense_oracle_on_random_symmetric() {
+        let n = 40;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let b: Vec<f64> = (0..n * n)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let a: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k % n, k / n);
+                b[i * n + j] + b[j * n + i]
+            })
+            .collect();
+        let mut op = DenseOperator::new(n, a);
+        let oracle = *dense_eigenvalues(&mut op).last().unwrap();
+        let est = lanczos_top(
+            &mut op,
+            None,
+            &LanczosOptions {
+                tol: 1e-12,
+                max_iter: 200,
+                ..Default::default()
+            },
+        );
+        assert!(((est.value - oracle) / oracle).abs() < 1e-10);
+    }
+
+    #[test]
+    fn restarts_when_the_basis_is_small() {
+        let eigs: Vec<f64> = (0..50).map(|i| (i as f64).sqrt()).collect();
+        let mut op = with_spectrum(&eigs, 5);
+        let est = lanczos_top(
+            &mut op,
+            None,
+            &LanczosOptions {
+                tol: 1e-9,
+                max_iter: 500,
+                max_basis: 8,
+                seed: 1,
+            },
+        );
+        assert!(est.converged);
+        assert!((est.value - 49f64.sqrt()).abs() < 1e-6, "{}", est.value);
+    }
+
+    #[test]
+    fn tiny_operators_do_not_panic() {
+        for n in 1..=4 {
+            let eigs: Vec<f64> = (0..n).map(|i| i as f64 - 1.0).collect();
+            let mut op = with_spectrum(&eigs, n as u64);
+            let est = lanczos_top(&mut op, None, &LanczosOptions::default());
+            assert!(
+                (est.value - (n as f64 - 2.0)).abs() < 1e-10,
+                "n={n}: {est:?}"
+            );
+            assert!(est.applications <= n);
+        }
+        // the zero operator
+        let mut op = DenseOperator::new(3, vec![0.0; 9]);
+        let est = lanczos_top(&mut op, None, &LanczosOptions::default());
+        assert_eq!(est.value, 0.0);
+        assert!(est.converged);
+    }
+
+    #[test]
+    fn warm_start_from_the_eigenvector_converges_at_once() {
+        let eigs: Vec<f64> = (0..30).map(|i| i as f64).collect();
+        let mut op = with_spectrum(&eigs, 9);
+        let opts = LanczosOptions {
+            tol: 1e-8,
+            max_iter: 100,
+            ..Default::default()
+        };
+        let cold = lanczos_top(&mut op, None, &opts);
+        let warm = lanczos_top(&mut op, Some(&cold.vector), &opts);
+        assert!(
+            warm.applications < cold.applications,
+            "{} vs {}",
+            warm.applications,
+            cold.applications
+        );
+        assert!((warm.value - 29.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn iteration_cap_is_reported() {
+        let eigs: Vec<f64> = (0..100).map(|i| 1.0 + 1e-3 * i as f64).collect();
+        let mut op = with_spectrum(&eigs, 2);
+        let est = lanczos_top(
+            &mut op,
+            None,
+            &LanczosOptions {
+                tol: 1e-14,
+                max_iter: 5,
+                ..Default::default()
+            },
+        );
+        assert_eq!(est.applications, 5);
+        assert_eq!(est.stop, StopReason::MaxIterations);
+        assert!(!est.converged);
+    }
+}
