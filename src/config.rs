@@ -2,9 +2,24 @@
 //! overrides, and validation whose errors name the offending key.
 //!
 //! The key names are the public interface documented in the README.
+//!
+//! Reading a configuration ([`Config::load`], [`Config::from_toml_str`]) goes:
+//! TOML text → [`toml::Table`] → `--set` overrides ([`apply_override`]) → check every key
+//! against the schema (an unknown key is reported with its full dotted name, e.g.
+//! `model.widht`) → deserialize (omitted keys take their defaults) → context-dependent
+//! defaults (below) → [`Config::validate`].
+//!
+//! Two defaults depend on what else the file says, so they are decided from the table, not by
+//! serde alone:
+//! - `[grid]`: the default c grid is `log2_c = { start = 0.0, stop = 4.0, step = 0.1 }`. It
+//!   applies only when neither `grid.c` nor `grid.log2_c` is given; giving `grid.c` alone sets
+//!   `log2_c` to `None`. Giving both is an error.
+//! - `[model]`: `kind = "uv"` is always two layers; when `model.depth` is omitted it becomes
+//!   `[2]`, and any other explicit depth is an error.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 /// Which dataset feeds the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +127,8 @@ pub enum Readout {
 pub struct ModelConfig {
     /// Network family.
     pub kind: ModelKind,
-    /// Depths (weight layers) swept.
+    /// Depths (weight layers) swept. For `kind = "uv"` omit it (it becomes `[2]`; the uv
+    /// model is always two layers) or give exactly `[2]`.
     pub depth: Vec<u32>,
     /// Widths swept (for `uv`: the width n).
     pub width: Vec<u32>,
@@ -254,7 +270,9 @@ pub struct Log2Range {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GridConfig {
-    /// c = 2^x over a range (exclusive with `c`).
+    /// c = 2^x over a range (exclusive with `c`). When neither this nor `c` is in the file
+    /// it defaults to `{ start = 0.0, stop = 4.0, step = 0.1 }`; when only `c` is given it is
+    /// `None` (decided by [`Config::from_toml_str`] / [`Config::load`] from the keys present).
     pub log2_c: Option<Log2Range>,
     /// Explicit list of c values (exclusive with `log2_c`).
     pub c: Option<Vec<f64>>,
@@ -311,4 +329,837 @@ pub struct Config {
     pub grid: GridConfig,
     /// `[output]`
     pub output: OutputConfig,
+}
+
+/// Where configuration text came from, for error messages.
+fn origin_name(path: Option<&Path>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => "<config text>".to_string(),
+    }
+}
+
+/// Everything that can be wrong with a configuration. Each message names the file (or
+/// `<config text>`) and the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config file: {source}")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML (the message carries line and column).
+    #[error("{origin}: TOML syntax error: {message}")]
+    Syntax {
+        /// File path or `<config text>`.
+        origin: String,
+        /// The parser's message, with line, column and the offending line.
+        message: String,
+    },
+    /// A key that the schema does not have (a misspelling, or an override of a nonexistent key).
+    #[error("{origin}: unknown key `{key}` (known keys here: {expected})")]
+    UnknownKey {
+        /// File path or `<config text>`.
+        origin: String,
+        /// Full dotted key, e.g. `model.widht`.
+        key: String,
+        /// The keys allowed in that table.
+        expected: String,
+    },
+    /// A value of the wrong type or an unknown variant (e.g. `model.activation = "gelu"`).
+    #[error("{origin}: bad value: {message}")]
+    BadValue {
+        /// File path or `<config text>`.
+        origin: String,
+        /// The deserializer's message, which names the key (`in \`model.depth\``).
+        message: String,
+    },
+    /// A malformed `--set key=value` override.
+    #[error("--set {spec:?}: {reason}")]
+    Override {
+        /// The override as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A well-typed value that is not allowed, e.g. `model.depth: must be >= 1 (got 0)`.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Full dotted key.
+        key: String,
+        /// What is wrong, with the value found.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Most values a `grid.log2_c` range may produce (guards against a tiny step).
+const MAX_GRID_POINTS: usize = 1_000_000;
+
+/// Applies one `--set` override, `key.path=value`, to a parsed (not yet deserialized) config
+/// table. The value is parsed as a TOML value (`[128]`, `50`, `1e-4`, `"mnist"`,
+/// `{start=0.0,stop=1.0,step=0.5}`); text that is not a TOML value is taken as a bare string,
+/// so `data.dataset=mnist` works. Missing intermediate tables are created; whether the key
+/// exists in the schema is checked later, together with the file's own keys.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError> {
+    let fail = |reason: &str| ConfigError::Override {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| fail("expected key=value"))?;
+    let parts: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(fail("empty key or key segment"));
+    }
+    let raw = raw.trim();
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) if t.len() == 1 => t.remove("v").expect("key v was just parsed"),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    let (last, parents) = parts.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for (i, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(fail(&format!(
+                    "`{}` is a value, not a table",
+                    parts[..=i].join(".")
+                )))
+            }
+        };
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// A table holding every key of the schema (the optional ones filled in), used to name
+/// unknown keys with their full dotted path.
+fn schema_table() -> toml::Table {
+    let mut full = Config::default();
+    full.grid.c = Some(vec![1.0]);
+    full.train.sgd_seeds = Some(vec![1]);
+    toml::Table::try_from(&full).expect("the default config serializes to a table")
+}
+
+/// Reports the first key of `table` (depth-first, in key order) absent from `schema`.
+fn check_known_keys(
+    table: &toml::Table,
+    schema: &toml::Table,
+    prefix: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match schema.get(key) {
+            None => {
+                return Err(ConfigError::UnknownKey {
+                    origin: origin.to_string(),
+                    key: dotted,
+                    expected: schema.keys().cloned().collect::<Vec<_>>().join(", "),
+                })
+            }
+            Some(toml::Value::Table(sub_schema)) => {
+                if let toml::Value::Table(sub) = value {
+                    check_known_keys(sub, sub_schema, &dotted, origin)?;
+                }
+                // A non-table where a table belongs is a type error, reported by serde.
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn has_key(table: &toml::Table, section: &str, key: &str) -> bool {
+    matches!(table.get(section), Some(toml::Value::Table(t)) if t.contains_key(key))
+}
+
+/// 1-based (line, column) of a byte offset in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Parses configuration text (no overrides) and validates it.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_text(text, None, &[])
+    }
+
+    /// Reads the TOML file at `path`, applies the `--set` overrides in order, and validates.
+    /// Returns the configuration and its effective TOML text ([`Config::to_toml_string`]:
+    /// every key, defaults and overrides included), which is what results files record.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<(Config, String), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = Self::from_text(&text, Some(path), overrides)?;
+        let effective = config.to_toml_string();
+        Ok((config, effective))
+    }
+
+    fn from_text(
+        text: &str,
+        path: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let origin = origin_name(path);
+        let mut table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                origin: origin.clone(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        for spec in overrides {
+            apply_override(&mut table, spec)?;
+        }
+        check_known_keys(&table, &schema_table(), "", &origin)?;
+
+        let grid_c_given = has_key(&table, "grid", "c");
+        let grid_log2_given = has_key(&table, "grid", "log2_c");
+        let depth_given = has_key(&table, "model", "depth");
+
+        let mut config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let mut message = e.to_string().trim_end().replace('\n', " ");
+                    // Without overrides the text itself can locate the error.
+                    if overrides.is_empty() {
+                        if let Err(spanned) = toml::from_str::<Config>(text) {
+                            if let Some(span) = spanned.span() {
+                                let (line, column) = line_column(text, span.start);
+                                message.push_str(&format!(" (at line {line}, column {column})"));
+                            }
+                        }
+                    }
+                    ConfigError::BadValue {
+                        origin: origin.clone(),
+                        message,
+                    }
+                })?;
+
+        if grid_c_given && !grid_log2_given {
+            config.grid.log2_c = None;
+        }
+        if config.model.kind == ModelKind::Uv && !depth_given {
+            config.model.depth = vec![2];
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value; the error names the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        if d.n_train == 0 {
+            return Err(invalid("data.n_train", "must be >= 1 (got 0)"));
+        }
+        if d.dataset == DatasetKind::Synthetic && d.synthetic_input_dim == 0 {
+            return Err(invalid("data.synthetic_input_dim", "must be >= 1 (got 0)"));
+        }
+        if d.dataset != DatasetKind::Synthetic && d.dir.as_os_str().is_empty() {
+            return Err(invalid("data.dir", "must not be empty"));
+        }
+
+        let m = &self.model;
+        check_list("model.depth", &m.depth)?;
+        check_list("model.width", &m.width)?;
+        if m.kind == ModelKind::Uv && m.depth != [2] {
+            return Err(invalid(
+                "model.depth",
+                format!(
+                    "the uv model always has 2 layers: omit model.depth or set [2] (got {:?})",
+                    m.depth
+                ),
+            ));
+        }
+        check_positive("model.sigma2_hidden", m.sigma2_hidden)?;
+        check_positive("model.sigma2_readout", m.sigma2_readout)?;
+        check_positive("model.loss_scale", m.loss_scale)?;
+
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be >= 1 (got 0)"));
+        }
+        if m.kind == ModelKind::Mlp && t.batch_size > d.n_train {
+            return Err(invalid(
+                "train.batch_size",
+                format!(
+                    "must be <= data.n_train = {} (got {}): batches are drawn without replacement",
+                    d.n_train, t.batch_size
+                ),
+            ));
+        }
+        if t.steps == 0 {
+            return Err(invalid("train.steps", "must be >= 1 (got 0)"));
+        }
+        check_distinct("train.seeds", &t.seeds)?;
+        if let Some(sgd) = &t.sgd_seeds {
+            check_distinct("train.sgd_seeds", sgd)?;
+        }
+        if t.divergence_loss.is_nan() || t.divergence_loss <= 0.0 {
+            return Err(invalid(
+                "train.divergence_loss",
+                format!("must be > 0 (got {})", t.divergence_loss),
+            ));
+        }
+
+        let s = &self.sharpness;
+        if s.measure_n == 0 {
+            return Err(invalid("sharpness.measure_n", "must be >= 1 (got 0)"));
+        }
+        if s.every == 0 {
+            return Err(invalid("sharpness.every", "must be >= 1 (got 0)"));
+        }
+        if !(s.tol > 0.0 && s.tol < 1.0) {
+            return Err(invalid(
+                "sharpness.tol",
+                format!("must be in (0, 1) (got {})", s.tol),
+            ));
+        }
+        if s.max_iter == 0 {
+            return Err(invalid("sharpness.max_iter", "must be >= 1 (got 0)"));
+        }
+        if s.power_iters == 0 {
+            return Err(invalid("sharpness.power_iters", "must be >= 1 (got 0)"));
+        }
+
+        let g = &self.grid;
+        match (&g.c, &g.log2_c) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "grid.c",
+                    "give either grid.c or grid.log2_c, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "grid.log2_c",
+                    "give one of grid.c or grid.log2_c (neither is set)",
+                ))
+            }
+            (Some(c), None) => {
+                if c.is_empty() {
+                    return Err(invalid("grid.c", "must not be empty"));
+                }
+                if let Some(bad) = c.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err(invalid(
+                        "grid.c",
+                        format!("every c must be finite and > 0 (got {bad})"),
+                    ));
+                }
+            }
+            (None, Some(r)) => {
+                for (name, v) in [("start", r.start), ("stop", r.stop), ("step", r.step)] {
+                    if !v.is_finite() {
+                        return Err(invalid(
+                            &format!("grid.log2_c.{name}"),
+                            format!("must be finite (got {v})"),
+                        ));
+                    }
+                }
+                if r.step <= 0.0 {
+                    return Err(invalid(
+                        "grid.log2_c.step",
+                        format!("must be > 0 (got {})", r.step),
+                    ));
+                }
+                if r.stop < r.start {
+                    return Err(invalid(
+                        "grid.log2_c.stop",
+                        format!("must be >= start = {} (got {})", r.start, r.stop),
+                    ));
+                }
+                let points = ((r.stop - r.start) / r.step).floor() + 1.0;
+                if points > MAX_GRID_POINTS as f64 {
+                    return Err(invalid(
+                        "grid.log2_c.step",
+                        format!(
+                            "gives {points} c values, more than {MAX_GRID_POINTS}: step too small"
+                        ),
+                    ));
+                }
+            }
+        }
+
+        if self.output.path.as_os_str().is_empty() {
+            return Err(invalid("output.path", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The c grid, ascending. An explicit `grid.c` list is sorted and deduplicated. A
+    /// `grid.log2_c` range gives c = 2^x for x = start + i·step, i = 0, 1, … while
+    /// x ≤ stop + 1e-9, with x rounded to 10 decimal places first so that e.g. 2^(0.1·i)
+    /// is the same number however it was accumulated (x = 1 gives exactly 2.0). When `grid.c`
+    /// is set it takes precedence; with neither set (rejected by [`Config::validate`]) the
+    /// grid is empty.
+    pub fn c_values(&self) -> Vec<f64> {
+        if let Some(c) = &self.grid.c {
+            let mut c = c.clone();
+            c.sort_by(f64::total_cmp);
+            c.dedup();
+            return c;
+        }
+        let Some(r) = &self.grid.log2_c else {
+            return Vec::new();
+        };
+        if !(r.step > 0.0 && r.start.is_finite() && r.stop.is_finite()) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for i in 0..=MAX_GRID_POINTS {
+            let x = round_decimals(r.start + i as f64 * r.step, 10);
+            if x > r.stop + 1e-9 {
+                break;
+            }
+            out.push(x.exp2());
+        }
+        out
+    }
+
+    /// The (init seed, SGD-order seed) pairs to run: `(s, s)` for each of `train.seeds` when
+    /// `train.sgd_seeds` is omitted, else the product seeds × sgd_seeds, seed-major.
+    pub fn seed_pairs(&self) -> Vec<(u64, u64)> {
+        match &self.train.sgd_seeds {
+            None => self.train.seeds.iter().map(|&s| (s, s)).collect(),
+            Some(sgd) => self
+                .train
+                .seeds
+                .iter()
+                .flat_map(|&s| sgd.iter().map(move |&g| (s, g)))
+                .collect(),
+        }
+    }
+
+    /// The full configuration as TOML (every key, defaults included); parsing it back with
+    /// [`Config::from_toml_str`] gives an equal `Config` for any valid configuration.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("a Config always serializes to TOML")
+    }
+}
+
+fn round_decimals(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}
+
+/// A list of depths or widths: nonempty, every entry >= 1, no duplicates.
+fn check_list(key: &str, values: &[u32]) -> Result<(), ConfigError> {
+    if values.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    if let Some(bad) = values.iter().find(|&&v| v == 0) {
+        return Err(invalid(key, format!("must be >= 1 (got {bad})")));
+    }
+    check_distinct(key, values)
+}
+
+/// Nonempty and without duplicates.
+fn check_distinct<T: Ord + Copy + std::fmt::Display>(
+    key: &str,
+    values: &[T],
+) -> Result<(), ConfigError> {
+    if values.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    let mut seen = BTreeSet::new();
+    for &v in values {
+        if !seen.insert(v) {
+            return Err(invalid(key, format!("duplicate value {v}")));
+        }
+    }
+    Ok(())
+}
+
+/// Finite and > 0.
+fn check_positive(key: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("must be finite and > 0 (got {value})"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[data]
+dataset = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | synthetic
+dir = "/usr/share/datasets/fashion-mnist"
+n_train = 4096
+[model]
+kind = "mlp"               # mlp | uv
+depth = [2, 4, 8]
+width = [64, 128, 256]
+activation = "relu"        # relu | tanh | linear
+parameterization = "sp"    # sp | ntk
+readout = "default"        # default | zero
+bias = false
+[train]
+batch_size = 512
+steps = 10
+seeds = [1, 2, 3]
+precision = "f32"
+divergence_loss = 1e5
+[sharpness]
+method = "lanczos"
+measure_n = 4096
+every = 1
+tol = 1e-3
+max_iter = 100
+warm_start = true
+[grid]
+log2_c = { start = 0.0, stop = 4.0, step = 0.1 }   # or: c = [1.0, 2.0, 4.0]
+[output]
+path = "results.h5"
+"#;
+
+    fn example() -> Config {
+        Config::from_toml_str(EXAMPLE).expect("the example config is valid")
+    }
+
+    /// Parses the example with `overrides` applied, returning the error text.
+    fn error_with(overrides: &[&str]) -> String {
+        let mut table: toml::Table = EXAMPLE.parse().unwrap();
+        for o in overrides {
+            apply_override(&mut table, o).unwrap();
+        }
+        let text = toml::to_string(&table).unwrap();
+        match Config::from_toml_str(&text) {
+            Ok(c) => panic!("expected an error for {overrides:?}, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn with(overrides: &[&str]) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        Config::load(&path, &owned).unwrap().0
+    }
+
+    #[test]
+    fn parses_the_example() {
+        let c = example();
+        assert_eq!(c.data.dataset, DatasetKind::FashionMnist);
+        assert_eq!(c.data.n_train, 4096);
+        assert_eq!(c.model.depth, vec![2, 4, 8]);
+        assert_eq!(c.model.width, vec![64, 128, 256]);
+        assert_eq!(c.model.activation, Activation::Relu);
+        assert_eq!(c.train.seeds, vec![1, 2, 3]);
+        assert_eq!(c.train.divergence_loss, 1e5);
+        assert_eq!(c.sharpness.tol, 1e-3);
+        assert_eq!(c.grid.c, None);
+        let r = c.grid.log2_c.as_ref().unwrap();
+        assert_eq!((r.start, r.stop, r.step), (0.0, 4.0, 0.1));
+        assert_eq!(c.output.path, PathBuf::from("results.h5"));
+        // Omitted keys take their defaults.
+        assert_eq!(c.sharpness.power_iters, 20);
+        assert_eq!(c.data.subset, SubsetKind::First);
+        assert_eq!(c.c_values().len(), 41);
+    }
+
+    #[test]
+    fn empty_text_is_the_default_config() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c, Config::default());
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, "[model]\ndepth = [2, 4\n").unwrap();
+        let err = Config::load(&path, &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("broken.toml"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("column"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let err = Config::load(Path::new("/nonexistent/sweep.toml"), &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }));
+        assert!(err.to_string().contains("/nonexistent/sweep.toml"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_full_dotted_key() {
+        let text = EXAMPLE.replace("width = [64", "widht = [64");
+        let err = Config::from_toml_str(&text).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err:?}");
+        assert!(err.to_string().contains("`model.widht`"), "{err}");
+
+        let err = Config::from_toml_str("[grid]\nlog2_c = { start = 0.0, stop = 1.0, stpe = 0.1 }")
+            .unwrap_err();
+        assert!(err.to_string().contains("`grid.log2_c.stpe`"), "{err}");
+
+        let err = Config::from_toml_str("[modle]\ndepth = [2]").unwrap_err();
+        assert!(err.to_string().contains("`modle`"), "{err}");
+    }
+
+    #[test]
+    fn bad_type_or_variant_names_the_key() {
+        let text = EXAMPLE.replace(r#"activation = "relu""#, r#"activation = "gelu""#);
+        let err = Config::from_toml_str(&text).unwrap_err();
+        assert!(matches!(err, ConfigError::BadValue { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("model.activation"), "{msg}");
+        assert!(msg.contains("gelu"), "{msg}");
+        assert!(msg.contains("line 10"), "{msg}");
+
+        let err = Config::from_toml_str("[train]\nsteps = \"ten\"").unwrap_err();
+        assert!(err.to_string().contains("train.steps"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_name_their_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["model.depth=[2, 0]"], "model.depth: must be >= 1 (got 0)"),
+            (&["model.depth=[]"], "model.depth: must not be empty"),
+            (&["model.width=[64, 64]"], "model.width: duplicate value 64"),
+            (&["train.seeds=[1, 1]"], "train.seeds: duplicate value 1"),
+            (
+                &["train.sgd_seeds=[]"],
+                "train.sgd_seeds: must not be empty",
+            ),
+            (
+                &["train.batch_size=0"],
+                "train.batch_size: must be >= 1 (got 0)",
+            ),
+            (
+                &["train.batch_size=5000"],
+                "train.batch_size: must be <= data.n_train",
+            ),
+            (
+                &["train.divergence_loss=0.0"],
+                "train.divergence_loss: must be > 0",
+            ),
+            (&["data.n_train=0"], "data.n_train: must be >= 1 (got 0)"),
+            (
+                &["sharpness.measure_n=0"],
+                "sharpness.measure_n: must be >= 1",
+            ),
+            (&["sharpness.every=0"], "sharpness.every: must be >= 1"),
+            (
+                &["sharpness.tol=1.0"],
+                "sharpness.tol: must be in (0, 1) (got 1)",
+            ),
+            (&["sharpness.tol=0.0"], "sharpness.tol: must be in (0, 1)"),
+            (
+                &["model.loss_scale=-1.0"],
+                "model.loss_scale: must be finite and > 0",
+            ),
+            (
+                &["model.sigma2_hidden=0.0"],
+                "model.sigma2_hidden: must be finite and > 0",
+            ),
+            (
+                &["model.sigma2_readout=nan"],
+                "model.sigma2_readout: must be finite and > 0",
+            ),
+            (
+                &["grid.log2_c={start=0.0,stop=1.0,step=0.0}"],
+                "grid.log2_c.step: must be > 0",
+            ),
+            (
+                &["grid.log2_c={start=1.0,stop=0.0,step=0.1}"],
+                "grid.log2_c.stop: must be >= start",
+            ),
+            (
+                &["grid.c=[1.0, 2.0]"],
+                "grid.c: give either grid.c or grid.log2_c, not both",
+            ),
+            (
+                &["model.kind=uv", "model.depth=[4]"],
+                "model.depth: the uv model always has 2 layers",
+            ),
+        ];
+        for (overrides, expected) in cases {
+            let msg = error_with(overrides);
+            assert!(
+                msg.contains(expected),
+                "{overrides:?}: got {msg:?}, want {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn explicit_grid_c_validation() {
+        let base = "[grid]\n";
+        for (c, expected) in [
+            ("c = []", "grid.c: must not be empty"),
+            (
+                "c = [1.0, 0.0]",
+                "grid.c: every c must be finite and > 0 (got 0)",
+            ),
+            (
+                "c = [1.0, inf]",
+                "grid.c: every c must be finite and > 0 (got inf)",
+            ),
+        ] {
+            let err = Config::from_toml_str(&format!("{base}{c}")).unwrap_err();
+            assert!(err.to_string().contains(expected), "{c}: {err}");
+        }
+        let mut none = Config::default();
+        none.grid.log2_c = None;
+        let err = none.validate().unwrap_err();
+        assert!(err.to_string().contains("neither is set"), "{err}");
+    }
+
+    #[test]
+    fn explicit_grid_c_replaces_the_default_range() {
+        let c = Config::from_toml_str("[grid]\nc = [4.0, 1.0, 2.0, 2.0]").unwrap();
+        assert_eq!(c.grid.log2_c, None);
+        assert_eq!(c.c_values(), vec![1.0, 2.0, 4.0]);
+        // With neither given, the default range applies.
+        let d = Config::from_toml_str("[grid]\nstop_after_divergence = true").unwrap();
+        assert_eq!(d.grid.log2_c, GridConfig::default().log2_c);
+    }
+
+    #[test]
+    fn uv_model_defaults_to_two_layers() {
+        let c = Config::from_toml_str("[model]\nkind = \"uv\"\nwidth = [100]").unwrap();
+        assert_eq!(c.model.depth, vec![2]);
+        let c = Config::from_toml_str("[model]\nkind = \"uv\"\ndepth = [2]").unwrap();
+        assert_eq!(c.model.depth, vec![2]);
+    }
+
+    #[test]
+    fn overrides_nested_arrays_inline_tables_and_bare_strings() {
+        let c = with(&[
+            "model.width=[128]",
+            "train.steps=50",
+            "data.dataset=\"mnist\"",
+            "sharpness.tol=1e-4",
+            "grid.log2_c={start=0.0,stop=1.0,step=0.5}",
+            "output.path=/tmp/out.h5",
+        ]);
+        assert_eq!(c.model.width, vec![128]);
+        assert_eq!(c.train.steps, 50);
+        assert_eq!(c.data.dataset, DatasetKind::Mnist);
+        assert_eq!(c.sharpness.tol, 1e-4);
+        assert_eq!(c.c_values(), vec![1.0, 2f64.sqrt(), 2.0]);
+        assert_eq!(c.output.path, PathBuf::from("/tmp/out.h5"));
+
+        let c = with(&["data.dataset=cifar10", "train.sgd_seeds=[7, 8]"]);
+        assert_eq!(c.data.dataset, DatasetKind::Cifar10);
+        assert_eq!(c.train.sgd_seeds, Some(vec![7, 8]));
+        // Later overrides win.
+        let c = with(&["train.steps=3", "train.steps=4"]);
+        assert_eq!(c.train.steps, 4);
+    }
+
+    #[test]
+    fn override_of_nonexistent_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let err = Config::load(&path, &["train.stpes=5".to_string()]).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err:?}");
+        assert!(err.to_string().contains("`train.stpes`"), "{err}");
+        let err = Config::load(&path, &["optim.lr=0.1".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("`optim`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_override_is_reported() {
+        let mut t = toml::Table::new();
+        let err = apply_override(&mut t, "train.steps").unwrap_err();
+        assert!(matches!(err, ConfigError::Override { .. }));
+        assert!(err.to_string().contains("key=value"), "{err}");
+        assert!(apply_override(&mut t, "train..steps=1").is_err());
+        apply_override(&mut t, "train.steps=1").unwrap();
+        let err = apply_override(&mut t, "train.steps.x=1").unwrap_err();
+        assert!(
+            err.to_string().contains("`train.steps` is a value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn effective_text_includes_overrides_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let (c, text) = Config::load(&path, &["train.steps=7".to_string()]).unwrap();
+        assert!(text.contains("steps = 7"), "{text}");
+        assert_eq!(Config::from_toml_str(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn log2_range_gives_exact_endpoints() {
+        let c = with(&["grid.log2_c={start=0.0,stop=1.0,step=0.1}"]);
+        let v = c.c_values();
+        assert_eq!(v.len(), 11);
+        assert_eq!(v[0], 1.0);
+        assert_eq!(v[10], 2.0);
+        assert_eq!(v[5], 0.5f64.exp2());
+        assert!(v.windows(2).all(|w| w[0] < w[1]));
+        // Accumulation error in start + i*step must not drop or add the endpoint.
+        let c = with(&["grid.log2_c={start=0.3,stop=0.9,step=0.3}"]);
+        assert_eq!(
+            c.c_values(),
+            vec![0.3f64.exp2(), 0.6f64.exp2(), 0.9f64.exp2()]
+        );
+    }
+
+    #[test]
+    fn seed_pairs_diagonal_or_product() {
+        let c = example();
+        assert_eq!(c.seed_pairs(), vec![(1, 1), (2, 2), (3, 3)]);
+        let c = with(&["train.seeds=[1, 2]", "train.sgd_seeds=[10, 20, 30]"]);
+        assert_eq!(
+            c.seed_pairs(),
+            vec![(1, 10), (1, 20), (1, 30), (2, 10), (2, 20), (2, 30)]
+        );
+    }
+
+    #[test]
+    fn round_trip_through_toml_text() {
+        for c in [
+            example(),
+            Config::default(),
+            Config::from_toml_str(
+                "[grid]\nc = [1.5, 3.0]\n[train]\nsgd_seeds = [4]\n[model]\nkind = \"uv\"",
+            )
+            .unwrap(),
+        ] {
+            let text = c.to_toml_string();
+            assert_eq!(Config::from_toml_str(&text).unwrap(), c, "{text}");
+        }
+    }
 }
