@@ -1648,6 +1648,53 @@ mod tests {
         assert_same_record(orig.records[2].as_ref().unwrap(), &a, 2);
     }
 
+    /// Child half of [`records_survive_sigkill`]: writes two records, then kills itself.
+    /// Does nothing unless started by it.
+    #[cfg(unix)]
+    #[test]
+    fn sigkill_child() {
+        let Some(path) = std::env::var_os("SHARPSWEEP_STORE_SIGKILL_CHILD") else {
+            return;
+        };
+        let path = PathBuf::from(path);
+        let mut f = ResultsFile::create(&path, &meta("h1"), &empty(3, 4, &[]), false).unwrap();
+        f.write_record(0, &done(4, 0, 0.0)).unwrap();
+        f.write_record(2, &diverged(4, 0)).unwrap();
+        // SAFETY: signals this process; nothing after it runs.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unreachable!("SIGKILL did not stop the process");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn records_survive_sigkill() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sigkill.h5");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::hdf5::tests::sigkill_child",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("SHARPSWEEP_STORE_SIGKILL_CHILD", &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        let (got, stored) = read_results(&path).unwrap();
+        assert_same_record(got.records[0].as_ref().unwrap(), &done(4, 0, 0.0), 0);
+        assert_same_record(got.records[2].as_ref().unwrap(), &diverged(4, 0), 2);
+        assert!(got.records[1].is_none());
+        assert_eq!(stored.history.len(), 1);
+        // And the killed job's file can be resumed.
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert_eq!(again.records.iter().filter(|r| r.is_some()).count(), 2);
+        f.close().unwrap();
+    }
+
     fn h5dump(args: &[&str], path: &Path) -> String {
         let out = std::process::Command::new("h5dump")
             .args(args)
