@@ -1,0 +1,178 @@
+//! The results file read from Python: `scripts/read_results.py --check` opens it with
+//! `xarray.open_dataset(.., engine="h5netcdf")` and checks dimension and variable names.
+
+use std::path::Path;
+use std::process::Command;
+
+use sharpsweep::store::{
+    write_group_table, Column, FileMeta, Results, ResultsFile, RunRecord, RunStatus, TaskKey,
+};
+
+const MODULES: &str = "import h5py, xarray, h5netcdf, pandas";
+
+/// Makes sure the Python packages are importable, installing them with pip if not.
+/// Fails (never skips) when they cannot be had.
+fn ensure_python_packages() {
+    // The tests of this file run in parallel: one pip at a time.
+    static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _pip = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    let importable = || {
+        Command::new("python3")
+            .args(["-c", MODULES])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3: {e}"))
+            .status
+            .success()
+    };
+    if importable() {
+        return;
+    }
+    let out = Command::new("python3")
+        .args([
+            "-m", "pip", "install", "--quiet", "h5py", "xarray", "h5netcdf", "pandas",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run pip: {e}"));
+    assert!(
+        out.status.success(),
+        "pip install h5py xarray h5netcdf pandas failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(importable(), "installed, but `{MODULES}` still fails");
+}
+
+fn record(steps: usize, status: RunStatus, x: f64) -> RunRecord {
+    let m = steps + 1;
+    RunRecord {
+        lambda0: 10.0 + x,
+        eta: 2.0 / (10.0 + x),
+        status,
+        diverged_at: (status == RunStatus::Diverged).then_some(2),
+        loss: (0..m).map(|t| 0.05 * (1.0 + x * t as f64)).collect(),
+        sharpness: (0..m).map(|t| 10.0 + x - t as f64).collect(),
+        hvps: vec![25; m],
+        residual: vec![1e-4; m],
+        converged: vec![true; m],
+        interp_loss: vec![0.05, 0.06],
+        message: if status == RunStatus::Failed {
+            "out of memory".into()
+        } else {
+            String::new()
+        },
+        seconds: 0.5,
+    }
+}
+
+fn write_sample(path: &Path) {
+    let steps = 4;
+    let keys: Vec<TaskKey> = (0..4)
+        .map(|i| TaskKey {
+            c: 2f64.powf(1.0 + i as f64 * 0.5),
+            depth: 4,
+            width: 128,
+            seed: 0,
+            sgd_seed: i,
+        })
+        .collect();
+    let results = Results {
+        steps,
+        interp_alpha: vec![0.0, 1.0],
+        records: vec![None; keys.len()],
+        keys,
+    };
+    let meta = FileMeta {
+        config_text: "steps = 4\n".into(),
+        config_sha256: "0123abcd".into(),
+        conventions: vec![("loss".into(), "1/(2Bk) sum (f-y)^2".into())],
+        program_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: "test".into(),
+        mpi_version: "none".into(),
+        cpu_features: "test".into(),
+        ranks: 1,
+        slurm_job_id: None,
+    };
+    let mut f = ResultsFile::create(path, &meta, &results, false).unwrap();
+    f.write_record(0, &record(steps, RunStatus::Done, 0.0))
+        .unwrap();
+    f.write_record(1, &record(steps, RunStatus::Diverged, 5.0))
+        .unwrap();
+    f.write_record(2, &record(steps, RunStatus::Failed, 0.0))
+        .unwrap();
+    f.close().unwrap();
+}
+
+#[test]
+fn xarray_reads_the_results_file() {
+    ensure_python_packages();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.h5");
+    write_sample(&path);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_results.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "read_results.py failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("check: ok"), "{stdout}");
+    for word in [
+        "diverged",
+        "failed",
+        "pending",
+        "done",
+        "lambda0",
+        "out of memory",
+    ] {
+        assert!(
+            stdout.contains(word),
+            "`{word}` not in the output:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn xarray_reads_an_analysis_group() {
+    ensure_python_packages();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.h5");
+    write_sample(&path);
+    let columns = [
+        ("depth", Column::I64(vec![2, 4])),
+        ("c_loss", Column::F64(vec![2.5, 3.0])),
+        ("phase", Column::Str(vec!["a".into(), "b".into()])),
+    ];
+    write_group_table(
+        &path,
+        "analysis/critical",
+        &columns,
+        &[("epsilon", "0".into())],
+    )
+    .unwrap();
+    let code = r#"
+import sys, xarray as xr
+ds = xr.open_dataset(sys.argv[1], group="analysis/critical", engine="h5netcdf")
+assert dict(ds.sizes) == {"row": 2}, ds.sizes
+assert all(ds[v].dims == ("row",) for v in ["depth", "c_loss", "phase"]), ds
+assert list(ds["phase"].values) == ["a", "b"] and ds.attrs["epsilon"] == "0", ds
+root = xr.open_dataset(sys.argv[1], engine="h5netcdf")
+assert root["loss"].dims == ("run", "step")
+print("group: ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", code])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("group: ok"),
+        "{stdout}\n{stderr}"
+    );
+}
