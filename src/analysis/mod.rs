@@ -1,1 +1,67 @@
-//! TODO
+//! Findings from the results table: critical learning-rate multipliers per line and their
+//! seed averages ([`critical`]), the regimes of longer runs ([`regimes`]), the collected
+//! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
+//! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
+
+pub mod critical;
+pub mod plot;
+pub mod regimes;
+pub mod report;
+
+use serde::Serialize;
+
+use crate::store::results::Results;
+
+pub use critical::{
+    Boundary, BoundaryFit, CriticalValue, FitAxis, GroupSummary, LineCritical, LineKey, LinearFit,
+    Phase, Resolution, RunPhase, SeedMean,
+};
+pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection};
+pub use regimes::{RegimeParams, RunRegime};
+pub use report::{Analysis, Column, ColumnData, Table};
+
+/// Parameters of the analysis (all stored with its output).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AnalysisParams {
+    /// ε of the sharpness-catapult criterion λ_t > (1+ε)·λ₀ (0 in the authors' main demo,
+    /// 0.05 in their zero-readout demo).
+    pub eps_sharp: f64,
+    /// Early window T: c_loss and c_sharp look at steps 1..=min(T, steps).
+    pub early_window: usize,
+    /// c below which a run is lazy-like (2).
+    pub lazy_c: f64,
+    /// A bracket c_at/c_below above this ratio is flagged as coarse (2^0.25).
+    pub max_bracket_ratio: f64,
+    /// Regime detection for long runs.
+    pub regimes: RegimeParams,
+}
+
+impl Default for AnalysisParams {
+    fn default() -> Self {
+        AnalysisParams {
+            eps_sharp: 0.0,
+            early_window: 10,
+            lazy_c: 2.0,
+            max_bracket_ratio: 2f64.powf(0.25),
+            regimes: RegimeParams::default(),
+        }
+    }
+}
+
+/// Runs every analysis on `results`.
+pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {
+    let lines = critical::critical_lines(results, params);
+    let groups = critical::group_summaries(&lines);
+    let fits = critical::boundary_fits(&groups);
+    let missing = lines.iter().flat_map(|l| l.missing.clone()).collect();
+    Analysis {
+        params: params.clone(),
+        steps: results.steps,
+        early_window: critical::early_window(results, params),
+        lines,
+        groups,
+        fits,
+        missing,
+        regimes: regimes::run_regimes(results, &params.regimes),
+    }
+}

@@ -1,0 +1,1372 @@
+//! Critical learning-rate multipliers c_loss, c_sharp, c_max and c_barrier on each
+//! (depth, width, seed, sgd_seed) line of c values, their seed averages per (depth, width),
+//! phase labels, and linear fits of the phase boundaries against 1/w and d/w.
+//!
+//! Conventions (also written into every export):
+//! - A critical value is the **first grid c at which its criterion holds** (`c_at`); the
+//!   bracket `(c_below, c_at)` gives the previous grid c whose criterion is known not to hold.
+//!   c_max is the exception: it is the *last* c that trained (`c_below`), and `c_at` is the
+//!   first c that diverged.
+//! - The criteria are taken to be monotone in c: only runs whose outcome is unknown
+//!   (pending, failed, or unmeasured) *inside* the bracket make a value unresolved. Unknown runs
+//!   elsewhere are still listed in [`LineCritical::missing`]. A known "does not hold" above a
+//!   "holds" gives a non-monotone warning.
+//! - Early-window criteria (c_loss, c_sharp) look at steps 1..=T with
+//!   T = min(`early_window`, steps). Only finite measured entries are compared; a NaN entry is
+//!   "not measured" and skipped, a ±inf entry counts as a rise (the loss blew up). A run that
+//!   diverged within the window (or whose divergence step is unknown) counts as a rise of
+//!   both loss and sharpness: its loss blew up, and the paper's phase diagram puts divergent
+//!   runs above both boundaries. A run that diverged after the window is judged on its window.
+//! - c_barrier: the interpolated loss along θ₀ → θ_T rises above L₀ = `interp_loss[0]`
+//!   (α = 0) at some α > 0. A diverged run with no finite interpolation counts as a barrier.
+//! - Seed averages are means of c itself (not of log₂ c), as in the paper; the standard error
+//!   is std/√n with the n−1 denominator (NaN for n = 1). Only resolved lines enter the mean;
+//!   lines below/above the grid or unresolved are counted separately.
+
+use serde::Serialize;
+
+use crate::store::results::{Results, RunRecord, RunStatus, TaskKey};
+
+use super::AnalysisParams;
+
+/// Which critical value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Boundary {
+    /// Loss catapult onset: L_t > L₀ for some t in 1..=T.
+    CLoss,
+    /// Sharpness catapult onset: λ_t > (1+ε)·λ₀ for some t in 1..=T.
+    CSharp,
+    /// Largest c that trains without divergence.
+    CMax,
+    /// Loss barrier on the straight line θ₀ → θ_T.
+    CBarrier,
+}
+
+impl Boundary {
+    /// Column-friendly name (`c_loss`, `c_sharp`, `c_max`, `c_barrier`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Boundary::CLoss => "c_loss",
+            Boundary::CSharp => "c_sharp",
+            Boundary::CMax => "c_max",
+            Boundary::CBarrier => "c_barrier",
+        }
+    }
+}
+
+/// How well the grid pins down one critical value on one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Resolution {
+    /// Bracketed by two adjacent known grid points.
+    Resolved,
+    /// The criterion already holds at the line's smallest c (for c_max: the smallest c
+    /// diverged). No value.
+    BelowGrid,
+    /// The criterion never holds on the line (for c_max: nothing diverged). No value.
+    AboveGrid,
+    /// A run of unknown outcome (pending, failed, unmeasured) lies inside the bracket.
+    Unresolved,
+    /// No run on the line has a known outcome.
+    NoData,
+}
+
+impl Resolution {
+    /// Lower-case name for text and column output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Resolved => "resolved",
+            Resolution::BelowGrid => "below grid",
+            Resolution::AboveGrid => "above grid",
+            Resolution::Unresolved => "unresolved",
+            Resolution::NoData => "no data",
+        }
+    }
+}
+
+/// One critical value on one line, with its grid bracket.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CriticalValue {
+    /// The critical c (`c_at`, or `c_below` for c_max) when resolved, else `None`.
+    pub value: Option<f64>,
+    /// Largest grid c below the transition whose outcome is known not to satisfy the
+    /// criterion (for c_max: the last c that trained).
+    pub c_below: Option<f64>,
+    /// First grid c at which the criterion holds (for c_max: the first c that diverged).
+    pub c_at: Option<f64>,
+    /// How well the value is pinned down.
+    pub resolution: Resolution,
+    /// `c_at / c_below` exceeds `AnalysisParams::max_bracket_ratio`.
+    pub coarse: bool,
+    /// A run above `c_at` is known not to satisfy the criterion.
+    pub non_monotone: bool,
+}
+
+impl CriticalValue {
+    /// Whether grid point `c` lies at or above the transition: `Some(true)` for c ≥ c_at,
+    /// `Some(false)` for c ≤ c_below, `None` where the grid leaves it open.
+    pub fn at_or_above(&self, c: f64) -> Option<bool> {
+        if self.c_at.is_some_and(|a| c >= a) {
+            Some(true)
+        } else if self.c_below.is_some_and(|b| c <= b) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Phase of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// c < 2.
+    Lazy,
+    /// 2 ≤ c < c_loss: sharpness falls, no loss catapult.
+    SharpnessReduction,
+    /// c_loss ≤ c < c_sharp.
+    LossCatapult,
+    /// c_sharp ≤ c, not divergent.
+    LossSharpnessCatapult,
+    /// c above c_max (diverged).
+    Divergent,
+    /// The grid (or missing runs) leaves the phase open.
+    Undetermined,
+}
+
+impl Phase {
+    /// Name used in text and column output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Lazy => "lazy",
+            Phase::SharpnessReduction => "sharpness-reduction",
+            Phase::LossCatapult => "loss-catapult",
+            Phase::LossSharpnessCatapult => "loss-sharpness-catapult",
+            Phase::Divergent => "divergent",
+            Phase::Undetermined => "undetermined",
+        }
+    }
+}
+
+/// Grid coordinates of one line (all c of one (depth, width, seed, sgd_seed)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct LineKey {
+    /// Number of weight layers.
+    pub depth: u32,
+    /// Hidden width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+    /// SGD-order seed.
+    pub sgd_seed: u64,
+}
+
+impl LineKey {
+    fn of(key: &TaskKey) -> Self {
+        LineKey {
+            depth: key.depth,
+            width: key.width,
+            seed: key.seed,
+            sgd_seed: key.sgd_seed,
+        }
+    }
+}
+
+/// One run of a line with its phase labels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunPhase {
+    /// Index into `Results::keys`.
+    pub index: usize,
+    /// Learning-rate multiplier.
+    pub c: f64,
+    /// Run status.
+    pub status: RunStatus,
+    /// Phase from the line's critical values.
+    pub phase_line: Phase,
+    /// Phase from this run's own trajectory (`Undetermined` when it has no usable record).
+    pub phase_direct: Phase,
+}
+
+/// Critical values of one line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LineCritical {
+    /// Line coordinates.
+    pub line: LineKey,
+    /// Grid c values of the line, ascending.
+    pub c: Vec<f64>,
+    /// Loss-catapult onset.
+    pub c_loss: CriticalValue,
+    /// Sharpness-catapult onset.
+    pub c_sharp: CriticalValue,
+    /// Last c that trained (`value`) and first that diverged (`c_at`).
+    pub c_max: CriticalValue,
+    /// Loss-barrier onset (only when `Results::interp_alpha` is non-empty).
+    pub c_barrier: Option<CriticalValue>,
+    /// Runs whose outcome is unknown: (key, reason).
+    pub missing: Vec<(TaskKey, String)>,
+    /// Per-run phases, in ascending c.
+    pub runs: Vec<RunPhase>,
+}
+
+impl LineCritical {
+    /// The critical value of `b` (None only for c_barrier without interpolation data).
+    pub fn get(&self, b: Boundary) -> Option<&CriticalValue> {
+        match b {
+            Boundary::CLoss => Some(&self.c_loss),
+            Boundary::CSharp => Some(&self.c_sharp),
+            Boundary::CMax => Some(&self.c_max),
+            Boundary::CBarrier => self.c_barrier.as_ref(),
+        }
+    }
+}
+
+/// Seed average of one boundary over the lines of one (depth, width).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeedMean {
+    /// Mean of the resolved values (NaN when none).
+    pub mean: f64,
+    /// Standard error std/√n, n−1 denominator (NaN for n < 2).
+    pub se: f64,
+    /// Number of resolved lines averaged.
+    pub n: usize,
+    /// Lines where the value is below the grid.
+    pub n_below: usize,
+    /// Lines where the value is above the grid.
+    pub n_above: usize,
+    /// Lines where the value is unresolved (or has no data).
+    pub n_unresolved: usize,
+    /// Lines whose bracket is coarser than the allowed ratio.
+    pub n_coarse: usize,
+}
+
+/// All boundaries of one (depth, width), averaged over seed lines.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupSummary {
+    /// Number of weight layers.
+    pub depth: u32,
+    /// Hidden width.
+    pub width: u32,
+    /// Number of seed lines.
+    pub n_lines: usize,
+    /// Loss-catapult onset.
+    pub c_loss: SeedMean,
+    /// Sharpness-catapult onset.
+    pub c_sharp: SeedMean,
+    /// Largest trainable c.
+    pub c_max: SeedMean,
+    /// Loss-barrier onset (when interpolation data exist).
+    pub c_barrier: Option<SeedMean>,
+    /// Human-readable warnings about this group.
+    pub warnings: Vec<String>,
+}
+
+impl GroupSummary {
+    /// depth / width.
+    pub fn d_over_w(&self) -> f64 {
+        f64::from(self.depth) / f64::from(self.width)
+    }
+    /// The seed mean of `b` (None only for c_barrier without interpolation data).
+    pub fn get(&self, b: Boundary) -> Option<&SeedMean> {
+        match b {
+            Boundary::CLoss => Some(&self.c_loss),
+            Boundary::CSharp => Some(&self.c_sharp),
+            Boundary::CMax => Some(&self.c_max),
+            Boundary::CBarrier => self.c_barrier.as_ref(),
+        }
+    }
+}
+
+/// Abscissa of a boundary fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FitAxis {
+    /// x = 1/w.
+    InverseWidth,
+    /// x = d/w.
+    DepthOverWidth,
+}
+
+impl FitAxis {
+    /// x for a (depth, width).
+    pub fn x(self, depth: u32, width: u32) -> f64 {
+        match self {
+            FitAxis::InverseWidth => 1.0 / f64::from(width),
+            FitAxis::DepthOverWidth => f64::from(depth) / f64::from(width),
+        }
+    }
+    /// Name for output (`1/w`, `d/w`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FitAxis::InverseWidth => "1/w",
+            FitAxis::DepthOverWidth => "d/w",
+        }
+    }
+}
+
+/// A straight line y = intercept + slope·x from (weighted) least squares.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinearFit {
+    /// Value at x = 0.
+    pub intercept: f64,
+    /// dy/dx.
+    pub slope: f64,
+    /// Standard error of the intercept.
+    pub intercept_se: f64,
+    /// Standard error of the slope.
+    pub slope_se: f64,
+    /// Number of points.
+    pub n: usize,
+    /// Whether weights 1/se² were used. Weighted fits report the absolute-σ covariance
+    /// (XᵀWX)⁻¹; unweighted ones scale (XᵀX)⁻¹ by RSS/(n−2) (NaN errors for n = 2).
+    pub weighted: bool,
+}
+
+impl LinearFit {
+    /// The fitted line at x.
+    pub fn eval(&self, x: f64) -> f64 {
+        self.intercept + self.slope * x
+    }
+}
+
+/// The fit of one boundary against one abscissa.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BoundaryFit {
+    /// Which boundary.
+    pub boundary: Boundary,
+    /// Against what.
+    pub axis: FitAxis,
+    /// The fit (None with fewer than two usable points or all x equal).
+    pub fit: Option<LinearFit>,
+}
+
+/// Outcome of one criterion on one run.
+#[derive(Clone, Debug, PartialEq)]
+enum Outcome {
+    Holds,
+    Fails,
+    Unknown(String),
+}
+
+/// Early window T used by c_loss / c_sharp.
+pub(crate) fn early_window(results: &Results, params: &AnalysisParams) -> usize {
+    params.early_window.min(results.steps)
+}
+
+/// True when a run diverged inside the window 1..=t_max (or at an unknown step).
+fn diverged_within(rec: &RunRecord, t_max: usize) -> bool {
+    rec.status == RunStatus::Diverged && rec.diverged_at.is_none_or(|s| s as usize <= t_max)
+}
+
+/// Whether any measured entry in 1..=t_max exceeds `threshold` (+inf counts as a rise).
+/// `None` when no entry in the window is measured.
+fn rises_above(series: &[f64], t_max: usize, threshold: f64) -> Option<bool> {
+    let mut measured = false;
+    for &v in series.iter().take(t_max + 1).skip(1) {
+        if v.is_nan() {
+            continue;
+        }
+        measured = true;
+        if v.is_infinite() || v > threshold {
+            return Some(true);
+        }
+    }
+    measured.then_some(false)
+}
+
+/// λ₀ of a run: the recorded `lambda0` (the value η was set from), else `sharpness[0]`.
+pub(crate) fn lambda_zero(rec: &RunRecord) -> f64 {
+    if rec.lambda0.is_finite() && rec.lambda0 > 0.0 {
+        rec.lambda0
+    } else {
+        rec.sharpness.first().copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Why a run has no usable record, if it has none.
+fn unusable(results: &Results, i: usize) -> Option<String> {
+    match &results.records[i] {
+        None => Some("pending".into()),
+        Some(r) => match r.status {
+            RunStatus::Pending => Some("pending".into()),
+            RunStatus::Failed if r.message.is_empty() => Some("failed".into()),
+            RunStatus::Failed => Some(format!("failed: {}", r.message)),
+            RunStatus::Done | RunStatus::Diverged => None,
+        },
+    }
+}
+
+fn loss_outcome(rec: &RunRecord, t_max: usize) -> Outcome {
+    if diverged_within(rec, t_max) {
+        return Outcome::Holds;
+    }
+    let l0 = rec.loss.first().copied().unwrap_or(f64::NAN);
+    if !l0.is_finite() {
+        return Outcome::Unknown("L_0 not finite".into());
+    }
+    match rises_above(&rec.loss, t_max, l0) {
+        Some(true) => Outcome::Holds,
+        Some(false) => Outcome::Fails,
+        None => Outcome::Unknown(format!("no loss measured in steps 1..={t_max}")),
+    }
+}
+
+fn sharp_outcome(rec: &RunRecord, t_max: usize, eps: f64) -> Outcome {
+    if diverged_within(rec, t_max) {
+        return Outcome::Holds;
+    }
+    let lam0 = lambda_zero(rec);
+    if !lam0.is_finite() {
+        return Outcome::Unknown("λ_0 not finite".into());
+    }
+    match rises_above(&rec.sharpness, t_max, (1.0 + eps) * lam0) {
+        Some(true) => Outcome::Holds,
+        Some(false) => Outcome::Fails,
+        None => Outcome::Unknown(format!("no sharpness measured in steps 1..={t_max}")),
+    }
+}
+
+fn diverge_outcome(rec: &RunRecord) -> Outcome {
+    if rec.status == RunStatus::Diverged {
+        Outcome::Holds
+    } else {
+        Outcome::Fails
+    }
+}
+
+fn barrier_outcome(rec: &RunRecord) -> Outcome {
+    let l0 = rec.interp_loss.first().copied().unwrap_or(f64::NAN);
+    if l0.is_finite() {
+        if let Some(r) = rises_above(&rec.interp_loss, rec.interp_loss.len() - 1, l0) {
+            return if r { Outcome::Holds } else { Outcome::Fails };
+        }
+    }
+    if rec.status == RunStatus::Diverged {
+        Outcome::Holds
+    } else {
+        Outcome::Unknown("no interpolation loss".into())
+    }
+}
+
+/// Locates the transition of a criterion along a line (c ascending).
+fn locate(c: &[f64], outcomes: &[Outcome], max_ratio: f64, is_cmax: bool) -> CriticalValue {
+    let first_hold = outcomes.iter().position(|o| *o == Outcome::Holds);
+    let end = first_hold.unwrap_or(outcomes.len());
+    let last_fail = outcomes[..end].iter().rposition(|o| *o == Outcome::Fails);
+    let start = last_fail.map_or(0, |j| j + 1);
+    let unknown_inside = outcomes[start..end]
+        .iter()
+        .any(|o| matches!(o, Outcome::Unknown(_)));
+    let non_monotone = first_hold.is_some_and(|h| outcomes[h..].contains(&Outcome::Fails));
+    let c_below = last_fail.map(|j| c[j]);
+    let c_at = first_hold.map(|h| c[h]);
+    let resolution = if first_hold.is_none() && last_fail.is_none() {
+        Resolution::NoData
+    } else if unknown_inside {
+        Resolution::Unresolved
+    } else if first_hold == Some(0) {
+        Resolution::BelowGrid
+    } else if first_hold.is_none() {
+        Resolution::AboveGrid
+    } else {
+        Resolution::Resolved
+    };
+    let value = (resolution == Resolution::Resolved).then(|| {
+        if is_cmax {
+            c_below.expect("resolved bracket has a lower end")
+        } else {
+            c_at.expect("resolved bracket has an upper end")
+        }
+    });
+    let coarse = matches!((c_below, c_at), (Some(b), Some(a)) if b > 0.0 && a / b > max_ratio);
+    CriticalValue {
+        value,
+        c_below,
+        c_at,
+        resolution,
+        coarse,
+        non_monotone,
+    }
+}
+
+/// Phase of grid point `c` from the line's critical values.
+fn phase_from_line(
+    c: f64,
+    lazy_c: f64,
+    c_loss: &CriticalValue,
+    c_sharp: &CriticalValue,
+    c_max: &CriticalValue,
+) -> Phase {
+    match c_max.at_or_above(c) {
+        Some(true) => return Phase::Divergent,
+        None => return Phase::Undetermined,
+        Some(false) => {}
+    }
+    if c < lazy_c {
+        return Phase::Lazy;
+    }
+    match (c_sharp.at_or_above(c), c_loss.at_or_above(c)) {
+        (Some(true), _) => Phase::LossSharpnessCatapult,
+        (Some(false), Some(true)) => Phase::LossCatapult,
+        (Some(false), Some(false)) => Phase::SharpnessReduction,
+        _ => Phase::Undetermined,
+    }
+}
+
+/// Phase of one run from its own trajectory.
+fn phase_direct(rec: Option<&RunRecord>, c: f64, t_max: usize, params: &AnalysisParams) -> Phase {
+    let Some(rec) = rec else {
+        return Phase::Undetermined;
+    };
+    match rec.status {
+        RunStatus::Diverged => return Phase::Divergent,
+        RunStatus::Done => {}
+        RunStatus::Pending | RunStatus::Failed => return Phase::Undetermined,
+    }
+    if c < params.lazy_c {
+        return Phase::Lazy;
+    }
+    match (
+        sharp_outcome(rec, t_max, params.eps_sharp),
+        loss_outcome(rec, t_max),
+    ) {
+        (Outcome::Holds, _) => Phase::LossSharpnessCatapult,
+        (Outcome::Fails, Outcome::Holds) => Phase::LossCatapult,
+        (Outcome::Fails, Outcome::Fails) => Phase::SharpnessReduction,
+        _ => Phase::Undetermined,
+    }
+}
+
+/// Groups run indices into lines, each sorted by ascending c.
+pub fn lines_of(results: &Results) -> Vec<(LineKey, Vec<usize>)> {
+    let mut map: std::collections::BTreeMap<LineKey, Vec<usize>> = Default::default();
+    for (i, k) in results.keys.iter().enumerate() {
+        map.entry(LineKey::of(k)).or_default().push(i);
+    }
+    map.into_iter()
+        .map(|(k, mut idx)| {
+            idx.sort_by(|&a, &b| results.keys[a].c.total_cmp(&results.keys[b].c));
+            (k, idx)
+        })
+        .collect()
+}
+
+/// Critical values and per-run phases of every line.
+pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCritical> {
+    let t_max = early_window(results, params);
+    let with_barrier = !results.interp_alpha.is_empty();
+    lines_of(results)
+        .into_iter()
+        .map(|(line, idx)| {
+            let c: Vec<f64> = idx.iter().map(|&i| results.keys[i].c).collect();
+            let mut missing = Vec::new();
+            let mut loss = Vec::new();
+            let mut sharp = Vec::new();
+            let mut div = Vec::new();
+            let mut barrier = Vec::new();
+            for &i in &idx {
+                let key = results.keys[i];
+                if let Some(reason) = unusable(results, i) {
+                    missing.push((key, reason.clone()));
+                    for v in [&mut loss, &mut sharp, &mut div, &mut barrier] {
+                        v.push(Outcome::Unknown(reason.clone()));
+                    }
+                    continue;
+                }
+                let rec = results.records[i]
+                    .as_ref()
+                    .expect("usable run has a record");
+                let outs = [
+                    loss_outcome(rec, t_max),
+                    sharp_outcome(rec, t_max, params.eps_sharp),
+                    diverge_outcome(rec),
+                    if with_barrier {
+                        barrier_outcome(rec)
+                    } else {
+                        Outcome::Fails
+                    },
+                ];
+                // c_max (outs[2]) is always known for a finished run.
+                let reasons: Vec<String> = [
+                    (&outs[0], "loss"),
+                    (&outs[1], "sharpness"),
+                    (&outs[3], "barrier"),
+                ]
+                .into_iter()
+                .filter_map(|(o, name)| match o {
+                    Outcome::Unknown(r) => Some(format!("{name}: {r}")),
+                    _ => None,
+                })
+                .collect();
+                if !reasons.is_empty() {
+                    missing.push((key, reasons.join("; ")));
+                }
+                let [l, s, d, b] = outs;
+                loss.push(l);
+                sharp.push(s);
+                div.push(d);
+                barrier.push(b);
+            }
+            let r = params.max_bracket_ratio;
+            let c_loss = locate(&c, &loss, r, false);
+            let c_sharp = locate(&c, &sharp, r, false);
+            let c_max = locate(&c, &div, r, true);
+            let c_barrier = with_barrier.then(|| locate(&c, &barrier, r, false));
+            let runs = idx
+                .iter()
+                .map(|&i| {
+                    let ci = results.keys[i].c;
+                    RunPhase {
+                        index: i,
+                        c: ci,
+                        status: results.status(i),
+                        phase_line: phase_from_line(ci, params.lazy_c, &c_loss, &c_sharp, &c_max),
+                        phase_direct: phase_direct(results.records[i].as_ref(), ci, t_max, params),
+                    }
+                })
+                .collect();
+            LineCritical {
+                line,
+                c,
+                c_loss,
+                c_sharp,
+                c_max,
+                c_barrier,
+                missing,
+                runs,
+            }
+        })
+        .collect()
+}
+
+/// Mean and standard error (n−1 denominator; NaN for n < 2) of `values`.
+pub fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (mean, (var / n as f64).sqrt())
+}
+
+fn seed_mean<'a>(vals: impl Iterator<Item = &'a CriticalValue>) -> SeedMean {
+    let mut resolved = Vec::new();
+    let (mut n_below, mut n_above, mut n_unresolved, mut n_coarse) = (0, 0, 0, 0);
+    for v in vals {
+        n_coarse += usize::from(v.coarse);
+        match v.resolution {
+            Resolution::Resolved => resolved.push(v.value.expect("resolved has a value")),
+            Resolution::BelowGrid => n_below += 1,
+            Resolution::AboveGrid => n_above += 1,
+            Resolution::Unresolved | Resolution::NoData => n_unresolved += 1,
+        }
+    }
+    let (mean, se) = mean_se(&resolved);
+    SeedMean {
+        mean,
+        se,
+        n: resolved.len(),
+        n_below,
+        n_above,
+        n_unresolved,
+        n_coarse,
+    }
+}
+
+/// Seed averages per (depth, width), sorted by (depth, width).
+pub fn group_summaries(lines: &[LineCritical]) -> Vec<GroupSummary> {
+    let mut groups: std::collections::BTreeMap<(u32, u32), Vec<&LineCritical>> = Default::default();
+    for l in lines {
+        groups
+            .entry((l.line.depth, l.line.width))
+            .or_default()
+            .push(l);
+    }
+    groups
+        .into_iter()
+        .map(|((depth, width), ls)| {
+            let has_barrier = ls.iter().any(|l| l.c_barrier.is_some());
+            let mut g = GroupSummary {
+                depth,
+                width,
+                n_lines: ls.len(),
+                c_loss: seed_mean(ls.iter().map(|l| &l.c_loss)),
+                c_sharp: seed_mean(ls.iter().map(|l| &l.c_sharp)),
+                c_max: seed_mean(ls.iter().map(|l| &l.c_max)),
+                c_barrier: has_barrier
+                    .then(|| seed_mean(ls.iter().filter_map(|l| l.c_barrier.as_ref()))),
+                warnings: Vec::new(),
+            };
+            for b in [
+                Boundary::CLoss,
+                Boundary::CSharp,
+                Boundary::CMax,
+                Boundary::CBarrier,
+            ] {
+                let Some(m) = g.get(b) else { continue };
+                let name = b.name();
+                let mut w = Vec::new();
+                if m.n_below > 0 {
+                    w.push(format!("{name}: {} line(s) below grid", m.n_below));
+                }
+                if m.n_above > 0 {
+                    w.push(format!("{name}: {} line(s) above grid", m.n_above));
+                }
+                if m.n_unresolved > 0 {
+                    w.push(format!("{name}: {} line(s) unresolved", m.n_unresolved));
+                }
+                if m.n_coarse > 0 {
+                    w.push(format!(
+                        "{name}: {} line(s) with coarse bracket",
+                        m.n_coarse
+                    ));
+                }
+                let nm = ls
+                    .iter()
+                    .filter_map(|l| l.get(b))
+                    .filter(|v| v.non_monotone)
+                    .count();
+                if nm > 0 {
+                    w.push(format!("{name}: {nm} line(s) non-monotone in c"));
+                }
+                g.warnings.extend(w);
+            }
+            g
+        })
+        .collect()
+}
+
+/// Weighted least squares y = a + b·x. Weights `w` (None: unweighted). None for fewer than
+/// two points or when all x coincide.
+pub fn linear_fit(x: &[f64], y: &[f64], w: Option<&[f64]>) -> Option<LinearFit> {
+    let n = x.len();
+    if n < 2 || y.len() != n {
+        return None;
+    }
+    let weight = |i: usize| w.map_or(1.0, |w| w[i]);
+    let (mut s, mut sx, mut sy) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        s += weight(i);
+        sx += weight(i) * x[i];
+        sy += weight(i) * y[i];
+    }
+    let (xm, ym) = (sx / s, sy / s);
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for i in 0..n {
+        sxx += weight(i) * (x[i] - xm).powi(2);
+        sxy += weight(i) * (x[i] - xm) * (y[i] - ym);
+    }
+    if sxx <= 0.0 || !sxx.is_finite() {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = ym - slope * xm;
+    // Covariance of (intercept, slope) is σ²·(XᵀWX)⁻¹ with
+    // Var(slope) = σ²/Sxx and Var(intercept) = σ²·(1/S + x̄²/Sxx).
+    let sigma2 = if w.is_some() {
+        1.0
+    } else if n > 2 {
+        let rss: f64 = (0..n)
+            .map(|i| (y[i] - intercept - slope * x[i]).powi(2))
+            .sum();
+        rss / (n - 2) as f64
+    } else {
+        f64::NAN
+    };
+    Some(LinearFit {
+        intercept,
+        slope,
+        intercept_se: (sigma2 * (1.0 / s + xm * xm / sxx)).sqrt(),
+        slope_se: (sigma2 / sxx).sqrt(),
+        n,
+        weighted: w.is_some(),
+    })
+}
+
+/// Fits each boundary's seed mean against 1/w and d/w. Groups whose mean is NaN are left
+/// out. Weighted by 1/se² when every used point has a finite positive se, else unweighted.
+pub fn boundary_fits(groups: &[GroupSummary]) -> Vec<BoundaryFit> {
+    let mut out = Vec::new();
+    for b in [
+        Boundary::CLoss,
+        Boundary::CSharp,
+        Boundary::CMax,
+        Boundary::CBarrier,
+    ] {
+        if b == Boundary::CBarrier && groups.iter().all(|g| g.c_barrier.is_none()) {
+            continue;
+        }
+        for axis in [FitAxis::InverseWidth, FitAxis::DepthOverWidth] {
+            let pts: Vec<(f64, f64, f64)> = groups
+                .iter()
+                .filter_map(|g| {
+                    let m = g.get(b)?;
+                    m.mean
+                        .is_finite()
+                        .then(|| (axis.x(g.depth, g.width), m.mean, m.se))
+                })
+                .collect();
+            let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
+            let y: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            let weighted = pts.iter().all(|p| p.2.is_finite() && p.2 > 0.0);
+            let w: Vec<f64> = pts.iter().map(|p| 1.0 / (p.2 * p.2)).collect();
+            out.push(BoundaryFit {
+                boundary: b,
+                axis,
+                fit: linear_fit(&x, &y, weighted.then_some(w.as_slice())),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::analysis::AnalysisParams;
+
+    /// A finished run with given loss and sharpness trajectories (λ₀ = sharpness[0]).
+    pub(crate) fn run(loss: Vec<f64>, sharpness: Vec<f64>, c: f64) -> RunRecord {
+        let n = loss.len();
+        RunRecord {
+            lambda0: sharpness[0],
+            eta: c / sharpness[0],
+            status: RunStatus::Done,
+            diverged_at: None,
+            loss,
+            sharpness,
+            hvps: vec![10; n],
+            residual: vec![1e-6; n],
+            converged: vec![true; n],
+            interp_loss: Vec::new(),
+            message: String::new(),
+            seconds: 1.0,
+        }
+    }
+
+    /// A run that diverged at `step` (entries from `step` on are NaN).
+    pub(crate) fn diverged(steps: usize, step: u32, c: f64) -> RunRecord {
+        let mut loss = vec![f64::NAN; steps + 1];
+        let mut sh = vec![f64::NAN; steps + 1];
+        loss[0] = 1.0;
+        sh[0] = 10.0;
+        for t in 1..(step as usize).min(steps + 1) {
+            loss[t] = 1.0 + t as f64;
+            sh[t] = 10.0;
+        }
+        let mut r = run(loss, sh, c);
+        r.status = RunStatus::Diverged;
+        r.diverged_at = Some(step);
+        r
+    }
+
+    /// A synthetic line: per c, whether loss rises, sharpness rises, or the run diverges.
+    /// `kind`: 'l' lazy-like (both fall), 's' sharpness reduction (loss falls, λ falls),
+    /// 'L' loss rises only, 'S' loss and sharpness rise, 'D' diverged at step 3,
+    /// 'P' pending, 'F' failed.
+    pub(crate) fn line(
+        res: &mut Results,
+        depth: u32,
+        width: u32,
+        seed: u64,
+        cs: &[f64],
+        kinds: &str,
+    ) {
+        let steps = res.steps;
+        for (&c, k) in cs.iter().zip(kinds.chars()) {
+            res.keys.push(TaskKey {
+                c,
+                depth,
+                width,
+                seed,
+                sgd_seed: seed,
+            });
+            let down: Vec<f64> = (0..=steps).map(|t| 1.0 - 0.01 * t as f64).collect();
+            let sdown: Vec<f64> = (0..=steps).map(|t| 10.0 - 0.1 * t as f64).collect();
+            let mut bump = down.clone();
+            bump[2] = 1.5;
+            let mut sbump = sdown.clone();
+            sbump[3] = 12.0;
+            let rec = match k {
+                'l' | 's' => Some(run(down, sdown, c)),
+                'L' => Some(run(bump, sdown, c)),
+                'S' => Some(run(bump, sbump, c)),
+                'D' => Some(diverged(steps, 3, c)),
+                'P' => None,
+                'F' => {
+                    let mut r = run(down, sdown, c);
+                    r.status = RunStatus::Failed;
+                    r.message = "out of memory".into();
+                    Some(r)
+                }
+                _ => panic!("unknown kind {k}"),
+            };
+            res.records.push(rec);
+        }
+    }
+
+    fn grid(n: usize) -> Vec<f64> {
+        (0..n).map(|i| 2f64.powf(i as f64 * 0.5)).collect()
+    }
+
+    fn params() -> AnalysisParams {
+        AnalysisParams::default()
+    }
+
+    #[test]
+    fn resolved_line_reproduces_known_critical_values() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        // c = 1, 1.41, 2, 2.83, 4, 5.66, 8, 11.3, 16
+        let cs = grid(9);
+        line(&mut res, 4, 512, 0, &cs, "llssLSSDD");
+        let lines = critical_lines(&res, &params());
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(l.c_loss.value, Some(cs[4]));
+        assert_eq!(l.c_loss.c_below, Some(cs[3]));
+        assert_eq!(l.c_loss.resolution, Resolution::Resolved);
+        assert_eq!(l.c_sharp.value, Some(cs[5]));
+        assert_eq!(l.c_max.value, Some(cs[6]));
+        assert_eq!(l.c_max.c_at, Some(cs[7]));
+        assert!(l.c_barrier.is_none());
+        assert!(l.missing.is_empty());
+        // Spacing 2^0.5 > 2^0.25 → coarse.
+        assert!(l.c_loss.coarse);
+        let phases: Vec<&str> = l.runs.iter().map(|r| r.phase_line.name()).collect();
+        assert_eq!(
+            phases,
+            [
+                "lazy",
+                "lazy",
+                "sharpness-reduction",
+                "sharpness-reduction",
+                "loss-catapult",
+                "loss-sharpness-catapult",
+                "loss-sharpness-catapult",
+                "divergent",
+                "divergent"
+            ]
+        );
+        let direct: Vec<Phase> = l.runs.iter().map(|r| r.phase_direct).collect();
+        let from_line: Vec<Phase> = l.runs.iter().map(|r| r.phase_line).collect();
+        assert_eq!(direct, from_line);
+    }
+
+    #[test]
+    fn fine_grid_is_not_coarse() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs: Vec<f64> = (0..6).map(|i| 2f64.powf(1.0 + 0.1 * i as f64)).collect();
+        line(&mut res, 2, 64, 0, &cs, "ssLLSD");
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_loss.value, Some(cs[2]));
+        assert!(!l.c_loss.coarse);
+        assert!(!l.c_max.coarse);
+    }
+
+    #[test]
+    fn pending_and_failed_runs_inside_bracket_unresolve() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(8);
+        // pending inside the c_loss bracket; failed below it (reported, harmless).
+        line(&mut res, 2, 64, 0, &cs, "lFsPLSDD");
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_loss.resolution, Resolution::Unresolved);
+        assert_eq!(l.c_loss.value, None);
+        assert_eq!(l.c_loss.c_below, Some(cs[2]));
+        assert_eq!(l.c_loss.c_at, Some(cs[4]));
+        assert_eq!(l.c_sharp.resolution, Resolution::Resolved);
+        assert_eq!(l.c_sharp.value, Some(cs[5]));
+        assert_eq!(l.missing.len(), 2);
+        assert_eq!(l.missing[0].0.c, cs[1]);
+        assert!(l.missing[0].1.contains("failed: out of memory"));
+        assert_eq!(l.missing[1].1, "pending");
+        assert_eq!(l.runs[3].phase_line, Phase::Undetermined);
+        assert_eq!(l.runs[3].phase_direct, Phase::Undetermined);
+    }
+
+    #[test]
+    fn pending_after_first_divergence_keeps_c_max_resolved() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(8);
+        // stop_after_divergence leaves larger c pending.
+        line(&mut res, 2, 64, 0, &cs, "lsLSSDPP");
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_max.value, Some(cs[4]));
+        assert_eq!(l.c_max.c_at, Some(cs[5]));
+        assert_eq!(l.c_max.resolution, Resolution::Resolved);
+        assert_eq!(l.missing.len(), 2);
+        // Pending right at the edge of divergence makes c_max unresolved.
+        let mut res2 = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        line(&mut res2, 2, 64, 0, &cs, "lsLSSPDD");
+        let l2 = &critical_lines(&res2, &params())[0];
+        assert_eq!(l2.c_max.resolution, Resolution::Unresolved);
+        assert_eq!(l2.c_max.value, None);
+        assert_eq!(l2.runs[5].phase_line, Phase::Undetermined);
+    }
+
+    #[test]
+    fn divergence_at_step_zero_or_one_counts_as_catapult() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(4);
+        line(&mut res, 2, 64, 0, &cs[..2], "ss");
+        for (c, step) in [(cs[2], 1), (cs[3], 0)] {
+            res.keys.push(TaskKey {
+                c,
+                depth: 2,
+                width: 64,
+                seed: 0,
+                sgd_seed: 0,
+            });
+            res.records.push(Some(diverged(10, step, c)));
+        }
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_loss.value, Some(cs[2]));
+        assert_eq!(l.c_sharp.value, Some(cs[2]));
+        assert_eq!(l.c_max.value, Some(cs[1]));
+        assert_eq!(l.c_max.c_at, Some(cs[2]));
+        assert!(l.missing.is_empty());
+    }
+
+    #[test]
+    fn nan_and_inf_entries() {
+        let mut res = Results {
+            steps: 4,
+            ..Default::default()
+        };
+        let key = |c| TaskKey {
+            c,
+            depth: 2,
+            width: 8,
+            seed: 0,
+            sgd_seed: 0,
+        };
+        // c=2: unmeasured NaN steps are skipped, no rise.
+        res.keys.push(key(2.0));
+        res.records.push(Some(run(
+            vec![1.0, f64::NAN, 0.9, f64::NAN, 0.8],
+            vec![10.0, f64::NAN, 9.0, f64::NAN, 8.0],
+            2.0,
+        )));
+        // c=3: loss becomes +inf although status is Done → loss rise.
+        res.keys.push(key(3.0));
+        res.records.push(Some(run(
+            vec![1.0, 0.9, f64::INFINITY, f64::NAN, f64::NAN],
+            vec![10.0, 9.0, 9.0, 9.0, 9.0],
+            3.0,
+        )));
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_loss.value, Some(3.0));
+        assert_eq!(l.c_sharp.resolution, Resolution::AboveGrid);
+        assert_eq!(l.c_sharp.c_below, Some(3.0));
+    }
+
+    #[test]
+    fn unmeasured_window_is_reported_and_unresolves() {
+        let mut res = Results {
+            steps: 3,
+            ..Default::default()
+        };
+        for c in [2.0, 4.0] {
+            res.keys.push(TaskKey {
+                c,
+                depth: 2,
+                width: 8,
+                seed: 0,
+                sgd_seed: 0,
+            });
+        }
+        res.records.push(Some(run(
+            vec![1.0, 0.9, 0.8, 0.7],
+            vec![10.0, f64::NAN, f64::NAN, f64::NAN],
+            2.0,
+        )));
+        res.records.push(Some(run(
+            vec![1.0, 1.1, 0.8, 0.7],
+            vec![10.0, 11.0, 9.0, 8.0],
+            4.0,
+        )));
+        let l = &critical_lines(&res, &params())[0];
+        assert_eq!(l.c_loss.resolution, Resolution::Resolved);
+        assert_eq!(l.c_sharp.resolution, Resolution::Unresolved);
+        assert_eq!(l.c_sharp.c_at, Some(4.0));
+        assert_eq!(l.missing.len(), 1);
+        assert_eq!(
+            l.missing[0].1,
+            "sharpness: no sharpness measured in steps 1..=3"
+        );
+    }
+
+    #[test]
+    fn all_diverging_line_is_below_grid() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        line(&mut res, 8, 64, 0, &grid(3), "DDD");
+        let l = &critical_lines(&res, &params())[0];
+        for v in [&l.c_loss, &l.c_sharp, &l.c_max] {
+            assert_eq!(v.resolution, Resolution::BelowGrid);
+            assert_eq!(v.value, None);
+            assert_eq!(v.c_at, Some(1.0));
+        }
+        assert!(l.runs.iter().all(|r| r.phase_line == Phase::Divergent));
+    }
+
+    #[test]
+    fn line_without_catapult_is_above_grid() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(5);
+        line(&mut res, 2, 4096, 0, &cs, "llsss");
+        let l = &critical_lines(&res, &params())[0];
+        for v in [&l.c_loss, &l.c_sharp, &l.c_max] {
+            assert_eq!(v.resolution, Resolution::AboveGrid);
+            assert_eq!(v.value, None);
+            assert_eq!(v.c_below, Some(cs[4]));
+        }
+        // Pending at the top of a line without catapult: cannot say "above grid".
+        let mut res2 = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        line(&mut res2, 2, 4096, 0, &cs, "llssP");
+        let l2 = &critical_lines(&res2, &params())[0];
+        assert_eq!(l2.c_loss.resolution, Resolution::Unresolved);
+    }
+
+    #[test]
+    fn epsilon_sets_sharpness_threshold() {
+        let mut res = Results {
+            steps: 3,
+            ..Default::default()
+        };
+        res.keys.push(TaskKey {
+            c: 4.0,
+            depth: 2,
+            width: 8,
+            seed: 0,
+            sgd_seed: 0,
+        });
+        res.records.push(Some(run(
+            vec![1.0, 1.2, 0.9, 0.8],
+            vec![10.0, 10.3, 9.0, 8.0],
+            4.0,
+        )));
+        let mut p = params();
+        p.eps_sharp = 0.0;
+        assert_eq!(critical_lines(&res, &p)[0].c_sharp.value, None);
+        assert_eq!(
+            critical_lines(&res, &p)[0].c_sharp.resolution,
+            Resolution::BelowGrid
+        );
+        p.eps_sharp = 0.05;
+        assert_eq!(
+            critical_lines(&res, &p)[0].c_sharp.resolution,
+            Resolution::AboveGrid
+        );
+    }
+
+    #[test]
+    fn early_window_ignores_late_rise() {
+        let mut res = Results {
+            steps: 30,
+            ..Default::default()
+        };
+        res.keys.push(TaskKey {
+            c: 3.0,
+            depth: 2,
+            width: 8,
+            seed: 0,
+            sgd_seed: 0,
+        });
+        let loss: Vec<f64> = (0..=30).map(|t| 1.0 - 0.01 * t as f64).collect();
+        let sh: Vec<f64> = (0..=30)
+            .map(|t| if t < 20 { 10.0 - 0.1 * t as f64 } else { 20.0 })
+            .collect();
+        res.records.push(Some(run(loss, sh, 3.0)));
+        let mut p = params();
+        p.early_window = 10;
+        let l = &critical_lines(&res, &p)[0];
+        assert_eq!(l.c_sharp.resolution, Resolution::AboveGrid);
+        p.early_window = 30;
+        let l = &critical_lines(&res, &p)[0];
+        assert_eq!(l.c_sharp.resolution, Resolution::BelowGrid);
+    }
+
+    #[test]
+    fn barrier_from_interpolation() {
+        let mut res = Results {
+            steps: 10,
+            interp_alpha: vec![0.0, 0.5, 1.0],
+            ..Default::default()
+        };
+        let cs = grid(4);
+        line(&mut res, 2, 64, 0, &cs, "sLSD");
+        let interp = [
+            vec![1.0, 0.9, 0.8],
+            vec![1.0, 0.95, 0.7],
+            vec![1.0, 1.3, 0.9],
+        ];
+        for (r, il) in res.records.iter_mut().zip(interp) {
+            r.as_mut().unwrap().interp_loss = il;
+        }
+        let l = &critical_lines(&res, &params())[0];
+        let b = l.c_barrier.as_ref().unwrap();
+        assert_eq!(b.value, Some(cs[2]));
+        assert_eq!(b.c_below, Some(cs[1]));
+    }
+
+    #[test]
+    fn seed_average_has_known_mean_and_se() {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(9);
+        // c_loss at cs[3], cs[4], cs[5] on three seeds.
+        line(&mut res, 4, 256, 0, &cs, "llsLSSDDD");
+        line(&mut res, 4, 256, 1, &cs, "llssLSDDD");
+        line(&mut res, 4, 256, 2, &cs, "llsssLSDD");
+        // Another group, one seed, everything above grid for c_max.
+        line(&mut res, 2, 256, 0, &cs, "llsLLSSSS");
+        let lines = critical_lines(&res, &params());
+        let groups = group_summaries(&lines);
+        assert_eq!(groups.len(), 2);
+        let g = groups.iter().find(|g| g.depth == 4).unwrap();
+        assert_eq!(g.n_lines, 3);
+        let vals = [cs[3], cs[4], cs[5]];
+        let mean = vals.iter().sum::<f64>() / 3.0;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2.0;
+        assert!((g.c_loss.mean - mean).abs() < 1e-12);
+        assert!((g.c_loss.se - (var / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(g.c_loss.n, 3);
+        // c_max: cs[5], cs[5], cs[6].
+        let (m, _) = mean_se(&[cs[5], cs[5], cs[6]]);
+        assert!((g.c_max.mean - m).abs() < 1e-12);
+        let g2 = groups.iter().find(|g| g.depth == 2).unwrap();
+        assert_eq!(g2.c_loss.n, 1);
+        assert!(g2.c_loss.se.is_nan());
+        assert_eq!(g2.c_max.n, 0);
+        assert!(g2.c_max.mean.is_nan());
+        assert_eq!(g2.c_max.n_above, 1);
+        assert!(g2
+            .warnings
+            .iter()
+            .any(|w| w.contains("c_max: 1 line(s) above grid")));
+    }
+
+    #[test]
+    fn fits_recover_exact_lines() {
+        let x = [0.0, 0.01, 0.02, 0.05];
+        let y: Vec<f64> = x.iter().map(|x| 2.5 + 40.0 * x).collect();
+        let f = linear_fit(&x, &y, None).unwrap();
+        assert!((f.intercept - 2.5).abs() < 1e-12);
+        assert!((f.slope - 40.0).abs() < 1e-9);
+        assert!(f.slope_se.abs() < 1e-9);
+        assert_eq!(f.n, 4);
+        // Weighted: exact data still exact; absolute-σ errors from (XᵀWX)⁻¹.
+        let se = [0.1, 0.2, 0.1, 0.4];
+        let w: Vec<f64> = se.iter().map(|s: &f64| 1.0 / (s * s)).collect();
+        let f = linear_fit(&x, &y, Some(&w)).unwrap();
+        assert!((f.intercept - 2.5).abs() < 1e-12);
+        assert!((f.slope - 40.0).abs() < 1e-9);
+        let (s, sx, sxx): (f64, f64, f64) = (0..4).fold((0.0, 0.0, 0.0), |a, i| {
+            (a.0 + w[i], a.1 + w[i] * x[i], a.2 + w[i] * x[i] * x[i])
+        });
+        let det = s * sxx - sx * sx;
+        assert!((f.slope_se - (s / det).sqrt()).abs() < 1e-9);
+        assert!((f.intercept_se - (sxx / det).sqrt()).abs() < 1e-9);
+        assert!(linear_fit(&[1.0], &[2.0], None).is_none());
+        assert!(linear_fit(&[1.0, 1.0], &[2.0, 3.0], None).is_none());
+        let two = linear_fit(&[0.0, 1.0], &[1.0, 3.0], None).unwrap();
+        assert_eq!(two.slope, 2.0);
+        assert!(two.slope_se.is_nan());
+    }
+
+    #[test]
+    fn boundary_fits_from_groups() {
+        let mk = |d: u32, w: u32, m: f64| GroupSummary {
+            depth: d,
+            width: w,
+            n_lines: 1,
+            c_loss: SeedMean {
+                mean: m,
+                se: f64::NAN,
+                n: 1,
+                n_below: 0,
+                n_above: 0,
+                n_unresolved: 0,
+                n_coarse: 0,
+            },
+            c_sharp: SeedMean {
+                mean: f64::NAN,
+                se: f64::NAN,
+                n: 0,
+                n_below: 0,
+                n_above: 0,
+                n_unresolved: 1,
+                n_coarse: 0,
+            },
+            c_max: SeedMean {
+                mean: 12.0,
+                se: 0.5,
+                n: 2,
+                n_below: 0,
+                n_above: 0,
+                n_unresolved: 0,
+                n_coarse: 0,
+            },
+            c_barrier: None,
+            warnings: vec![],
+        };
+        // c_loss = 2 + 100·d/w.
+        let groups = [
+            mk(2, 512, 2.0 + 100.0 * 2.0 / 512.0),
+            mk(4, 256, 2.0 + 100.0 * 4.0 / 256.0),
+            mk(8, 128, 2.0 + 100.0 * 8.0 / 128.0),
+        ];
+        let fits = boundary_fits(&groups);
+        assert_eq!(fits.len(), 6);
+        let f = fits
+            .iter()
+            .find(|f| f.boundary == Boundary::CLoss && f.axis == FitAxis::DepthOverWidth)
+            .unwrap()
+            .fit
+            .clone()
+            .unwrap();
+        assert!((f.slope - 100.0).abs() < 1e-9 && (f.intercept - 2.0).abs() < 1e-12);
+        assert!(!f.weighted);
+        assert!(fits
+            .iter()
+            .filter(|f| f.boundary == Boundary::CSharp)
+            .all(|f| f.fit.is_none()));
+        let fm = fits
+            .iter()
+            .find(|f| f.boundary == Boundary::CMax && f.axis == FitAxis::InverseWidth)
+            .unwrap()
+            .fit
+            .clone()
+            .unwrap();
+        assert!(fm.weighted && fm.slope.abs() < 1e-9);
+    }
+}

@@ -1,0 +1,1016 @@
+//! Figures (PNG or SVG) from the results and the analysis: the phase diagram in the (d/w, c)
+//! plane, loss and sharpness trajectories of one seed line, and λ_τ/λ₀ against c.
+//!
+//! Text is drawn with an embedded DejaVu Sans (see `assets/fonts/LICENSE-DejaVu.txt`),
+//! registered with plotters' `ab_glyph` backend under the family name `sans-serif`, so no
+//! system font library is needed.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::store::results::{Results, RunStatus};
+
+use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary};
+use super::report::Analysis;
+
+/// The embedded sans-serif font (DejaVu Sans, Bitstream Vera license).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Output format of a figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotFormat {
+    /// Raster image (RGB PNG).
+    Png,
+    /// Vector image.
+    Svg,
+}
+
+impl PlotFormat {
+    /// File extension without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            PlotFormat::Png => "png",
+            PlotFormat::Svg => "svg",
+        }
+    }
+}
+
+/// How to draw a figure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlotOptions {
+    /// File format.
+    pub format: PlotFormat,
+    /// Width and height in pixels.
+    pub size: (u32, u32),
+    /// Abscissa of the phase diagram (d/w or 1/w).
+    pub x_axis: FitAxis,
+}
+
+impl Default for PlotOptions {
+    fn default() -> Self {
+        PlotOptions {
+            format: PlotFormat::Png,
+            size: (1024, 768),
+            x_axis: FitAxis::DepthOverWidth,
+        }
+    }
+}
+
+/// The seed line whose trajectories are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrajectorySelection {
+    /// Number of weight layers.
+    pub depth: u32,
+    /// Hidden width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+    /// SGD-order seed (None: the smallest present).
+    pub sgd_seed: Option<u64>,
+}
+
+/// Why a figure could not be written; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The output directory could not be created.
+    #[error("cannot create output directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Drawing or encoding failed.
+    #[error("drawing {path} failed: {message}")]
+    Draw {
+        /// The figure file.
+        path: PathBuf,
+        /// The plotting library's message.
+        message: String,
+    },
+    /// The figure would be empty.
+    #[error("nothing to plot in {path}: {what}")]
+    NoData {
+        /// The figure file.
+        path: PathBuf,
+        /// What is missing.
+        what: String,
+    },
+    /// The embedded font was rejected.
+    #[error("cannot register the embedded font for {path}")]
+    Font {
+        /// The figure file.
+        path: PathBuf,
+    },
+}
+
+type DrawResult = Result<(), Box<dyn StdError>>;
+
+/// Registers the embedded font once.
+fn ensure_font() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    })
+}
+
+/// A figure that can draw itself on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Draws `fig` into `dir/stem.{png,svg}`.
+fn render<F: Figure>(
+    fig: &F,
+    dir: &Path,
+    stem: &str,
+    opts: &PlotOptions,
+) -> Result<PathBuf, PlotError> {
+    let path = dir.join(format!("{stem}.{}", opts.format.extension()));
+    if !ensure_font() {
+        return Err(PlotError::Font { path });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| PlotError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let draw_err = |e: Box<dyn StdError>| PlotError::Draw {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    match opts.format {
+        PlotFormat::Png => {
+            let root = BitMapBackend::new(&path, opts.size).into_drawing_area();
+            fig.draw(&root).map_err(draw_err)?;
+            root.present().map_err(|e| draw_err(e.into()))?;
+        }
+        PlotFormat::Svg => {
+            let root = SVGBackend::new(&path, opts.size).into_drawing_area();
+            fig.draw(&root).map_err(draw_err)?;
+            root.present().map_err(|e| draw_err(e.into()))?;
+        }
+    }
+    Ok(path)
+}
+
+/// Tick label of a log₂ axis: the value 2^y.
+fn pow2_label(y: &f64) -> String {
+    let c = 2f64.powf(*y);
+    if (y - y.round()).abs() < 1e-9 && c >= 1.0 {
+        format!("{}", c.round())
+    } else {
+        sig3(c)
+    }
+}
+
+/// A number with three significant digits, without exponent for ordinary magnitudes.
+fn sig3(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font()).color(&BLACK)
+}
+
+/// Viridis colour map (matplotlib's anchors), `t` in [0, 1]. plotters' own copy sits behind
+/// its `colormaps` feature, which this crate does not enable.
+fn viridis(t: f64) -> RGBColor {
+    const ANCHORS: [(f64, f64, f64); 8] = [
+        (68.0, 1.0, 84.0),
+        (70.0, 50.0, 127.0),
+        (54.0, 92.0, 141.0),
+        (39.0, 127.0, 143.0),
+        (31.0, 162.0, 136.0),
+        (74.0, 194.0, 110.0),
+        (160.0, 219.0, 57.0),
+        (254.0, 232.0, 37.0),
+    ];
+    let s = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * 7.0;
+    let j = (s.floor() as usize).min(6);
+    let f = s - j as f64;
+    let (a, b) = (ANCHORS[j], ANCHORS[j + 1]);
+    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn boundary_color(b: Boundary) -> RGBColor {
+    match b {
+        Boundary::CLoss => RGBColor(214, 39, 40),
+        Boundary::CSharp => RGBColor(31, 119, 180),
+        Boundary::CMax => RGBColor(40, 40, 40),
+        Boundary::CBarrier => RGBColor(148, 103, 189),
+    }
+}
+
+/// Piecewise-linear interpolation through (x, y) sorted by x, constant outside.
+fn interp(pts: &[(f64, f64)], x: f64) -> f64 {
+    let (first, last) = (pts[0], pts[pts.len() - 1]);
+    if x <= first.0 {
+        return first.1;
+    }
+    if x >= last.0 {
+        return last.1;
+    }
+    let j = pts.partition_point(|p| p.0 <= x);
+    let (a, b) = (pts[j - 1], pts[j]);
+    a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0)
+}
+
+/// Mean boundary (log₂ c) against x, averaging groups with equal x.
+fn boundary_curve(groups: &[GroupSummary], b: Boundary, axis: FitAxis) -> Vec<(f64, f64)> {
+    let mut by_x: BTreeMap<u64, (f64, Vec<f64>)> = BTreeMap::new();
+    for g in groups {
+        let Some(m) = g.get(b) else { continue };
+        if m.mean.is_finite() && m.mean > 0.0 {
+            let x = axis.x(g.depth, g.width);
+            by_x.entry(x.to_bits())
+                .or_insert((x, vec![]))
+                .1
+                .push(m.mean);
+        }
+    }
+    let mut pts: Vec<(f64, f64)> = by_x
+        .into_values()
+        .map(|(x, v)| (x, (v.iter().sum::<f64>() / v.len() as f64).log2()))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+struct PhaseDiagram<'a> {
+    analysis: &'a Analysis,
+    axis: FitAxis,
+    x_max: f64,
+    y_range: (f64, f64),
+}
+
+impl Figure for PhaseDiagram<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let (y0, y1) = self.y_range;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Phase diagram of early training", font(24))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..self.x_max, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(match self.axis {
+                FitAxis::DepthOverWidth => "depth / width",
+                FitAxis::InverseWidth => "1 / width",
+            })
+            .y_desc("c = η λ₀ (log₂ scale)")
+            .y_label_formatter(&pow2_label)
+            .label_style(font(14))
+            .axis_desc_style(font(16))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+
+        // Shaded regions between the mean boundaries, each clamped to lie above the one
+        // below it; a boundary with no resolved mean collapses onto the one below.
+        let groups = &self.analysis.groups;
+        let curves: Vec<Vec<(f64, f64)>> = [Boundary::CLoss, Boundary::CSharp, Boundary::CMax]
+            .iter()
+            .map(|&b| boundary_curve(groups, b, self.axis))
+            .collect();
+        let n = 200;
+        let xs: Vec<f64> = (0..=n).map(|i| self.x_max * i as f64 / n as f64).collect();
+        let lazy_y = self.analysis.params.lazy_c.log2().clamp(y0, y1);
+        // levels[k][i]: the k-th boundary (0: ymin, 1: c = 2, 2..4: curves, 5: ymax) at xs[i].
+        let mut levels: Vec<Vec<f64>> = vec![vec![y0; xs.len()], vec![lazy_y; xs.len()]];
+        for curve in &curves {
+            let prev = levels.last().expect("levels start non-empty").clone();
+            let row = xs
+                .iter()
+                .zip(&prev)
+                .map(|(&x, &p)| {
+                    if curve.is_empty() {
+                        p
+                    } else {
+                        interp(curve, x).clamp(p, y1)
+                    }
+                })
+                .collect();
+            levels.push(row);
+        }
+        levels.push(vec![y1; xs.len()]);
+        let regions = [
+            ("lazy (c < 2)", RGBColor(200, 200, 200)),
+            ("sharpness reduction", RGBColor(120, 200, 120)),
+            ("loss catapult", RGBColor(255, 190, 90)),
+            ("loss + sharpness catapult", RGBColor(240, 110, 110)),
+            ("divergent", RGBColor(110, 110, 110)),
+        ];
+        for (k, (label, color)) in regions.iter().enumerate() {
+            let mut poly: Vec<(f64, f64)> = xs
+                .iter()
+                .copied()
+                .zip(levels[k + 1].iter().copied())
+                .collect();
+            poly.extend(xs.iter().copied().zip(levels[k].iter().copied()).rev());
+            let fill = color.mix(0.35).filled();
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, fill)))?
+                .label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], fill));
+        }
+
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, lazy_y), (self.x_max, lazy_y)],
+                8,
+                5,
+                BLACK.stroke_width(2),
+            ))?
+            .label("c = 2")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+
+        let bounds = self.analysis.boundaries();
+        for &b in &bounds {
+            let color = boundary_color(b);
+            let pts: Vec<(f64, f64, f64, f64)> = groups
+                .iter()
+                .filter_map(|g| {
+                    let m = g.get(b)?;
+                    if !(m.mean.is_finite() && m.mean > 0.0) {
+                        return None;
+                    }
+                    let se = if m.se.is_finite() { m.se } else { 0.0 };
+                    let lo = (m.mean - se).max(m.mean * 1e-3).log2();
+                    let hi = (m.mean + se).log2();
+                    Some((self.axis.x(g.depth, g.width), lo, m.mean.log2(), hi))
+                })
+                .collect();
+            chart.draw_series(pts.iter().map(|&(x, lo, y, hi)| {
+                ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 8)
+            }))?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&(x, _, y, _)| Circle::new((x, y), 5, color.filled())),
+                )?
+                .label(format!("{} (mean ± se)", b.name()))
+                .legend(move |(x, y)| Circle::new((x + 7, y), 5, color.filled()));
+            let fit = self
+                .analysis
+                .fits
+                .iter()
+                .find(|f| f.boundary == b && f.axis == self.axis)
+                .and_then(|f| f.fit.clone());
+            if let Some(fit) = fit {
+                let line: Vec<(f64, f64)> = xs
+                    .iter()
+                    .filter_map(|&x| {
+                        let c = fit.eval(x);
+                        (c > 0.0 && c.log2() >= y0 && c.log2() <= y1).then(|| (x, c.log2()))
+                    })
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                    .label(format!(
+                        "{} fit: {:.2} {} {:.2}·x",
+                        b.name(),
+                        fit.intercept,
+                        if fit.slope < 0.0 { '−' } else { '+' },
+                        fit.slope.abs()
+                    ))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(font(13))
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// (step, ratio) points of a series divided by its reference, keeping finite positive ones.
+fn ratio_points(series: &[f64], reference: f64) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .enumerate()
+        .filter_map(|(t, &v)| {
+            let r = v / reference;
+            (r.is_finite() && r > 0.0).then_some((t as f64, r))
+        })
+        .collect()
+}
+
+/// Points (x, y) of one drawn curve.
+type Curve = Vec<(f64, f64)>;
+
+/// The two ratio curves of one run.
+struct RunCurves {
+    c: f64,
+    loss: Curve,
+    sharpness: Curve,
+}
+
+struct Trajectories {
+    title: String,
+    /// L_t/L₀ and λ_t/λ₀ of each run, ascending c.
+    runs: Vec<RunCurves>,
+    steps: usize,
+}
+
+fn log_range(pts: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = pts.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if lo.is_finite() && hi.is_finite() {
+        (lo.min(1.0) / 1.2, hi.max(1.0) * 1.2)
+    } else {
+        (0.5, 2.0)
+    }
+}
+
+impl Figure for Trajectories {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let root = root.titled(&self.title, font(22))?;
+        let (w, _) = root.dim_in_pixel();
+        let (panels, bar) = root.split_horizontally(w.saturating_sub(110));
+        let halves = panels.split_evenly((1, 2));
+        let lc: Vec<f64> = self.runs.iter().map(|r| r.c.log2()).collect();
+        let (c_lo, c_hi) = (
+            lc.first().copied().unwrap_or(0.0),
+            lc.last().copied().unwrap_or(1.0),
+        );
+        let c_hi = if c_hi > c_lo { c_hi } else { c_lo + 1.0 };
+        let color = |lc: f64| viridis((lc - c_lo) / (c_hi - c_lo));
+        let x_max = self.steps.max(1) as f64;
+        for (k, (area, desc)) in halves.iter().zip(["L_t / L₀", "λ_t / λ₀"]).enumerate() {
+            let pick = |r: &RunCurves| -> Curve {
+                if k == 0 {
+                    r.loss.clone()
+                } else {
+                    r.sharpness.clone()
+                }
+            };
+            let (y0, y1) = log_range(self.runs.iter().flat_map(&pick).map(|p| p.1));
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(44)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0f64..x_max, (y0..y1).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .y_desc(format!("{desc} (log scale)"))
+                .label_style(font(13))
+                .axis_desc_style(font(15))
+                .y_label_formatter(&|v| sig3(*v))
+                .x_label_formatter(&|v| format!("{}", v.round()))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()?;
+            chart.draw_series(DashedLineSeries::new(
+                [(0.0, 1.0), (x_max, 1.0)],
+                6,
+                4,
+                BLACK.mix(0.6).stroke_width(1),
+            ))?;
+            for (r, &l) in self.runs.iter().zip(&lc) {
+                let pts = pick(r);
+                let col = color(l);
+                chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?;
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, col.filled())))?;
+            }
+        }
+        // Colour bar: the colour of each c, labelled in c.
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(40)
+            .margin_bottom(54)
+            .margin_right(10)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..1.0, c_lo..c_hi)?;
+        cb.configure_mesh()
+            .disable_x_mesh()
+            .disable_y_mesh()
+            .disable_x_axis()
+            .y_desc("c")
+            .y_label_formatter(&pow2_label)
+            .label_style(font(13))
+            .axis_desc_style(font(15))
+            .draw()?;
+        let m = 100;
+        cb.draw_series((0..m).map(|i| {
+            let a = c_lo + (c_hi - c_lo) * i as f64 / m as f64;
+            let b = c_lo + (c_hi - c_lo) * (i + 1) as f64 / m as f64;
+            Rectangle::new([(0.0, a), (1.0, b)], color(0.5 * (a + b)).filled())
+        }))?;
+        // Tick marks at the c values actually drawn.
+        cb.draw_series(
+            lc.iter()
+                .map(|&l| PathElement::new([(0.0, l), (0.3, l)], BLACK.stroke_width(1))),
+        )?;
+        Ok(())
+    }
+}
+
+struct Saturation {
+    /// ((depth, width), (c, mean λ_τ/λ₀) points) lines.
+    lines: Vec<((u32, u32), Curve)>,
+    k: f64,
+}
+
+impl Figure for Saturation {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let all = self.lines.iter().flat_map(|l| l.1.iter());
+        let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0f64);
+        for &(c, r) in all {
+            x0 = x0.min(c.log2());
+            x1 = x1.max(c.log2());
+            y1 = y1.max(r);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        let pad = 0.05 * (x1 - x0);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Intermediate saturation: λ_τ / λ₀ at c·τ = {}", self.k),
+                font(22),
+            )
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0 - pad)..(x1 + pad), 0f64..(y1.max(1.0) * 1.1))?;
+        chart
+            .configure_mesh()
+            .x_desc("c = η λ₀ (log₂ scale)")
+            .y_desc("λ_τ / λ₀")
+            .x_label_formatter(&pow2_label)
+            .label_style(font(14))
+            .axis_desc_style(font(16))
+            .draw()?;
+        for (i, ((d, w), pts)) in self.lines.iter().enumerate() {
+            let col = Palette99::pick(i).to_rgba();
+            let pts: Vec<(f64, f64)> = pts.iter().map(|&(c, r)| (c.log2(), r)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                .label(format!(
+                    "d = {d}, w = {w} (d/w = {:.4})",
+                    f64::from(*d) / f64::from(*w)
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], col.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(font(13))
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The phase diagram: shaded phases between the seed-mean boundaries, boundary means with
+/// standard-error bars, the fitted boundary lines, and the line c = 2, in the
+/// (x = d/w or 1/w, log₂ c) plane. Writes `dir/phase_diagram.{png,svg}`.
+pub fn plot_phase_diagram(
+    results: &Results,
+    analysis: &Analysis,
+    dir: &Path,
+    opts: &PlotOptions,
+) -> Result<PathBuf, PlotError> {
+    let stem = "phase_diagram";
+    let no_data = |what: &str| PlotError::NoData {
+        path: dir.join(format!("{stem}.{}", opts.format.extension())),
+        what: what.into(),
+    };
+    let cs: Vec<f64> = results
+        .keys
+        .iter()
+        .map(|k| k.c)
+        .filter(|c| *c > 0.0)
+        .collect();
+    if cs.is_empty() || analysis.groups.is_empty() {
+        return Err(no_data("no runs"));
+    }
+    let lo = cs.iter().copied().fold(f64::INFINITY, f64::min).min(2.0);
+    let hi = cs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(2.0);
+    let x_max = analysis
+        .groups
+        .iter()
+        .map(|g| opts.x_axis.x(g.depth, g.width))
+        .fold(0.0, f64::max);
+    let fig = PhaseDiagram {
+        analysis,
+        axis: opts.x_axis,
+        x_max: if x_max > 0.0 { x_max * 1.1 } else { 1.0 },
+        y_range: (lo.log2() - 0.3, hi.log2() + 0.3),
+    };
+    render(&fig, dir, stem, opts)
+}
+
+/// Loss and sharpness trajectories L_t/L₀ and λ_t/λ₀ against the step for every c of one
+/// seed line, coloured by c (viridis, colour bar in c). Writes
+/// `dir/trajectories_d{d}_w{w}_s{seed}_g{sgd_seed}.{png,svg}`.
+pub fn plot_trajectories(
+    results: &Results,
+    dir: &Path,
+    opts: &PlotOptions,
+    sel: &TrajectorySelection,
+) -> Result<PathBuf, PlotError> {
+    let sgd_seed = sel.sgd_seed.or_else(|| {
+        results
+            .keys
+            .iter()
+            .filter(|k| k.depth == sel.depth && k.width == sel.width && k.seed == sel.seed)
+            .map(|k| k.sgd_seed)
+            .min()
+    });
+    let stem = format!(
+        "trajectories_d{}_w{}_s{}_g{}",
+        sel.depth,
+        sel.width,
+        sel.seed,
+        sgd_seed.map_or("none".to_string(), |s| s.to_string())
+    );
+    let mut runs: Vec<RunCurves> = results
+        .keys
+        .iter()
+        .zip(&results.records)
+        .filter(|(k, _)| {
+            k.depth == sel.depth
+                && k.width == sel.width
+                && k.seed == sel.seed
+                && Some(k.sgd_seed) == sgd_seed
+        })
+        .filter_map(|(k, r)| {
+            let r = r.as_ref()?;
+            if !matches!(r.status, RunStatus::Done | RunStatus::Diverged) {
+                return None;
+            }
+            let l0 = r.loss.first().copied().unwrap_or(f64::NAN);
+            Some(RunCurves {
+                c: k.c,
+                loss: ratio_points(&r.loss, l0),
+                sharpness: ratio_points(&r.sharpness, lambda_zero(r)),
+            })
+        })
+        .collect();
+    if runs.is_empty() {
+        return Err(PlotError::NoData {
+            path: dir.join(format!("{stem}.{}", opts.format.extension())),
+            what: format!(
+                "no finished runs for depth {}, width {}, seed {}",
+                sel.depth, sel.width, sel.seed
+            ),
+        });
+    }
+    runs.sort_by(|a, b| a.c.total_cmp(&b.c));
+    let fig = Trajectories {
+        title: format!(
+            "Early training, depth {}, width {}, seed {}",
+            sel.depth, sel.width, sel.seed
+        ),
+        runs,
+        steps: results.steps,
+    };
+    render(&fig, dir, &stem, opts)
+}
+
+/// λ_τ/λ₀ (seed mean per c) against c, one line per (depth, width). Writes
+/// `dir/lambda_tau.{png,svg}`; needs the regime analysis (runs of at least
+/// `RegimeParams::min_steps` steps).
+pub fn plot_saturation(
+    analysis: &Analysis,
+    dir: &Path,
+    opts: &PlotOptions,
+) -> Result<PathBuf, PlotError> {
+    // (depth, width) → bits of c → (c, ratios over seeds).
+    type ByC = BTreeMap<u64, (f64, Vec<f64>)>;
+    let mut acc: BTreeMap<(u32, u32), ByC> = BTreeMap::new();
+    for r in &analysis.regimes {
+        if r.lambda_tau_ratio.is_finite() && r.key.c > 0.0 {
+            acc.entry((r.key.depth, r.key.width))
+                .or_default()
+                .entry(r.key.c.to_bits())
+                .or_insert((r.key.c, vec![]))
+                .1
+                .push(r.lambda_tau_ratio);
+        }
+    }
+    let lines: Vec<((u32, u32), Curve)> = acc
+        .into_iter()
+        .map(|(dw, m)| {
+            let mut pts: Vec<(f64, f64)> = m
+                .into_values()
+                .map(|(c, v)| (c, v.iter().sum::<f64>() / v.len() as f64))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (dw, pts)
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(PlotError::NoData {
+            path: dir.join(format!("lambda_tau.{}", opts.format.extension())),
+            what: "no measured λ_τ (runs shorter than the regime minimum?)".into(),
+        });
+    }
+    let fig = Saturation {
+        lines,
+        k: analysis.params.regimes.k,
+    };
+    render(&fig, dir, "lambda_tau", opts)
+}
+
+/// The phase diagram, λ_τ/λ₀ (when long runs exist), and the trajectories of the first seed
+/// line of every (depth, width). Returns the written paths.
+pub fn plot_all(
+    results: &Results,
+    analysis: &Analysis,
+    dir: &Path,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>, PlotError> {
+    let mut out = vec![plot_phase_diagram(results, analysis, dir, opts)?];
+    if !analysis.regimes.is_empty() {
+        out.push(plot_saturation(analysis, dir, opts)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &analysis.lines {
+        if seen.insert((l.line.depth, l.line.width)) {
+            let sel = TrajectorySelection {
+                depth: l.line.depth,
+                width: l.line.width,
+                seed: l.line.seed,
+                sgd_seed: Some(l.line.sgd_seed),
+            };
+            match plot_trajectories(results, dir, opts, &sel) {
+                Ok(p) => out.push(p),
+                Err(PlotError::NoData { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::critical::tests::{diverged, line, run};
+    use crate::analysis::{analyze, AnalysisParams};
+    use crate::store::results::TaskKey;
+    use std::io::Read;
+
+    /// Decodes an 8-bit RGB/RGBA PNG (all filter types), returning (width, height, channels,
+    /// pixels).
+    fn decode_png(bytes: &[u8]) -> (u32, u32, usize, Vec<u8>) {
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+        let mut pos = 8;
+        let (mut w, mut h, mut ch) = (0u32, 0u32, 0usize);
+        let mut idat = Vec::new();
+        while pos + 8 <= bytes.len() {
+            let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            let kind = &bytes[pos + 4..pos + 8];
+            let data = &bytes[pos + 8..pos + 8 + len];
+            match kind {
+                b"IHDR" => {
+                    w = u32::from_be_bytes(data[0..4].try_into().unwrap());
+                    h = u32::from_be_bytes(data[4..8].try_into().unwrap());
+                    assert_eq!(data[8], 8, "bit depth");
+                    ch = match data[9] {
+                        2 => 3,
+                        6 => 4,
+                        t => panic!("colour type {t}"),
+                    };
+                    assert_eq!(data[12], 0, "interlace");
+                }
+                b"IDAT" => idat.extend_from_slice(data),
+                b"IEND" => break,
+                _ => {}
+            }
+            pos += 12 + len;
+        }
+        let mut raw = Vec::new();
+        flate2::read::ZlibDecoder::new(&idat[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        let stride = w as usize * ch;
+        assert_eq!(raw.len(), (stride + 1) * h as usize);
+        let mut out = vec![0u8; stride * h as usize];
+        for y in 0..h as usize {
+            let f = raw[y * (stride + 1)];
+            let src = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
+            for x in 0..stride {
+                let a = if x >= ch {
+                    out[y * stride + x - ch] as i32
+                } else {
+                    0
+                };
+                let b = if y > 0 {
+                    out[(y - 1) * stride + x] as i32
+                } else {
+                    0
+                };
+                let c = if x >= ch && y > 0 {
+                    out[(y - 1) * stride + x - ch] as i32
+                } else {
+                    0
+                };
+                let pred = match f {
+                    0 => 0,
+                    1 => a,
+                    2 => b,
+                    3 => (a + b) / 2,
+                    4 => {
+                        let p = a + b - c;
+                        let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
+                        if pa <= pb && pa <= pc {
+                            a
+                        } else if pb <= pc {
+                            b
+                        } else {
+                            c
+                        }
+                    }
+                    _ => panic!("filter {f}"),
+                };
+                out[y * stride + x] = (src[x] as i32 + pred) as u8;
+            }
+        }
+        (w, h, ch, out)
+    }
+
+    /// Fraction of pixels that are not white, and the number of distinct colours.
+    fn ink(pixels: &[u8], ch: usize) -> (f64, usize) {
+        let n = pixels.len() / ch;
+        let mut colours = std::collections::HashSet::new();
+        let mut non_white = 0;
+        for p in pixels.chunks(ch) {
+            colours.insert((p[0], p[1], p[2]));
+            if p[..3] != [255, 255, 255] {
+                non_white += 1;
+            }
+        }
+        (non_white as f64 / n as f64, colours.len())
+    }
+
+    fn sample() -> Results {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs: Vec<f64> = (0..12).map(|i| 2f64.powf(i as f64 * 0.4)).collect();
+        line(&mut res, 2, 512, 0, &cs, "lllsLSSSSSDD");
+        line(&mut res, 2, 512, 1, &cs, "lllLLSSSSSSD");
+        line(&mut res, 4, 256, 0, &cs, "lllsLLSSSSDD");
+        line(&mut res, 4, 256, 1, &cs, "lllssLSSSDDD");
+        line(&mut res, 8, 128, 0, &cs, "lllsssLLSDDD");
+        line(&mut res, 8, 128, 1, &cs, "lllssLLSSDDD");
+        res
+    }
+
+    #[test]
+    fn png_figures_are_valid_sized_and_not_blank() {
+        let res = sample();
+        let a = analyze(&res, &AnalysisParams::default());
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PlotOptions {
+            format: PlotFormat::Png,
+            size: (640, 480),
+            x_axis: FitAxis::DepthOverWidth,
+        };
+        let p = plot_phase_diagram(&res, &a, dir.path(), &opts).unwrap();
+        assert_eq!(p, dir.path().join("phase_diagram.png"));
+        let sel = TrajectorySelection {
+            depth: 4,
+            width: 256,
+            seed: 1,
+            sgd_seed: None,
+        };
+        let t = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap();
+        assert!(t.ends_with("trajectories_d4_w256_s1_g1.png"));
+        for path in [p, t] {
+            let (w, h, ch, px) = decode_png(&std::fs::read(&path).unwrap());
+            assert_eq!((w, h), (640, 480), "{path:?}");
+            let (frac, colours) = ink(&px, ch);
+            assert!(frac > 0.05, "{path:?}: only {frac} non-white");
+            assert!(colours > 20, "{path:?}: {colours} colours");
+        }
+    }
+
+    #[test]
+    fn svg_figures_are_valid() {
+        let res = sample();
+        let a = analyze(&res, &AnalysisParams::default());
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PlotOptions {
+            format: PlotFormat::Svg,
+            size: (800, 600),
+            x_axis: FitAxis::InverseWidth,
+        };
+        let paths = plot_all(&res, &a, dir.path(), &opts).unwrap();
+        // Phase diagram + one trajectory figure per (d, w); no regimes for 10-step runs.
+        assert_eq!(paths.len(), 4);
+        for p in &paths {
+            let s = std::fs::read_to_string(p).unwrap();
+            assert!(s.starts_with("<svg") || s.starts_with("<?xml"), "{p:?}");
+            assert!(s.trim_end().ends_with("</svg>"), "{p:?}");
+            assert!(s.contains("width=\"800\"") && s.contains("height=\"600\""));
+            assert!(s.matches("<polyline").count() + s.matches("<polygon").count() > 3);
+        }
+        let phase = std::fs::read_to_string(&paths[0]).unwrap();
+        assert!(phase.contains("1 / width"));
+        assert!(phase.contains("c_loss (mean ± se)"));
+        assert!(phase.contains("sharpness reduction"));
+    }
+
+    #[test]
+    fn saturation_figure_and_missing_data_errors() {
+        let steps = 100;
+        let mut res = Results {
+            steps,
+            ..Default::default()
+        };
+        for (d, w) in [(2u32, 64u32), (4, 64)] {
+            for (j, c) in [2.0, 4.0, 8.0].into_iter().enumerate() {
+                res.keys.push(TaskKey {
+                    c,
+                    depth: d,
+                    width: w,
+                    seed: 0,
+                    sgd_seed: 0,
+                });
+                let sh: Vec<f64> = (0..=steps)
+                    .map(|t| 10.0 * (1.0 - 0.3 * (j as f64 + 1.0) * (t.min(10) as f64) / 10.0))
+                    .collect();
+                res.records.push(Some(run(vec![1.0; steps + 1], sh, c)));
+            }
+        }
+        res.keys.push(TaskKey {
+            c: 16.0,
+            depth: 2,
+            width: 64,
+            seed: 0,
+            sgd_seed: 0,
+        });
+        res.records.push(Some(diverged(steps, 2, 16.0)));
+        let a = analyze(&res, &AnalysisParams::default());
+        assert_eq!(a.regimes.len(), 7);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PlotOptions {
+            size: (500, 400),
+            ..Default::default()
+        };
+        let p = plot_saturation(&a, dir.path(), &opts).unwrap();
+        let (w, h, ch, px) = decode_png(&std::fs::read(&p).unwrap());
+        assert_eq!((w, h), (500, 400));
+        assert!(ink(&px, ch).0 > 0.02);
+        // Errors name the file.
+        let empty = analyze(&Results::default(), &AnalysisParams::default());
+        let e = plot_saturation(&empty, dir.path(), &opts).unwrap_err();
+        assert!(e.to_string().contains("lambda_tau.png"), "{e}");
+        let e = plot_phase_diagram(&Results::default(), &empty, dir.path(), &opts).unwrap_err();
+        assert!(e.to_string().contains("phase_diagram.png"), "{e}");
+        let sel = TrajectorySelection {
+            depth: 3,
+            width: 3,
+            seed: 0,
+            sgd_seed: None,
+        };
+        let e = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap_err();
+        assert!(matches!(e, PlotError::NoData { .. }));
+    }
+}

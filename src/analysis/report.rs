@@ -1,0 +1,606 @@
+//! The collected [`Analysis`] and its exports: a text table (`Display`), CSV, JSON, and
+//! named columns for the caller to write into the results file.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use crate::store::results::TaskKey;
+
+use super::critical::{Boundary, BoundaryFit, CriticalValue, GroupSummary, LineCritical, SeedMean};
+use super::regimes::RunRegime;
+use super::AnalysisParams;
+
+/// Conventions of the analysis, stored with every export.
+pub const CONVENTIONS: &str = "critical c = first grid c where the criterion holds (c_max: last c \
+before the first divergence); criteria assumed monotone in c, unknown runs inside a bracket make \
+it unresolved; c_loss/c_sharp use steps 1..=T, NaN = not measured, inf = rise, divergence within \
+the window counts as loss and sharpness rise; seed means are of c (not log2 c), se = std/sqrt(n) \
+with n-1 denominator, only resolved lines averaged; fits: weighted by 1/se^2 (absolute sigma) when \
+all se finite and > 0, else unweighted with RSS/(n-2)";
+
+/// Everything the analysis found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Parameters used.
+    pub params: AnalysisParams,
+    /// SGD steps per run in the results.
+    pub steps: usize,
+    /// Early window T actually used (min of the parameter and `steps`).
+    pub early_window: usize,
+    /// Critical values per (depth, width, seed, sgd_seed) line.
+    pub lines: Vec<LineCritical>,
+    /// Seed averages per (depth, width).
+    pub groups: Vec<GroupSummary>,
+    /// Linear fits of the boundaries against 1/w and d/w.
+    pub fits: Vec<BoundaryFit>,
+    /// Runs of unknown outcome: (key, reason).
+    pub missing: Vec<(TaskKey, String)>,
+    /// Regime markers of long runs (empty for short runs).
+    pub regimes: Vec<RunRegime>,
+}
+
+/// Values of one named column.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum ColumnData {
+    /// Floating point (NaN: missing).
+    F64(Vec<f64>),
+    /// Integers (-1: missing, for step and count columns that are optional).
+    I64(Vec<i64>),
+    /// Text.
+    Str(Vec<String>),
+}
+
+impl ColumnData {
+    fn len(&self) -> usize {
+        match self {
+            ColumnData::F64(v) => v.len(),
+            ColumnData::I64(v) => v.len(),
+            ColumnData::Str(v) => v.len(),
+        }
+    }
+    fn cell(&self, i: usize) -> String {
+        match self {
+            ColumnData::F64(v) => format!("{}", v[i]),
+            ColumnData::I64(v) => v[i].to_string(),
+            ColumnData::Str(v) => csv_escape(&v[i]),
+        }
+    }
+}
+
+/// One named column.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Values, one per row.
+    pub data: ColumnData,
+}
+
+/// A table of equally long named columns.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Table {
+    /// Table name (`lines`, `groups`, `fits`, `runs`, `regimes`, `missing`).
+    pub name: String,
+    /// The columns.
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    fn new(name: &str) -> Self {
+        Table {
+            name: name.into(),
+            columns: Vec::new(),
+        }
+    }
+    fn f64(&mut self, name: impl Into<String>, v: Vec<f64>) {
+        self.columns.push(Column {
+            name: name.into(),
+            data: ColumnData::F64(v),
+        });
+    }
+    fn i64(&mut self, name: impl Into<String>, v: Vec<i64>) {
+        self.columns.push(Column {
+            name: name.into(),
+            data: ColumnData::I64(v),
+        });
+    }
+    fn str(&mut self, name: impl Into<String>, v: Vec<String>) {
+        self.columns.push(Column {
+            name: name.into(),
+            data: ColumnData::Str(v),
+        });
+    }
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.data.len())
+    }
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&ColumnData> {
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.data)
+    }
+    /// CSV text: a header line, then one line per row (NaN written as `NaN`, text quoted
+    /// where needed).
+    pub fn to_csv(&self) -> String {
+        let mut s = self
+            .columns
+            .iter()
+            .map(|c| csv_escape(&c.name))
+            .collect::<Vec<_>>()
+            .join(",");
+        s.push('\n');
+        for i in 0..self.rows() {
+            let row: Vec<String> = self.columns.iter().map(|c| c.data.cell(i)).collect();
+            s.push_str(&row.join(","));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn csv_escape(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt_f64(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+fn opt_i64(v: Option<usize>) -> i64 {
+    v.map_or(-1, |v| v as i64)
+}
+
+fn key_columns(t: &mut Table, keys: &[TaskKey]) {
+    t.f64("c", keys.iter().map(|k| k.c).collect());
+    t.i64("depth", keys.iter().map(|k| i64::from(k.depth)).collect());
+    t.i64("width", keys.iter().map(|k| i64::from(k.width)).collect());
+    t.i64("seed", keys.iter().map(|k| k.seed as i64).collect());
+    t.i64("sgd_seed", keys.iter().map(|k| k.sgd_seed as i64).collect());
+}
+
+/// `value ± se` with the counts of lines left out, for the text table.
+fn fmt_mean(m: Option<&SeedMean>) -> String {
+    match m {
+        None => "-".into(),
+        Some(m) if m.n == 0 => "n/a".into(),
+        Some(m) if m.se.is_nan() => format!("{:.3}", m.mean),
+        Some(m) => format!("{:.3} ± {:.3}", m.mean, m.se),
+    }
+}
+
+impl Analysis {
+    /// Boundaries present in this analysis (c_barrier only with interpolation data).
+    pub fn boundaries(&self) -> Vec<Boundary> {
+        let mut b = vec![Boundary::CLoss, Boundary::CSharp, Boundary::CMax];
+        if self.lines.iter().any(|l| l.c_barrier.is_some()) {
+            b.push(Boundary::CBarrier);
+        }
+        b
+    }
+
+    /// Scalar attributes to store with the tables (parameters and conventions).
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let p = &self.params;
+        vec![
+            ("eps_sharp", p.eps_sharp.to_string()),
+            ("early_window", self.early_window.to_string()),
+            ("lazy_c", p.lazy_c.to_string()),
+            ("max_bracket_ratio", p.max_bracket_ratio.to_string()),
+            ("regime_k", p.regimes.k.to_string()),
+            (
+                "regime_transient_delta",
+                p.regimes.transient_delta.to_string(),
+            ),
+            (
+                "regime_transient_window",
+                p.regimes.transient_window.to_string(),
+            ),
+            (
+                "regime_sharpening_fraction",
+                p.regimes.sharpening_fraction.to_string(),
+            ),
+            (
+                "regime_sharpening_window",
+                p.regimes.sharpening_window.to_string(),
+            ),
+            ("regime_late_fraction", p.regimes.late_fraction.to_string()),
+            ("conventions", CONVENTIONS.to_string()),
+        ]
+    }
+
+    /// Per-line, per-(d, w), fit, per-run, regime and missing-run tables as named columns.
+    pub fn columns(&self) -> Vec<Table> {
+        let bounds = self.boundaries();
+        let mut lines = Table::new("lines");
+        let ls = &self.lines;
+        lines.i64(
+            "depth",
+            ls.iter().map(|l| i64::from(l.line.depth)).collect(),
+        );
+        lines.i64(
+            "width",
+            ls.iter().map(|l| i64::from(l.line.width)).collect(),
+        );
+        lines.i64("seed", ls.iter().map(|l| l.line.seed as i64).collect());
+        lines.i64(
+            "sgd_seed",
+            ls.iter().map(|l| l.line.sgd_seed as i64).collect(),
+        );
+        lines.i64("n_runs", ls.iter().map(|l| l.c.len() as i64).collect());
+        lines.i64(
+            "n_missing",
+            ls.iter().map(|l| l.missing.len() as i64).collect(),
+        );
+        for &b in &bounds {
+            let n = b.name();
+            let get = |l: &LineCritical| -> Option<CriticalValue> { l.get(b).cloned() };
+            let vals: Vec<Option<CriticalValue>> = ls.iter().map(get).collect();
+            let f = |g: &dyn Fn(&CriticalValue) -> Option<f64>| -> Vec<f64> {
+                vals.iter()
+                    .map(|v| opt_f64(v.as_ref().and_then(g)))
+                    .collect()
+            };
+            lines.f64(n, f(&|v| v.value));
+            lines.f64(format!("{n}_below"), f(&|v| v.c_below));
+            lines.f64(format!("{n}_at"), f(&|v| v.c_at));
+            lines.str(
+                format!("{n}_resolution"),
+                vals.iter()
+                    .map(|v| v.as_ref().map_or("-", |v| v.resolution.name()).to_string())
+                    .collect(),
+            );
+            lines.i64(
+                format!("{n}_coarse"),
+                vals.iter()
+                    .map(|v| i64::from(v.as_ref().is_some_and(|v| v.coarse)))
+                    .collect(),
+            );
+        }
+
+        let mut groups = Table::new("groups");
+        let gs = &self.groups;
+        groups.i64("depth", gs.iter().map(|g| i64::from(g.depth)).collect());
+        groups.i64("width", gs.iter().map(|g| i64::from(g.width)).collect());
+        groups.f64("d_over_w", gs.iter().map(|g| g.d_over_w()).collect());
+        groups.f64(
+            "inv_width",
+            gs.iter().map(|g| 1.0 / f64::from(g.width)).collect(),
+        );
+        groups.i64("n_lines", gs.iter().map(|g| g.n_lines as i64).collect());
+        for &b in &bounds {
+            let n = b.name();
+            let ms: Vec<Option<&SeedMean>> = gs.iter().map(|g| g.get(b)).collect();
+            groups.f64(
+                format!("{n}_mean"),
+                ms.iter().map(|m| m.map_or(f64::NAN, |m| m.mean)).collect(),
+            );
+            groups.f64(
+                format!("{n}_se"),
+                ms.iter().map(|m| m.map_or(f64::NAN, |m| m.se)).collect(),
+            );
+            for (suffix, get) in [
+                ("n", (|m: &SeedMean| m.n) as fn(&SeedMean) -> usize),
+                ("n_below", |m| m.n_below),
+                ("n_above", |m| m.n_above),
+                ("n_unresolved", |m| m.n_unresolved),
+            ] {
+                groups.i64(
+                    format!("{n}_{suffix}"),
+                    ms.iter().map(|m| m.map_or(0, |m| get(m) as i64)).collect(),
+                );
+            }
+        }
+        groups.str(
+            "warnings",
+            gs.iter().map(|g| g.warnings.join("; ")).collect(),
+        );
+
+        let mut fits = Table::new("fits");
+        let fs = &self.fits;
+        fits.str(
+            "boundary",
+            fs.iter().map(|f| f.boundary.name().to_string()).collect(),
+        );
+        fits.str(
+            "axis",
+            fs.iter().map(|f| f.axis.name().to_string()).collect(),
+        );
+        type Get = fn(&super::critical::LinearFit) -> f64;
+        for (name, get) in [
+            ("intercept", (|f| f.intercept) as Get),
+            ("slope", |f| f.slope),
+            ("intercept_se", |f| f.intercept_se),
+            ("slope_se", |f| f.slope_se),
+        ] {
+            fits.f64(
+                name,
+                fs.iter()
+                    .map(|f| f.fit.as_ref().map_or(f64::NAN, get))
+                    .collect(),
+            );
+        }
+        fits.i64(
+            "n",
+            fs.iter()
+                .map(|f| f.fit.as_ref().map_or(0, |f| f.n as i64))
+                .collect(),
+        );
+        fits.i64(
+            "weighted",
+            fs.iter()
+                .map(|f| i64::from(f.fit.as_ref().is_some_and(|f| f.weighted)))
+                .collect(),
+        );
+
+        let mut runs = Table::new("runs");
+        let rs: Vec<(&LineCritical, &super::critical::RunPhase)> = ls
+            .iter()
+            .flat_map(|l| l.runs.iter().map(move |r| (l, r)))
+            .collect();
+        runs.i64("index", rs.iter().map(|(_, r)| r.index as i64).collect());
+        let keys: Vec<TaskKey> = rs
+            .iter()
+            .map(|(l, r)| TaskKey {
+                c: r.c,
+                depth: l.line.depth,
+                width: l.line.width,
+                seed: l.line.seed,
+                sgd_seed: l.line.sgd_seed,
+            })
+            .collect();
+        key_columns(&mut runs, &keys);
+        runs.str(
+            "status",
+            rs.iter()
+                .map(|(_, r)| r.status.name().to_string())
+                .collect(),
+        );
+        runs.str(
+            "phase_line",
+            rs.iter()
+                .map(|(_, r)| r.phase_line.name().to_string())
+                .collect(),
+        );
+        runs.str(
+            "phase_direct",
+            rs.iter()
+                .map(|(_, r)| r.phase_direct.name().to_string())
+                .collect(),
+        );
+
+        let mut regimes = Table::new("regimes");
+        let rg = &self.regimes;
+        regimes.i64("index", rg.iter().map(|r| r.index as i64).collect());
+        key_columns(&mut regimes, &rg.iter().map(|r| r.key).collect::<Vec<_>>());
+        regimes.i64(
+            "transient_end",
+            rg.iter().map(|r| opt_i64(r.transient_end)).collect(),
+        );
+        regimes.f64(
+            "tau_requested",
+            rg.iter().map(|r| r.tau_requested).collect(),
+        );
+        regimes.i64("tau", rg.iter().map(|r| r.tau as i64).collect());
+        regimes.i64("tau_used", rg.iter().map(|r| opt_i64(r.tau_used)).collect());
+        regimes.f64(
+            "lambda_tau_ratio",
+            rg.iter().map(|r| r.lambda_tau_ratio).collect(),
+        );
+        regimes.i64(
+            "sharpening_onset",
+            rg.iter().map(|r| opt_i64(r.sharpening_onset)).collect(),
+        );
+        regimes.f64("lambda_late", rg.iter().map(|r| r.lambda_late).collect());
+        regimes.f64(
+            "late_eos_ratio",
+            rg.iter().map(|r| r.late_eos_ratio).collect(),
+        );
+        regimes.i64(
+            "diverged",
+            rg.iter().map(|r| i64::from(r.diverged)).collect(),
+        );
+
+        let mut missing = Table::new("missing");
+        key_columns(
+            &mut missing,
+            &self.missing.iter().map(|m| m.0).collect::<Vec<_>>(),
+        );
+        missing.str("reason", self.missing.iter().map(|m| m.1.clone()).collect());
+
+        vec![lines, groups, fits, runs, regimes, missing]
+    }
+
+    /// The table called `name` from [`Analysis::columns`].
+    pub fn table(&self, name: &str) -> Option<Table> {
+        self.columns().into_iter().find(|t| t.name == name)
+    }
+
+    /// CSV of the per-(depth, width) table (see [`Table::to_csv`] for the others).
+    pub fn to_csv(&self) -> String {
+        self.table("groups").expect("groups table exists").to_csv()
+    }
+
+    /// The whole analysis as pretty JSON (NaN written as `null`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("analysis serializes")
+    }
+
+    /// The text report: per-(d, w) table, fits, missing and failed runs.
+    pub fn render_table(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Analysis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let barrier = self.boundaries().contains(&Boundary::CBarrier);
+        writeln!(
+            f,
+            "Critical c (first grid c where the criterion holds; early window T = {}, ε = {})",
+            self.early_window, self.params.eps_sharp
+        )?;
+        let mut header = format!(
+            "{:>5} {:>6} {:>8} {:>7} {:>17} {:>17} {:>17}",
+            "depth", "width", "d/w", "n seeds", "c_loss", "c_sharp", "c_max"
+        );
+        if barrier {
+            let _ = write!(header, " {:>17}", "c_barrier");
+        }
+        header.push_str("  warnings");
+        writeln!(f, "{header}")?;
+        for g in &self.groups {
+            write!(
+                f,
+                "{:>5} {:>6} {:>8.5} {:>7} {:>17} {:>17} {:>17}",
+                g.depth,
+                g.width,
+                g.d_over_w(),
+                g.n_lines,
+                fmt_mean(Some(&g.c_loss)),
+                fmt_mean(Some(&g.c_sharp)),
+                fmt_mean(Some(&g.c_max)),
+            )?;
+            if barrier {
+                write!(f, " {:>17}", fmt_mean(g.c_barrier.as_ref()))?;
+            }
+            writeln!(f, "  {}", g.warnings.join("; "))?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Linear fits c = a + b·x")?;
+        for fit in &self.fits {
+            match &fit.fit {
+                Some(l) => writeln!(
+                    f,
+                    "  {:<9} vs {:<3}: a = {:.4} ± {:.4}, b = {:.4} ± {:.4} (n = {}, {})",
+                    fit.boundary.name(),
+                    fit.axis.name(),
+                    l.intercept,
+                    l.intercept_se,
+                    l.slope,
+                    l.slope_se,
+                    l.n,
+                    if l.weighted { "weighted" } else { "unweighted" }
+                )?,
+                None => writeln!(
+                    f,
+                    "  {:<9} vs {:<3}: not enough points",
+                    fit.boundary.name(),
+                    fit.axis.name()
+                )?,
+            }
+        }
+        writeln!(f)?;
+        if self.missing.is_empty() {
+            writeln!(f, "No missing or failed runs.")?;
+        } else {
+            writeln!(f, "Missing or failed runs ({}):", self.missing.len())?;
+            for (k, why) in &self.missing {
+                writeln!(
+                    f,
+                    "  d={} w={} seed={} sgd_seed={} c={:.4}: {}",
+                    k.depth, k.width, k.seed, k.sgd_seed, k.c, why
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::critical::tests::line;
+    use crate::analysis::{analyze, AnalysisParams};
+    use crate::store::results::Results;
+
+    fn sample() -> (Results, Vec<f64>) {
+        let mut res = Results {
+            steps: 10,
+            ..Default::default()
+        };
+        let cs: Vec<f64> = (0..9).map(|i| 2f64.powf(i as f64 * 0.5)).collect();
+        line(&mut res, 4, 256, 0, &cs, "llsLSSDDD");
+        line(&mut res, 4, 256, 1, &cs, "llssLSDDD");
+        line(&mut res, 2, 512, 0, &cs, "llsLSSSDP");
+        line(&mut res, 8, 128, 0, &cs, "llsPLLSDD");
+        (res, cs)
+    }
+
+    #[test]
+    fn text_table_lists_groups_fits_and_missing() {
+        let (res, cs) = sample();
+        let a = analyze(&res, &AnalysisParams::default());
+        let t = a.render_table();
+        let m = (cs[3] + cs[4]) / 2.0;
+        assert!(t.contains(&format!("{m:.3} ± ")), "{t}");
+        assert!(t.contains("c_loss    vs d/w"), "{t}");
+        assert!(t.contains("Missing or failed runs (2)"), "{t}");
+        assert!(t.contains("c_loss: 1 line(s) unresolved"), "{t}");
+        assert!(t.contains("pending"));
+    }
+
+    #[test]
+    fn csv_export_parses_back() {
+        let (res, cs) = sample();
+        let a = analyze(&res, &AnalysisParams::default());
+        let csv = a.to_csv();
+        let mut rows = csv.lines().map(|l| l.split(',').collect::<Vec<_>>());
+        let header = rows.next().unwrap();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let rows: Vec<Vec<&str>> = rows.collect();
+        assert_eq!(rows.len(), 3);
+        let r4 = rows.iter().find(|r| r[col("depth")] == "4").unwrap();
+        let mean: f64 = r4[col("c_loss_mean")].parse().unwrap();
+        assert!((mean - (cs[3] + cs[4]) / 2.0).abs() < 1e-12);
+        assert_eq!(r4[col("c_loss_n")], "2");
+        let cmax: f64 = r4[col("c_max_mean")].parse().unwrap();
+        assert!((cmax - cs[5]).abs() < 1e-12);
+        let r8 = rows.iter().find(|r| r[col("depth")] == "8").unwrap();
+        assert!(r8[col("c_loss_mean")].parse::<f64>().unwrap().is_nan());
+        assert_eq!(r8[col("c_loss_n_unresolved")], "1");
+        let lines_csv = a.table("lines").unwrap().to_csv();
+        assert_eq!(lines_csv.lines().count(), 5);
+        // Every table has equally long columns.
+        for t in a.columns() {
+            assert!(
+                t.columns.iter().all(|c| c.data.len() == t.rows()),
+                "{}",
+                t.name
+            );
+        }
+        let runs = a.table("runs").unwrap();
+        assert_eq!(runs.rows(), res.keys.len());
+    }
+
+    #[test]
+    fn json_export_parses_back() {
+        let (res, cs) = sample();
+        let a = analyze(&res, &AnalysisParams::default());
+        let v: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        let groups = v["groups"].as_array().unwrap();
+        let g4 = groups.iter().find(|g| g["depth"] == 4).unwrap();
+        let mean = g4["c_loss"]["mean"].as_f64().unwrap();
+        assert!((mean - (cs[3] + cs[4]) / 2.0).abs() < 1e-12);
+        // NaN (single-seed se) is written as null.
+        let g2 = groups.iter().find(|g| g["depth"] == 2).unwrap();
+        assert!(g2["c_loss"]["se"].is_null());
+        assert_eq!(v["missing"].as_array().unwrap().len(), 2);
+        assert_eq!(v["params"]["early_window"], 10);
+        let line0 = &v["lines"][0];
+        assert!(line0["c_loss"]["resolution"].is_string());
+    }
+
+    #[test]
+    fn csv_quotes_text_with_commas() {
+        let mut t = Table::new("x");
+        t.str("reason", vec!["failed: a, b \"c\"".into()]);
+        assert_eq!(t.to_csv(), "reason\n\"failed: a, b \"\"c\"\"\"\n");
+    }
+}
