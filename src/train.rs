@@ -1,1 +1,653 @@
-//! One training run.
+//! One training run: λ₀ on the measurement set, η = c/λ₀, plain SGD, and loss and
+//! sharpness after every `sharpness.every` steps. Divergence is a result (recorded in the
+//! [`RunRecord`]), never an error. A run knows nothing of the grid or of files.
+
+use crate::config::{Config, ModelKind, SharpnessMethod};
+use crate::data::{self, Dataset};
+use crate::hessian::{lanczos_top, power_top, EigenEstimate, LanczosOptions};
+use crate::model::param::init_params;
+use crate::model::uv::uv_spec;
+use crate::model::{Float, HvpOperator, MlpSpec, MlpWorkspace};
+use crate::store::results::{RunRecord, RunStatus};
+use faer::Par;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::time::Instant;
+
+/// Memory allowed for the Lanczos basis (f64 vectors of length P) before it restarts.
+const LANCZOS_BASIS_BYTES: usize = 1 << 31;
+
+/// A seed for one random stream, derived from (base seed, role, depth, width) by a
+/// SplitMix64-style mix, so that streams never depend on the rank or the task order.
+pub fn stream_seed(base: u64, role: &str, depth: u32, width: u32) -> u64 {
+    let mut h = base ^ 0x9E37_79B9_7F4A_7C15;
+    let mut mix = |v: u64| {
+        h ^= v;
+        h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    };
+    for b in role.bytes() {
+        mix(b as u64);
+    }
+    mix(depth as u64);
+    mix(width as u64);
+    h
+}
+
+/// The data a sweep trains on, in the network's precision: the training subset, the
+/// fixed measurement set, and their one-hot targets (examples are columns).
+#[derive(Clone, Debug)]
+pub struct Problem<T> {
+    /// Input features d_in.
+    pub input_dim: usize,
+    /// Outputs k.
+    pub outputs: usize,
+    /// Training inputs (d_in × n).
+    pub x_train: Vec<T>,
+    /// Training targets (k × n).
+    pub y_train: Vec<T>,
+    /// Measurement-set inputs (d_in × m).
+    pub x_meas: Vec<T>,
+    /// Measurement-set targets (k × m).
+    pub y_meas: Vec<T>,
+    /// Description of the data (files, subset rule, measurement set) for provenance.
+    pub description: String,
+}
+
+impl<T: Float> Problem<T> {
+    /// Training examples n.
+    pub fn n_train(&self) -> usize {
+        self.y_train.len() / self.outputs
+    }
+    /// Measurement examples m.
+    pub fn n_meas(&self) -> usize {
+        self.y_meas.len() / self.outputs
+    }
+
+    /// The problem of a dataset: all of it trains; `measure_n` examples (seeded) measure.
+    pub fn from_dataset(ds: &Dataset, measure_n: usize, measure_seed: u64) -> Self {
+        let idx = data::measurement_indices(ds.n, measure_n, measure_seed);
+        let meas = ds.select(&idx);
+        let conv = |v: &[f32]| v.iter().map(|x| T::of(*x as f64)).collect::<Vec<T>>();
+        Problem {
+            input_dim: ds.input_dim,
+            outputs: ds.classes,
+            x_train: conv(&ds.x),
+            y_train: conv(&ds.one_hot()),
+            x_meas: conv(&meas.x),
+            y_meas: conv(&meas.one_hot()),
+            description: format!(
+                "{}; measurement set: {} of the {} training examples (seeded draw, seed {})",
+                ds.source,
+                idx.len(),
+                ds.n,
+                measure_seed
+            ),
+        }
+    }
+
+    /// The uv model's single example (x, y) = (1, 0), which is also the measurement set.
+    pub fn uv() -> Self {
+        Problem {
+            input_dim: 1,
+            outputs: 1,
+            x_train: vec![T::of(1.0)],
+            y_train: vec![T::of(0.0)],
+            x_meas: vec![T::of(1.0)],
+            y_meas: vec![T::of(0.0)],
+            description: "uv model: one example (x, y) = (1, 0)".into(),
+        }
+    }
+
+    /// The problem a config describes (loads the dataset for `mlp`).
+    pub fn from_config(cfg: &Config) -> Result<Self, data::DataError> {
+        match cfg.model.kind {
+            ModelKind::Uv => Ok(Self::uv()),
+            ModelKind::Mlp => {
+                let ds = data::load(&cfg.data)?;
+                Ok(Self::from_dataset(
+                    &ds,
+                    cfg.sharpness.measure_n,
+                    cfg.sharpness.measure_seed,
+                ))
+            }
+        }
+    }
+}
+
+/// The network of grid point (depth, width) under `cfg`.
+pub fn network_spec(
+    cfg: &Config,
+    input_dim: usize,
+    outputs: usize,
+    depth: u32,
+    width: u32,
+) -> MlpSpec {
+    match cfg.model.kind {
+        ModelKind::Uv => MlpSpec {
+            loss_scale: cfg.model.loss_scale,
+            ..uv_spec(width as usize)
+        },
+        ModelKind::Mlp => MlpSpec {
+            input_dim,
+            width: width as usize,
+            depth: depth as usize,
+            outputs,
+            activation: cfg.model.activation,
+            parameterization: cfg.model.parameterization,
+            readout: cfg.model.readout,
+            bias: cfg.model.bias,
+            sigma2_hidden: cfg.model.sigma2_hidden,
+            sigma2_readout: cfg.model.sigma2_readout,
+            loss_scale: cfg.model.loss_scale,
+        },
+    }
+}
+
+/// Everything a run needs besides the data: the network and the run's settings, taken
+/// from the config once.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// Network.
+    pub spec: MlpSpec,
+    /// Depth and width as grid coordinates (for seed derivation).
+    pub depth: u32,
+    /// Width grid coordinate.
+    pub width: u32,
+    /// Minibatch size (1 for the uv model).
+    pub batch_size: usize,
+    /// SGD steps T.
+    pub steps: usize,
+    /// Divergence threshold on the loss.
+    pub divergence_loss: f64,
+    /// Measure every this many steps.
+    pub every: usize,
+    /// Sharpness estimator.
+    pub method: SharpnessMethod,
+    /// Lanczos relative-residual tolerance (also the power method's reported check).
+    pub tol: f64,
+    /// Lanczos iteration cap.
+    pub max_iter: usize,
+    /// Power iterations.
+    pub power_iters: usize,
+    /// Warm-start each measurement from the previous eigenvector.
+    pub warm_start: bool,
+    /// Points of the θ₀ → θ_T loss interpolation (0: none).
+    pub interp_points: usize,
+    /// Matmul parallelism.
+    pub par: Par,
+}
+
+impl RunSettings {
+    /// Settings of grid point (depth, width) under `cfg`.
+    pub fn new(
+        cfg: &Config,
+        input_dim: usize,
+        outputs: usize,
+        depth: u32,
+        width: u32,
+        par: Par,
+    ) -> Self {
+        RunSettings {
+            spec: network_spec(cfg, input_dim, outputs, depth, width),
+            depth,
+            width,
+            batch_size: match cfg.model.kind {
+                ModelKind::Uv => 1,
+                ModelKind::Mlp => cfg.train.batch_size,
+            },
+            steps: cfg.train.steps,
+            divergence_loss: cfg.train.divergence_loss,
+            every: cfg.sharpness.every.max(1),
+            method: cfg.sharpness.method,
+            tol: cfg.sharpness.tol,
+            max_iter: cfg.sharpness.max_iter,
+            power_iters: cfg.sharpness.power_iters,
+            warm_start: cfg.sharpness.warm_start,
+            interp_points: cfg.grid.interp_points,
+            par,
+        }
+    }
+
+    /// The interpolation coefficients α of the θ₀ → θ_T line (empty when off).
+    pub fn interp_alpha(&self) -> Vec<f64> {
+        interp_alpha(self.interp_points)
+    }
+}
+
+/// α_j = j/(points − 1), j = 0..points (empty for points = 0, [0] for 1).
+pub fn interp_alpha(points: usize) -> Vec<f64> {
+    match points {
+        0 => Vec::new(),
+        1 => vec![0.0],
+        p => (0..p).map(|j| j as f64 / (p - 1) as f64).collect(),
+    }
+}
+
+/// Top Hessian eigenvalue on the measurement set at `params`, by the configured method.
+pub fn measure_sharpness<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+    start: Option<&[f64]>,
+    seed: u64,
+) -> EigenEstimate {
+    let m = problem.n_meas();
+    let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+    match s.method {
+        SharpnessMethod::Lanczos => {
+            let p = params.len().max(1);
+            let max_basis = (LANCZOS_BASIS_BYTES / (8 * p)).clamp(8, s.max_iter.max(8));
+            lanczos_top(
+                &mut op,
+                start,
+                &LanczosOptions {
+                    tol: s.tol,
+                    max_iter: s.max_iter,
+                    max_basis,
+                    seed,
+                },
+            )
+        }
+        SharpnessMethod::Power => power_top(&mut op, start, s.power_iters, s.tol, seed),
+    }
+}
+
+/// λ₀ of grid line (depth, width, seed): the sharpness at initialization. It depends on
+/// the network, the init seed and the measurement set only, never on c.
+pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> EigenEstimate {
+    let params: Vec<T> = init_params(&s.spec, stream_seed(seed, "init", s.depth, s.width));
+    let mut ws = MlpWorkspace::<T>::new(&s.spec, problem.n_meas(), s.par);
+    measure_sharpness(
+        s,
+        problem,
+        &params,
+        &mut ws,
+        None,
+        stream_seed(seed, "lanczos", s.depth, s.width),
+    )
+}
+
+/// Seconds spent in each part of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunTiming {
+    /// SGD steps (minibatch gradients and updates).
+    pub train_s: f64,
+    /// Training-set losses and sharpness measurements.
+    pub measure_s: f64,
+}
+
+/// Trains one (c, depth, width, seed, sgd_seed) run from η = c/λ₀ with the λ₀ estimate of
+/// its line (`lambda0_est`, from [`lambda0`]: its value is λ₀ and its HVP count and
+/// residual are recorded at step 0).
+///
+/// State t (t = 0..T) is after t SGD steps. The loss on the training set and λ_t are
+/// recorded at t = 0 and every `every` steps (and at T). Divergence: the minibatch loss
+/// at θ_t, or the measured training loss at θ_t, above `divergence_loss` or not finite;
+/// the run then stops with `diverged_at = t`, and later entries stay NaN. The first
+/// measurement after initialization starts Lanczos from a seeded random vector (so the
+/// result does not depend on which rank computed λ₀); later ones warm-start from the
+/// previous eigenvector when `warm_start`.
+pub fn train_run<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    c: f64,
+    seed: u64,
+    sgd_seed: u64,
+    lambda0_est: &EigenEstimate,
+) -> (RunRecord, RunTiming) {
+    let started = Instant::now();
+    let mut timing = RunTiming::default();
+    let steps = s.steps;
+    let lambda0 = lambda0_est.value;
+    let eta = c / lambda0;
+    let mut rec = RunRecord {
+        lambda0,
+        eta,
+        status: RunStatus::Done,
+        diverged_at: None,
+        loss: vec![f64::NAN; steps + 1],
+        sharpness: vec![f64::NAN; steps + 1],
+        hvps: vec![-1; steps + 1],
+        residual: vec![f64::NAN; steps + 1],
+        converged: vec![false; steps + 1],
+        interp_loss: vec![f64::NAN; s.interp_points],
+        message: String::new(),
+        seconds: 0.0,
+    };
+    if !(lambda0.is_finite() && lambda0 > 0.0) {
+        rec.status = RunStatus::Failed;
+        rec.message = format!("sharpness at initialization is {lambda0}: η = c/λ₀ is undefined");
+        return (rec, timing);
+    }
+    let spec = &s.spec;
+    let d_in = problem.input_dim;
+    let k = problem.outputs;
+    let n = problem.n_train();
+    let b = s.batch_size.min(n);
+    let theta0: Vec<T> = init_params(spec, stream_seed(seed, "init", s.depth, s.width));
+    let mut params = theta0.clone();
+    let mut grad = vec![T::of(0.0); params.len()];
+    let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
+    let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
+    let mut xb = vec![T::of(0.0); d_in * b];
+    let mut yb = vec![T::of(0.0); k * b];
+    let mut order_rng =
+        Xoshiro256PlusPlus::seed_from_u64(stream_seed(sgd_seed, "sgd", s.depth, s.width));
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut cursor = n; // forces a fresh permutation before the first batch
+    let lanczos_seed = stream_seed(seed, "lanczos", s.depth, s.width);
+    let mut eigvec: Option<Vec<f64>> = None;
+    let eta_t = T::of(eta);
+
+    // t = 0
+    let t0 = Instant::now();
+    rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
+    rec.sharpness[0] = lambda0;
+    rec.hvps[0] = lambda0_est.applications as i32;
+    rec.residual[0] = lambda0_est.residual;
+    rec.converged[0] = lambda0_est.converged;
+    timing.measure_s += t0.elapsed().as_secs_f64();
+    let diverged = |l: f64| !l.is_finite() || l > s.divergence_loss;
+    if diverged(rec.loss[0]) {
+        rec.status = RunStatus::Diverged;
+        rec.diverged_at = Some(0);
+    }
+
+    let mut t = 0;
+    while rec.status == RunStatus::Done && t < steps {
+        let t1 = Instant::now();
+        if cursor + b > n {
+            shuffle(&mut perm, &mut order_rng);
+            cursor = 0;
+        }
+        for (j, &i) in perm[cursor..cursor + b].iter().enumerate() {
+            xb[j * d_in..(j + 1) * d_in]
+                .copy_from_slice(&problem.x_train[i * d_in..(i + 1) * d_in]);
+            yb[j * k..(j + 1) * k].copy_from_slice(&problem.y_train[i * k..(i + 1) * k]);
+        }
+        cursor += b;
+        let batch_loss = ws_batch.loss_and_grad(&params, &xb, &yb, b, &mut grad);
+        if diverged(batch_loss) {
+            rec.status = RunStatus::Diverged;
+            rec.diverged_at = Some(t as u32);
+            timing.train_s += t1.elapsed().as_secs_f64();
+            break;
+        }
+        for (p, g) in params.iter_mut().zip(&grad) {
+            *p -= eta_t * *g;
+        }
+        t += 1;
+        timing.train_s += t1.elapsed().as_secs_f64();
+
+        if t % s.every == 0 || t == steps {
+            let t2 = Instant::now();
+            let loss = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
+            rec.loss[t] = loss;
+            if diverged(loss) {
+                rec.status = RunStatus::Diverged;
+                rec.diverged_at = Some(t as u32);
+                timing.measure_s += t2.elapsed().as_secs_f64();
+                break;
+            }
+            let start = if s.warm_start {
+                eigvec.as_deref()
+            } else {
+                None
+            };
+            let est = measure_sharpness(
+                s,
+                problem,
+                &params,
+                &mut ws_meas,
+                start,
+                lanczos_seed.wrapping_add(t as u64),
+            );
+            rec.sharpness[t] = est.value;
+            rec.hvps[t] = est.applications as i32;
+            rec.residual[t] = est.residual;
+            rec.converged[t] = est.converged;
+            eigvec = Some(est.vector);
+            timing.measure_s += t2.elapsed().as_secs_f64();
+        }
+    }
+
+    if rec.status == RunStatus::Done && s.interp_points > 0 {
+        let t3 = Instant::now();
+        let mut theta = theta0.clone();
+        for (j, alpha) in s.interp_alpha().into_iter().enumerate() {
+            let a = T::of(alpha);
+            for ((p, p0), pt) in theta.iter_mut().zip(&theta0).zip(&params) {
+                *p = *p0 + a * (*pt - *p0);
+            }
+            rec.interp_loss[j] =
+                ws_meas.loss_over(&theta, &problem.x_train, &problem.y_train, d_in);
+        }
+        timing.measure_s += t3.elapsed().as_secs_f64();
+    }
+    rec.seconds = started.elapsed().as_secs_f64();
+    (rec, timing)
+}
+
+/// Fisher–Yates shuffle with an unbiased bounded draw (independent of `rand`'s
+/// sampling algorithms, so orders are stable across crate versions).
+fn shuffle(perm: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
+    use rand::Rng;
+    for i in (1..perm.len()).rev() {
+        let bound = (i + 1) as u64;
+        // Lemire's rejection: uniform in 0..bound
+        let zone = u64::MAX - (u64::MAX % bound) - 1;
+        let j = loop {
+            let r = rng.next_u64();
+            if r <= zone {
+                break (r % bound) as usize;
+            }
+        };
+        perm.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let cfg = Config::from_toml_str(text).expect("test config parses");
+        cfg.validate().expect("test config is valid");
+        cfg
+    }
+
+    fn run_all<T: Float>(cfg: &Config, depth: u32, width: u32, cs: &[f64]) -> Vec<RunRecord> {
+        let problem = Problem::<T>::from_config(cfg).unwrap();
+        let s = RunSettings::new(
+            cfg,
+            problem.input_dim,
+            problem.outputs,
+            depth,
+            width,
+            Par::Seq,
+        );
+        let seed = cfg.train.seeds[0];
+        let l0 = lambda0(&s, &problem, seed);
+        cs.iter()
+            .map(|&c| train_run(&s, &problem, c, seed, seed, &l0).0)
+            .collect()
+    }
+
+    const FMNIST_SMALL: &str = r#"
+        [data]
+        n_train = 512
+        [model]
+        depth = [3]
+        width = [32]
+        [train]
+        batch_size = 128
+        steps = 20
+        seeds = [7]
+        [sharpness]
+        measure_n = 256
+        tol = 1e-4
+        [grid]
+        c = [1.0]
+    "#;
+
+    #[test]
+    fn same_seed_is_bit_identical_other_seed_differs() {
+        let cfg = config(FMNIST_SMALL);
+        let a = run_all::<f32>(&cfg, 3, 32, &[2.0]);
+        let b = run_all::<f32>(&cfg, 3, 32, &[2.0]);
+        assert_eq!(
+            a[0].loss.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b[0].loss.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            a[0].sharpness
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>(),
+            b[0].sharpness
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        );
+        let mut other = cfg.clone();
+        other.train.seeds = vec![8];
+        let c = run_all::<f32>(&other, 3, 32, &[2.0]);
+        assert_ne!(a[0].loss, c[0].loss);
+        assert_ne!(a[0].lambda0, c[0].lambda0);
+        // another SGD order alone changes the trajectory but not λ₀
+        let problem = Problem::<f32>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, problem.input_dim, problem.outputs, 3, 32, Par::Seq);
+        let l0 = lambda0(&s, &problem, 7);
+        let (d, _) = train_run(&s, &problem, 2.0, 7, 99, &l0);
+        assert_eq!(d.lambda0, a[0].lambda0);
+        assert_ne!(d.loss[5], a[0].loss[5]);
+    }
+
+    #[test]
+    fn uv_model_phases() {
+        let cfg = config(
+            r#"
+            [model]
+            kind = "uv"
+            width = [4096]
+            [train]
+            steps = 200
+            seeds = [3]
+            precision = "f64"
+            [sharpness]
+            tol = 1e-8
+            every = 10
+            [grid]
+            c = [1.9, 2.3, 3.7, 4.3]
+        "#,
+        );
+        let runs = run_all::<f64>(&cfg, 2, 4096, &cfg.c_values());
+        let rises = |r: &RunRecord| r.loss[1..].iter().any(|l| *l > r.loss[0]);
+        let (lazy, cat, cat2, div) = (&runs[0], &runs[1], &runs[2], &runs[3]);
+        assert_eq!(lazy.status, RunStatus::Done);
+        assert!(
+            !rises(lazy),
+            "c = 1.9 must not catapult: {:?}",
+            &lazy.loss[..5]
+        );
+        assert!(lazy.loss[200] < 1e-6 * lazy.loss[0]);
+        assert_eq!(cat.status, RunStatus::Done);
+        assert!(rises(cat), "c = 2.3 must catapult");
+        assert!(
+            cat.sharpness[200] < cat.sharpness[0],
+            "catapult lowers the sharpness"
+        );
+        assert_eq!(cat2.status, RunStatus::Done);
+        assert!(rises(cat2), "c = 3.7 must catapult");
+        assert!(
+            cat2.loss[200] < 1e-3 * cat2.loss[0],
+            "c = 3.7 converges after the catapult"
+        );
+        assert!(
+            cat2.sharpness[200] * cat2.eta < 2.0,
+            "ends in a region where GD is stable"
+        );
+        assert_eq!(div.status, RunStatus::Diverged, "c = 4.3 must diverge");
+        assert!(div.diverged_at.unwrap() > 0);
+    }
+
+    #[test]
+    fn fashion_mnist_trains_at_c1_and_diverges_at_c64() {
+        let cfg = config(FMNIST_SMALL);
+        let runs = run_all::<f32>(&cfg, 3, 32, &[1.0, 64.0]);
+        let (ok, bad) = (&runs[0], &runs[1]);
+        assert_eq!(ok.status, RunStatus::Done);
+        assert!(
+            ok.loss[20] < ok.loss[0],
+            "loss {} -> {}",
+            ok.loss[0],
+            ok.loss[20]
+        );
+        assert!(ok.lambda0 > 0.0 && ok.hvps[1] > 0 && ok.residual[1] <= 1e-4);
+        assert_eq!(bad.status, RunStatus::Diverged);
+        let t = bad.diverged_at.expect("divergence step recorded") as usize;
+        assert!(t < 20);
+        assert!(bad.loss[t + 1..].iter().all(|l| l.is_nan()));
+    }
+
+    #[test]
+    fn trajectories_are_loss_scale_invariant() {
+        let base = config(
+            &FMNIST_SMALL
+                .replace("steps = 20", "steps = 6\nprecision = \"f64\"")
+                .replace("tol = 1e-4", "tol = 1e-10\nmax_iter = 300"),
+        );
+        let mut scaled = base.clone();
+        scaled.model.loss_scale = 13.0;
+        let a = run_all::<f64>(&base, 3, 32, &[3.0]);
+        let b = run_all::<f64>(&scaled, 3, 32, &[3.0]);
+        assert!((b[0].lambda0 / a[0].lambda0 - 13.0).abs() < 1e-8);
+        for t in 0..=6 {
+            let (la, lb) = (a[0].loss[t] / a[0].loss[0], b[0].loss[t] / b[0].loss[0]);
+            let (sa, sb) = (
+                a[0].sharpness[t] / a[0].lambda0,
+                b[0].sharpness[t] / b[0].lambda0,
+            );
+            assert!(
+                (la - lb).abs() < 1e-8 * la.abs(),
+                "step {t}: L ratio {la} vs {lb}"
+            );
+            assert!(
+                (sa - sb).abs() < 1e-7 * sa.abs(),
+                "step {t}: λ ratio {sa} vs {sb}"
+            );
+        }
+    }
+
+    #[test]
+    fn warm_started_tracking_matches_cold_lanczos() {
+        let text = FMNIST_SMALL.replace("steps = 20", "steps = 8\nprecision = \"f64\"");
+        let warm = config(&text);
+        let mut cold = warm.clone();
+        cold.sharpness.warm_start = false;
+        let w = run_all::<f64>(&warm, 3, 32, &[4.0]);
+        let c = run_all::<f64>(&cold, 3, 32, &[4.0]);
+        let tol = warm.sharpness.tol;
+        for t in 1..=8 {
+            let (a, b) = (w[0].sharpness[t], c[0].sharpness[t]);
+            assert!(((a - b) / b).abs() <= tol, "step {t}: warm {a} vs cold {b}");
+        }
+        let hw: i32 = w[0].hvps[2..].iter().sum();
+        let hc: i32 = c[0].hvps[2..].iter().sum();
+        assert!(hw < hc, "warm starts use fewer HVPs ({hw} vs {hc})");
+    }
+
+    #[test]
+    fn stream_seeds_differ_by_role_and_shape() {
+        let a = stream_seed(1, "init", 4, 64);
+        assert_ne!(a, stream_seed(1, "sgd", 4, 64));
+        assert_ne!(a, stream_seed(1, "init", 4, 128));
+        assert_ne!(a, stream_seed(2, "init", 4, 64));
+        assert_eq!(a, stream_seed(1, "init", 4, 64));
+    }
+}
