@@ -1,1 +1,326 @@
-fn main() {}
+//! The `sharpsweep` command line: parses arguments and calls the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sharpsweep::analysis::commands::{analyze_file, export, inspect_file, plot_file};
+use sharpsweep::analysis::{AnalysisParams, FitAxis, PlotFormat, PlotOptions};
+use sharpsweep::config::Config;
+use sharpsweep::sweep::{self, drain, grid, SweepOptions};
+use sharpsweep::train;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Phase diagrams of early training dynamics (Kalra & Barkeshli, NeurIPS 2023) at cluster
+/// scale: MLPs trained by SGD at η = c/λ₀ over a (c, depth, width, seed) grid, loss and
+/// sharpness (top Hessian eigenvalue, exact HVPs + Lanczos) tracked every step, every
+/// trajectory in one HDF5 file.
+///
+/// Exit status: 0 done; 1 error (the message names the file, key or rank); 2 bad usage;
+/// 3 the sweep stopped early (signal or --deadline) with runs left: rerun with --resume.
+#[derive(Parser)]
+#[command(name = "sharpsweep", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Png,
+    Svg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum XAxis {
+    /// depth / width
+    DepthOverWidth,
+    /// 1 / width
+    InverseWidth,
+}
+
+#[derive(clap::Args, Clone)]
+struct AnalysisArgs {
+    /// ε of the sharpness catapult criterion λ_t > (1+ε)λ₀ (stored with the analysis).
+    #[arg(long, default_value_t = 0.0)]
+    eps_sharp: f64,
+    /// Early window T: c_loss and c_sharp look at steps 1..=T.
+    #[arg(long, default_value_t = 10)]
+    window: usize,
+    /// K of the saturation measurement λ_τ at c·τ = K (long runs).
+    #[arg(long, default_value_t = 200.0)]
+    k: f64,
+}
+
+impl AnalysisArgs {
+    fn params(&self) -> AnalysisParams {
+        let mut p = AnalysisParams {
+            eps_sharp: self.eps_sharp,
+            early_window: self.window,
+            ..Default::default()
+        };
+        p.regimes.k = self.k;
+        p
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every (c, depth, width, seed) point of a config into one HDF5 results file.
+    /// Under `mpirun -np N` or `srun` the ranks share the grid; without a launcher it runs
+    /// in one process. A killed sweep keeps every finished run; `--resume` runs the rest.
+    Sweep {
+        /// TOML config (see configs/quickstart.toml and the README for every key).
+        config: PathBuf,
+        /// Results file (default: output.path of the config).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a config key, TOML value syntax: --set model.width=[128] --set train.steps=50
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Continue an existing results file (same config hash), running only what is not
+        /// finished; creates the file when it does not exist yet.
+        #[arg(long, conflicts_with = "force")]
+        resume: bool,
+        /// Overwrite an existing results file.
+        #[arg(long)]
+        force: bool,
+        /// Matmul threads per rank (ranks × threads ≤ cores).
+        #[arg(long, default_value_t = 1, env = "SHARPSWEEP_THREADS")]
+        threads: usize,
+        /// Stop handing out work at this time and exit 3: +90m, +2h, a Unix time, or
+        /// YYYY-MM-DDTHH:MM:SSZ.
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Seconds between progress lines when stderr is not a terminal (Slurm logs).
+        #[arg(long, default_value_t = 10.0)]
+        progress_every: f64,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+        /// Only print the grid size and the cost-model estimate; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Train one (c, depth, width, seed) run of a config and print its trajectory.
+    Run {
+        /// TOML config.
+        config: PathBuf,
+        /// Learning-rate multiplier c (η = c/λ₀).
+        #[arg(long)]
+        c: f64,
+        /// Depth (default: the config's first).
+        #[arg(long)]
+        depth: Option<u32>,
+        /// Width (default: the config's first).
+        #[arg(long)]
+        width: Option<u32>,
+        /// Init seed (default: the config's first).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// SGD seed (default: the init seed).
+        #[arg(long)]
+        sgd_seed: Option<u64>,
+        /// Config overrides, as for sweep.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Critical values (c_loss, c_sharp, c_max, c_barrier) per (depth, width, seed), seed
+    /// means, phases, boundary fits and regimes; printed, and stored in the file's
+    /// `analysis` group.
+    Analyze {
+        /// Results file.
+        file: PathBuf,
+        #[command(flatten)]
+        params: AnalysisArgs,
+        /// Also write the per-(depth, width) table as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Also write the whole analysis as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Do not write the analysis group into the file.
+        #[arg(long)]
+        no_write: bool,
+    },
+    /// Figures: the phase diagram, loss and sharpness trajectories, λ_τ/λ₀ against c.
+    Plot {
+        /// Results file.
+        file: PathBuf,
+        /// Directory for the figures.
+        #[arg(long, default_value = "figures")]
+        out_dir: PathBuf,
+        /// Image format.
+        #[arg(long, value_enum, default_value = "png")]
+        format: Format,
+        /// Abscissa of the phase diagram.
+        #[arg(long, value_enum, default_value = "depth-over-width")]
+        x_axis: XAxis,
+        /// Image size in pixels, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1200x800")]
+        size: String,
+        #[command(flatten)]
+        params: AnalysisArgs,
+    },
+    /// What a results file holds: grid, progress, provenance, history.
+    Inspect {
+        /// Results file.
+        file: PathBuf,
+        /// Also print the full config stored in the file.
+        #[arg(long)]
+        config: bool,
+    },
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sharpsweep: error: {e}");
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sweep {
+            config,
+            out,
+            sets,
+            resume,
+            force,
+            threads,
+            deadline,
+            progress_every,
+            quiet,
+            dry_run,
+        } => {
+            if dry_run {
+                return match Config::load(&config, &sets) {
+                    Ok((cfg, _)) => {
+                        let keys = grid::expand(&cfg);
+                        println!(
+                            "{} runs; estimated {:.2} core-hours at 100 GFLOP/s per core",
+                            keys.len(),
+                            grid::core_hours(&cfg, 100.0)
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                };
+            }
+            let deadline = match deadline.as_deref().map(drain::parse_deadline).transpose() {
+                Ok(d) => d,
+                Err(e) => return fail(format!("--deadline: {e}")),
+            };
+            let opts = SweepOptions {
+                config,
+                overrides: sets,
+                out,
+                resume,
+                force,
+                threads,
+                deadline,
+                progress_every,
+                quiet,
+            };
+            match sweep::run_sweep(&opts) {
+                Ok(s) if !s.is_root => ExitCode::SUCCESS,
+                Ok(s) => {
+                    eprintln!(
+                        "sharpsweep: {} of {} runs finished ({} diverged, {} failed; {} run now) in {}",
+                        s.finished,
+                        s.total,
+                        s.diverged,
+                        s.failed,
+                        s.ran_now,
+                        s.path.display()
+                    );
+                    if s.incomplete() {
+                        eprintln!("sharpsweep: incomplete: rerun the same command with --resume");
+                        ExitCode::from(drain::EXIT_INCOMPLETE as u8)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Run {
+            config,
+            c,
+            depth,
+            width,
+            seed,
+            sgd_seed,
+            sets,
+        } => match train::run_single(&config, &sets, c, depth, width, seed, sgd_seed) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Analyze {
+            file,
+            params,
+            csv,
+            json,
+            no_write,
+        } => {
+            let analysis = match analyze_file(&file, &params.params(), !no_write) {
+                Ok(a) => a,
+                Err(e) => return fail(e),
+            };
+            print!("{}", analysis.render_table());
+            for (path, text) in [(csv, analysis.to_csv()), (json, analysis.to_json())] {
+                if let Some(p) = path {
+                    if let Err(e) = export(&p, &text) {
+                        return fail(e);
+                    }
+                    eprintln!("sharpsweep: wrote {}", p.display());
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Plot {
+            file,
+            out_dir,
+            format,
+            x_axis,
+            size,
+            params,
+        } => {
+            let Some((w, h)) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            else {
+                return fail(format!(
+                    "--size {size:?}: expected WIDTHxHEIGHT, e.g. 1200x800"
+                ));
+            };
+            let opts = PlotOptions {
+                format: match format {
+                    Format::Png => PlotFormat::Png,
+                    Format::Svg => PlotFormat::Svg,
+                },
+                size: (w, h),
+                x_axis: match x_axis {
+                    XAxis::DepthOverWidth => FitAxis::DepthOverWidth,
+                    XAxis::InverseWidth => FitAxis::InverseWidth,
+                },
+            };
+            match plot_file(&file, &out_dir, &params.params(), &opts) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("{}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Inspect { file, config } => match inspect_file(&file, config) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    }
+}

@@ -651,3 +651,82 @@ mod tests {
         assert_eq!(a, stream_seed(1, "init", 4, 64));
     }
 }
+
+/// Errors of [`run_single`].
+#[derive(Debug, thiserror::Error)]
+pub enum SingleRunError {
+    /// Config.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Data.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+}
+
+/// `sharpsweep run`: one run of a config (grid coordinates default to the config's first
+/// values), returned as a printable table of t, L_t, L_t/L₀, λ_t, λ_t/λ₀, HVPs, residual.
+pub fn run_single(
+    config: &std::path::Path,
+    overrides: &[String],
+    c: f64,
+    depth: Option<u32>,
+    width: Option<u32>,
+    seed: Option<u64>,
+    sgd_seed: Option<u64>,
+) -> Result<String, SingleRunError> {
+    let (cfg, _) = Config::load(config, overrides)?;
+    faer::set_global_parallelism(Par::Seq);
+    let depth = depth.unwrap_or(match cfg.model.kind {
+        ModelKind::Uv => 2,
+        ModelKind::Mlp => cfg.model.depth[0],
+    });
+    let width = width.unwrap_or(cfg.model.width[0]);
+    let seed = seed.unwrap_or(cfg.train.seeds[0]);
+    let sgd_seed = sgd_seed.unwrap_or(seed);
+    fn go<T: Float>(
+        cfg: &Config,
+        c: f64,
+        depth: u32,
+        width: u32,
+        seed: u64,
+        sgd: u64,
+    ) -> Result<String, SingleRunError> {
+        let problem = Problem::<T>::from_config(cfg)?;
+        let s = RunSettings::new(
+            cfg,
+            problem.input_dim,
+            problem.outputs,
+            depth,
+            width,
+            Par::Seq,
+        );
+        let l0 = lambda0(&s, &problem, seed);
+        let (r, timing) = train_run(&s, &problem, c, seed, sgd, &l0);
+        let mut out = format!(
+            "# c = {c}, depth = {depth}, width = {width}, seed = {seed}, sgd_seed = {sgd}, P = {}\n# lambda0 = {:.6e}, eta = {:.6e}, status = {}{}\n# time: {:.2} s training, {:.2} s measuring\n",
+            s.spec.n_params(), r.lambda0, r.eta, r.status.name(),
+            r.diverged_at.map_or(String::new(), |t| format!(" at step {t}")),
+            timing.train_s, timing.measure_s,
+        );
+        out += "step\tloss\tloss/L0\tsharpness\tsharpness/lambda0\thvps\tresidual\n";
+        for t in 0..r.loss.len() {
+            if r.loss[t].is_nan() && r.sharpness[t].is_nan() {
+                continue;
+            }
+            out += &format!(
+                "{t}\t{:.6e}\t{:.4}\t{:.6e}\t{:.4}\t{}\t{:.1e}\n",
+                r.loss[t],
+                r.loss[t] / r.loss[0],
+                r.sharpness[t],
+                r.sharpness[t] / r.lambda0,
+                r.hvps[t],
+                r.residual[t]
+            );
+        }
+        Ok(out)
+    }
+    match cfg.train.precision {
+        crate::config::Precision::F32 => go::<f32>(&cfg, c, depth, width, seed, sgd_seed),
+        crate::config::Precision::F64 => go::<f64>(&cfg, c, depth, width, seed, sgd_seed),
+    }
+}

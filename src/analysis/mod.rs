@@ -3,6 +3,7 @@
 //! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
 //! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
 
+pub mod commands;
 pub mod critical;
 pub mod plot;
 pub mod regimes;

@@ -1,0 +1,139 @@
+//! The grid of tasks a config describes, its lines (the runs that share one λ₀), and the
+//! cost model used to hand out the most expensive work first.
+
+use crate::config::{Config, ModelKind};
+use crate::store::results::TaskKey;
+
+/// Runs sharing one λ₀: one (depth, width, init seed) triple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LineKey {
+    /// Weight layers.
+    pub depth: u32,
+    /// Width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+}
+
+impl From<&TaskKey> for LineKey {
+    fn from(k: &TaskKey) -> Self {
+        LineKey {
+            depth: k.depth,
+            width: k.width,
+            seed: k.seed,
+        }
+    }
+}
+
+/// Every task of the config, in the file's row order: depth, width, (seed, sgd_seed),
+/// then c ascending.
+pub fn expand(cfg: &Config) -> Vec<TaskKey> {
+    let cs = cfg.c_values();
+    let depths: Vec<u32> = match cfg.model.kind {
+        ModelKind::Uv => vec![2],
+        ModelKind::Mlp => cfg.model.depth.clone(),
+    };
+    let mut keys = Vec::new();
+    for &depth in &depths {
+        for &width in &cfg.model.width {
+            for (seed, sgd_seed) in cfg.seed_pairs() {
+                for &c in &cs {
+                    keys.push(TaskKey {
+                        c,
+                        depth,
+                        width,
+                        seed,
+                        sgd_seed,
+                    });
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// Input and output sizes of the configured data (known without loading it).
+pub fn data_shape(cfg: &Config) -> (usize, usize) {
+    use crate::config::DatasetKind::*;
+    match cfg.model.kind {
+        ModelKind::Uv => (1, 1),
+        ModelKind::Mlp => match cfg.data.dataset {
+            FashionMnist | Mnist => (784, 10),
+            Cifar10 => (3072, 10),
+            Synthetic => (cfg.data.synthetic_input_dim, 10),
+        },
+    }
+}
+
+/// Parameter count P ≈ d_in·w + (d−2)·w² + k·w of a grid point.
+pub fn n_params(cfg: &Config, depth: u32, width: u32) -> f64 {
+    let (d_in, k) = data_shape(cfg);
+    let (d, w) = (depth as f64, width as f64);
+    if depth == 1 {
+        return (d_in * k) as f64;
+    }
+    d_in as f64 * w + (d - 2.0) * w * w + k as f64 * w
+}
+
+/// Assumed HVPs per sharpness measurement in the cost model.
+const HVPS_PER_MEASUREMENT: f64 = 20.0;
+
+/// Estimated flops of one run: SGD steps ≈ 6·B·P each, a training-loss pass 2·n·P and a
+/// sharpness measurement ≈ (6 + 12·HVPs)·m·P per measured step.
+pub fn run_cost(cfg: &Config, key: &TaskKey) -> f64 {
+    let p = n_params(cfg, key.depth, key.width);
+    let (n, m, b) = match cfg.model.kind {
+        ModelKind::Uv => (1.0, 1.0, 1.0),
+        ModelKind::Mlp => {
+            let n = cfg.data.n_train as f64;
+            (
+                n,
+                (cfg.sharpness.measure_n as f64).min(n),
+                cfg.train.batch_size as f64,
+            )
+        }
+    };
+    let steps = cfg.train.steps as f64;
+    let measurements = (steps / cfg.sharpness.every.max(1) as f64).ceil() + 1.0;
+    p * (6.0 * b * steps + measurements * (2.0 * n + (6.0 + 12.0 * HVPS_PER_MEASUREMENT) * m))
+}
+
+/// Estimated flops of one λ₀ measurement of a line.
+pub fn lambda0_cost(cfg: &Config, line: &LineKey) -> f64 {
+    let p = n_params(cfg, line.depth, line.width);
+    let m = match cfg.model.kind {
+        ModelKind::Uv => 1.0,
+        ModelKind::Mlp => (cfg.sharpness.measure_n as f64).min(cfg.data.n_train as f64),
+    };
+    p * m * (6.0 + 12.0 * 2.0 * HVPS_PER_MEASUREMENT)
+}
+
+/// Estimated core-hours of the whole grid at `gflops` sustained per core.
+pub fn core_hours(cfg: &Config, gflops: f64) -> f64 {
+    let keys = expand(cfg);
+    let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
+    lines.sort();
+    lines.dedup();
+    let flops: f64 = keys.iter().map(|k| run_cost(cfg, k)).sum::<f64>()
+        + lines.iter().map(|l| lambda0_cost(cfg, l)).sum::<f64>();
+    flops / (gflops * 1e9) / 3600.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_order_and_size() {
+        let cfg = Config::from_toml_str(
+            "[model]\ndepth=[2,4]\nwidth=[8]\n[train]\nseeds=[1,2]\n[grid]\nc=[1.0,2.0,4.0]\n",
+        )
+        .unwrap();
+        let keys = expand(&cfg);
+        assert_eq!(keys.len(), 2 * 2 * 3);
+        assert_eq!((keys[0].depth, keys[0].seed, keys[0].c), (2, 1, 1.0));
+        assert_eq!((keys[2].c, keys[3].seed), (4.0, 2));
+        assert_eq!(keys[11].depth, 4);
+        assert!(run_cost(&cfg, &keys[11]) > run_cost(&cfg, &keys[0]));
+    }
+}

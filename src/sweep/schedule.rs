@@ -1,0 +1,471 @@
+//! Master/worker scheduling. Rank 0 is the master — it hands out work units
+//! largest-estimated-cost first, receives outcomes, and is the only writer — and it is
+//! also a worker (a compute thread beside the message loop). Other ranks are workers.
+//! Point-to-point messages only (rsmpi has no one-sided operations). Without MPI the
+//! same master runs with its local worker alone.
+
+use super::grid::LineKey;
+use super::wire;
+use crate::store::results::{RunRecord, RunStatus, TaskKey};
+use mpi::point_to_point::MatchedReceiveVec;
+use mpi::traits::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A λ₀ estimate as it travels between ranks (the eigenvector stays where it was made).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lambda0Est {
+    /// λ₀.
+    pub value: f64,
+    /// HVPs the measurement used.
+    pub hvps: usize,
+    /// Its relative residual.
+    pub residual: f64,
+    /// Whether it met the tolerance.
+    pub converged: bool,
+}
+
+/// One piece of work.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unit {
+    /// Measure λ₀ of line `line`.
+    Lambda0 {
+        /// Index into the line table.
+        line: usize,
+    },
+    /// Train task `task` with its line's λ₀.
+    Run {
+        /// Row of the run table.
+        task: usize,
+        /// λ₀ of the task's line.
+        lambda0: Lambda0Est,
+    },
+}
+
+/// What a unit produced.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// λ₀ of a line.
+    Lambda0 {
+        /// Index into the line table.
+        line: usize,
+        /// The estimate.
+        est: Lambda0Est,
+    },
+    /// A finished run.
+    Run {
+        /// Row of the run table.
+        task: usize,
+        /// Its record.
+        record: RunRecord,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LineState {
+    Unknown,
+    Running,
+    Known(Lambda0Est),
+}
+
+/// What the master answers a worker that asks for work.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// Do this.
+    Work(Unit),
+    /// Nothing is ready yet (runs wait for a λ₀ in progress): ask again later.
+    Wait,
+    /// No more work for this worker.
+    Stop,
+}
+
+/// The master's bookkeeping: which units are pending, in flight and done.
+pub struct Master {
+    keys: Vec<TaskKey>,
+    lines: Vec<LineKey>,
+    line_of: Vec<usize>,
+    line_cost: Vec<f64>,
+    lambda: Vec<LineState>,
+    /// Tasks not handed out yet, most expensive first (then by line, then c ascending).
+    pending: Vec<usize>,
+    stop_after_divergence: bool,
+    /// Smallest diverged c per (depth, width, seed, sgd_seed) line.
+    diverged_c: std::collections::HashMap<(u32, u32, u64, u64), f64>,
+    in_flight: usize,
+    draining: bool,
+}
+
+fn sgd_line(k: &TaskKey) -> (u32, u32, u64, u64) {
+    (k.depth, k.width, k.seed, k.sgd_seed)
+}
+
+impl Master {
+    /// Schedules the tasks `todo` (rows of `keys`) with costs `cost` (per task) and
+    /// `lambda0_cost` (per line). `known` gives λ₀ of lines already measured (resume);
+    /// `diverged` are tasks already finished as diverged (for `stop_after_divergence`).
+    pub fn new(
+        keys: Vec<TaskKey>,
+        todo: Vec<usize>,
+        cost: impl Fn(&TaskKey) -> f64,
+        lambda0_cost: impl Fn(&LineKey) -> f64,
+        known: &[(LineKey, Lambda0Est)],
+        diverged: &[usize],
+        stop_after_divergence: bool,
+    ) -> Self {
+        let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
+        lines.sort();
+        lines.dedup();
+        let line_of: Vec<usize> = keys
+            .iter()
+            .map(|k| lines.binary_search(&LineKey::from(k)).unwrap())
+            .collect();
+        let mut lambda = vec![LineState::Unknown; lines.len()];
+        for (l, est) in known {
+            if let Ok(i) = lines.binary_search(l) {
+                lambda[i] = LineState::Known(*est);
+            }
+        }
+        let costs: Vec<f64> = keys.iter().map(&cost).collect();
+        let mut pending = todo;
+        pending.sort_by(|&a, &b| {
+            costs[b]
+                .total_cmp(&costs[a])
+                .then(line_of[a].cmp(&line_of[b]))
+                .then(keys[a].sgd_seed.cmp(&keys[b].sgd_seed))
+                .then(keys[a].c.total_cmp(&keys[b].c))
+        });
+        let mut m = Master {
+            line_cost: lines.iter().map(lambda0_cost).collect(),
+            keys,
+            lines,
+            line_of,
+            lambda,
+            pending,
+            stop_after_divergence,
+            diverged_c: Default::default(),
+            in_flight: 0,
+            draining: false,
+        };
+        for &t in diverged {
+            m.note_divergence(t);
+        }
+        m
+    }
+
+    /// The line table (λ₀ units refer to it by index).
+    pub fn lines(&self) -> &[LineKey] {
+        &self.lines
+    }
+
+    /// Tasks not yet handed out.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Units handed out and not yet returned.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Stop handing out work (signal or deadline): in-flight units still come back.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    fn note_divergence(&mut self, task: usize) {
+        let k = self.keys[task];
+        let e = self.diverged_c.entry(sgd_line(&k)).or_insert(f64::INFINITY);
+        *e = e.min(k.c);
+    }
+
+    fn skipped(&self, task: usize) -> bool {
+        let k = &self.keys[task];
+        self.stop_after_divergence && self.diverged_c.get(&sgd_line(k)).is_some_and(|&c| k.c > c)
+    }
+
+    /// The next unit for an idle worker.
+    pub fn next(&mut self) -> Next {
+        if self.draining {
+            return Next::Stop;
+        }
+        if self.stop_after_divergence {
+            let pending = std::mem::take(&mut self.pending);
+            self.pending = pending.into_iter().filter(|&t| !self.skipped(t)).collect();
+        }
+        // λ₀ first: it unblocks every run of its line. Most expensive line first.
+        let mut best: Option<usize> = None;
+        for &t in &self.pending {
+            let l = self.line_of[t];
+            if self.lambda[l] == LineState::Unknown
+                && best.is_none_or(|b| self.line_cost[l] > self.line_cost[b])
+            {
+                best = Some(l);
+            }
+        }
+        if let Some(line) = best {
+            self.lambda[line] = LineState::Running;
+            self.in_flight += 1;
+            return Next::Work(Unit::Lambda0 { line });
+        }
+        let ready = self
+            .pending
+            .iter()
+            .position(|&t| matches!(self.lambda[self.line_of[t]], LineState::Known(_)));
+        match ready {
+            Some(i) => {
+                let task = self.pending.remove(i);
+                let LineState::Known(lambda0) = self.lambda[self.line_of[task]] else {
+                    unreachable!()
+                };
+                self.in_flight += 1;
+                Next::Work(Unit::Run { task, lambda0 })
+            }
+            None if self.pending.is_empty() => Next::Stop,
+            None => Next::Wait,
+        }
+    }
+
+    /// Records an outcome (the caller writes run records to the file).
+    pub fn complete(&mut self, o: &Outcome) {
+        self.in_flight -= 1;
+        match o {
+            Outcome::Lambda0 { line, est } => self.lambda[*line] = LineState::Known(*est),
+            Outcome::Run { task, record } => {
+                if record.status == RunStatus::Diverged {
+                    self.note_divergence(*task);
+                }
+            }
+        }
+    }
+}
+
+const TAG_REQUEST: i32 = 1;
+const TAG_OUTCOME: i32 = 2;
+const TAG_UNIT: i32 = 10;
+const TAG_STOP: i32 = 11;
+
+/// Runs the master on rank 0 (or alone, `world = None`): its own compute thread plus,
+/// with MPI, the other ranks. `sink` receives every outcome in arrival order (it writes
+/// run records); `drain` is polled, and once set no new work is handed out.
+/// Returns when every worker has stopped.
+pub fn run_master<W, S, E>(
+    master: &mut Master,
+    world: Option<&mpi::topology::SimpleCommunicator>,
+    work: &W,
+    mut sink: S,
+    drain: &AtomicBool,
+) -> Result<(), E>
+where
+    W: Fn(&Unit) -> Outcome + Sync,
+    S: FnMut(&Outcome) -> Result<(), E>,
+{
+    let size = world.map_or(1, |w| w.size() as usize);
+    std::thread::scope(|scope| {
+        let (to_local, local_units) = mpsc::channel::<Option<Unit>>();
+        let (local_done, from_local) = mpsc::channel::<Outcome>();
+        scope.spawn(move || {
+            while let Ok(Some(u)) = local_units.recv() {
+                if local_done.send(work(&u)).is_err() {
+                    break;
+                }
+            }
+        });
+        // Workers waiting for an answer: 0 = the local thread, r = rank r.
+        let mut idle: VecDeque<usize> = VecDeque::from([0]);
+        let mut stopped = vec![false; size];
+        let mut result: Result<(), E> = Ok(());
+        loop {
+            let mut progressed = false;
+            while let Ok(o) = from_local.try_recv() {
+                master.complete(&o);
+                if result.is_ok() {
+                    result = sink(&o);
+                }
+                idle.push_back(0);
+                progressed = true;
+            }
+            if let Some(w) = world {
+                while let Some(probed) = w.any_process().immediate_matched_probe() {
+                    let (bytes, status) = probed.matched_receive_vec::<u8>();
+                    if status.tag() == TAG_OUTCOME {
+                        let o = wire::decode_outcome(&bytes);
+                        master.complete(&o);
+                        if result.is_ok() {
+                            result = sink(&o);
+                        }
+                    }
+                    idle.push_back(status.source_rank() as usize);
+                    progressed = true;
+                }
+            }
+            if result.is_err() || drain.load(Ordering::Relaxed) {
+                master.drain();
+            }
+            // Answer idle workers.
+            let mut waiting = VecDeque::new();
+            while let Some(r) = idle.pop_front() {
+                match master.next() {
+                    Next::Work(u) => {
+                        if r == 0 {
+                            to_local.send(Some(u)).expect("local worker alive");
+                        } else {
+                            let bytes = wire::encode_unit(&u);
+                            world
+                                .unwrap()
+                                .process_at_rank(r as i32)
+                                .send_with_tag(&bytes[..], TAG_UNIT);
+                        }
+                    }
+                    Next::Wait => waiting.push_back(r),
+                    Next::Stop => {
+                        if r == 0 {
+                            let _ = to_local.send(None);
+                        } else {
+                            world
+                                .unwrap()
+                                .process_at_rank(r as i32)
+                                .send_with_tag(&[0u8][..], TAG_STOP);
+                        }
+                        stopped[r] = true;
+                    }
+                }
+            }
+            idle = waiting;
+            if stopped.iter().all(|s| *s) && master.in_flight() == 0 {
+                break;
+            }
+            if !progressed {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        result
+    })
+}
+
+/// The loop of ranks 1..N: ask rank 0 for work, do it, send the outcome (which also asks
+/// for more), until told to stop.
+pub fn run_worker<W: Fn(&Unit) -> Outcome>(world: &mpi::topology::SimpleCommunicator, work: &W) {
+    let root = world.process_at_rank(0);
+    root.send_with_tag(&[0u8][..], TAG_REQUEST);
+    loop {
+        let (bytes, status) = root.receive_vec::<u8>();
+        if status.tag() == TAG_STOP {
+            break;
+        }
+        let o = work(&wire::decode_unit(&bytes));
+        root.send_with_tag(&wire::encode_outcome(&o)[..], TAG_OUTCOME);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Vec<TaskKey> {
+        let mut k = Vec::new();
+        for width in [8, 64] {
+            for c in [1.0, 2.0, 4.0] {
+                k.push(TaskKey {
+                    c,
+                    depth: 2,
+                    width,
+                    seed: 1,
+                    sgd_seed: 1,
+                });
+            }
+        }
+        k
+    }
+
+    fn est() -> Lambda0Est {
+        Lambda0Est {
+            value: 1.0,
+            hvps: 3,
+            residual: 0.0,
+            converged: true,
+        }
+    }
+
+    #[test]
+    fn lambda0_first_then_runs_largest_first_and_waits() {
+        let k = keys();
+        let mut m = Master::new(
+            k.clone(),
+            (0..6).collect(),
+            |k| k.width as f64,
+            |l| l.width as f64,
+            &[],
+            &[],
+            false,
+        );
+        // widest line's λ₀ first
+        let Next::Work(Unit::Lambda0 { line: l1 }) = m.next() else {
+            panic!()
+        };
+        assert_eq!(m.lines()[l1].width, 64);
+        let Next::Work(Unit::Lambda0 { line: l2 }) = m.next() else {
+            panic!()
+        };
+        assert_eq!(m.lines()[l2].width, 8);
+        assert_eq!(m.next(), Next::Wait);
+        m.complete(&Outcome::Lambda0 {
+            line: l2,
+            est: est(),
+        });
+        // only the narrow line is ready
+        let Next::Work(Unit::Run { task, .. }) = m.next() else {
+            panic!()
+        };
+        assert_eq!(k[task].width, 8);
+        assert_eq!(k[task].c, 1.0);
+        m.complete(&Outcome::Lambda0 {
+            line: l1,
+            est: est(),
+        });
+        let Next::Work(Unit::Run { task, .. }) = m.next() else {
+            panic!()
+        };
+        assert_eq!(k[task].width, 64);
+    }
+
+    #[test]
+    fn stop_after_divergence_skips_larger_c_and_drain_stops() {
+        let k = keys();
+        let l = LineKey {
+            depth: 2,
+            width: 8,
+            seed: 1,
+        };
+        let l64 = LineKey {
+            depth: 2,
+            width: 64,
+            seed: 1,
+        };
+        let mut m = Master::new(
+            k.clone(),
+            vec![1, 2, 4, 5],
+            |_| 1.0,
+            |_| 1.0,
+            &[(l, est()), (l64, est())],
+            &[0, 3],
+            true,
+        );
+        // c = 1 diverged on both lines: nothing left
+        assert_eq!(m.next(), Next::Stop);
+        let mut m = Master::new(
+            k,
+            vec![0, 1, 2],
+            |_| 1.0,
+            |_| 1.0,
+            &[(l, est())],
+            &[],
+            false,
+        );
+        assert!(matches!(m.next(), Next::Work(_)));
+        m.drain();
+        assert_eq!(m.next(), Next::Stop);
+        assert_eq!(m.in_flight(), 1);
+    }
+}
