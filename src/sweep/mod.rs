@@ -522,9 +522,14 @@ impl Progress {
             let el = self.started.elapsed().as_secs_f64();
             let now = (done - self.start_done).max(1) as f64;
             let eta = el / now * (self.total - done) as f64;
-            eprintln!(
+            // A closed stderr (a log pipe gone) must never stop the sweep.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "sharpsweep: {done}/{} runs done, {diverged} diverged, {:.0} s elapsed, ETA {:.0} s",
-                self.total, el, eta
+                self.total,
+                el,
+                eta
             );
         }
     }

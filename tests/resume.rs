@@ -1,0 +1,212 @@
+//! Surviving the cluster: a sweep drained by SIGTERM and resumed ends with the same data
+//! as one never stopped; a sweep killed with SIGKILL leaves a readable file with every
+//! run it finished; a finished sweep resumed does nothing.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A grid of 40 runs that takes a few seconds in one process.
+fn slow_config(dir: &Path) -> String {
+    let text = r#"
+[data]
+n_train = 512
+[model]
+depth = [2, 3]
+width = [48]
+[train]
+batch_size = 128
+steps = 30
+seeds = [1, 2]
+[sharpness]
+measure_n = 256
+[grid]
+log2_c = { start = 0.0, stop = 4.5, step = 0.5 }
+"#;
+    let p = dir.join("slow.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Starts a sweep, waits until its progress lines report `after` finished runs, sends
+/// `signal`, and returns the exit status.
+fn interrupt(dir: &Path, cfg: &str, out: &str, after: usize, signal: i32) -> Option<i32> {
+    let mut child = Command::new(bin())
+        .args(["sweep", cfg, "--out", out, "--progress-every", "0.001"])
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log += &line;
+        log.push('\n');
+        let done: Option<usize> = line
+            .strip_prefix("sharpsweep: ")
+            .and_then(|l| l.split('/').next())
+            .and_then(|n| n.parse().ok());
+        if done.is_some_and(|d| d >= after) {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            break;
+        }
+    }
+    // keep reading, so the child never writes into a closed pipe
+    for line in lines {
+        log += &line.unwrap_or_default();
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        log.contains(&format!("{after}/40")) || log.lines().count() > 0,
+        "no progress lines seen:\n{log}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or(status.signal().map(|s| -s))
+}
+
+#[test]
+fn sigterm_drains_and_resume_completes_identically() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = slow_config(d);
+    let out = sharpsweep(d, &["sweep", &cfg, "--out", "full.h5", "--quiet"]);
+    expect_code(&out, 0, "uninterrupted sweep");
+    let full = read(&d.join("full.h5"));
+
+    let code = interrupt(d, &cfg, "part.h5", 5, libc::SIGTERM);
+    assert_eq!(
+        code,
+        Some(3),
+        "a drained sweep exits 3 (incomplete, resume me)"
+    );
+    let part = read(&d.join("part.h5"));
+    let finished = part.records.iter().filter(|r| r.is_some()).count();
+    assert!(
+        (5..40).contains(&finished),
+        "{finished} runs finished before the drain"
+    );
+
+    // Without --resume the file is protected.
+    let refused = sharpsweep(d, &["sweep", &cfg, "--out", "part.h5", "--quiet"]);
+    expect_code(&refused, 1, "existing file without --resume");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    let resumed = sharpsweep(
+        d,
+        &["sweep", &cfg, "--out", "part.h5", "--resume", "--quiet"],
+    );
+    expect_code(&resumed, 0, "resume");
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(err.contains(&format!("{} run now", 40 - finished)), "{err}");
+    assert_same_data(
+        &full,
+        &read(&d.join("part.h5")),
+        "drained + resumed vs uninterrupted",
+    );
+
+    // A finished sweep resumed does nothing.
+    let again = sharpsweep(
+        d,
+        &["sweep", &cfg, "--out", "part.h5", "--resume", "--quiet"],
+    );
+    expect_code(&again, 0, "resume of a finished sweep");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 run now"));
+    let history = sharpsweep::store::read_results(&d.join("part.h5"))
+        .unwrap()
+        .1
+        .history;
+    assert!(
+        history.len() >= 5,
+        "history has a line per start and end: {history:?}"
+    );
+}
+
+#[test]
+fn sigkill_leaves_a_readable_file_with_every_finished_run() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = slow_config(d);
+    let code = interrupt(d, &cfg, "killed.h5", 4, libc::SIGKILL);
+    assert_eq!(code, Some(-libc::SIGKILL));
+    let killed = read(&d.join("killed.h5"));
+    let finished: Vec<usize> = (0..40).filter(|&i| killed.records[i].is_some()).collect();
+    assert!(
+        finished.len() >= 4,
+        "runs reported done are in the file: {}",
+        finished.len()
+    );
+
+    // Those runs are exactly what a complete sweep computes, and resume finishes the rest.
+    let resumed = sharpsweep(
+        d,
+        &["sweep", &cfg, "--out", "killed.h5", "--resume", "--quiet"],
+    );
+    expect_code(&resumed, 0, "resume after SIGKILL");
+    let out = sharpsweep(d, &["sweep", &cfg, "--out", "full.h5", "--quiet"]);
+    expect_code(&out, 0, "reference sweep");
+    assert_same_data(
+        &read(&d.join("full.h5")),
+        &read(&d.join("killed.h5")),
+        "killed + resumed vs full",
+    );
+}
+
+#[test]
+fn resume_with_a_changed_config_is_refused_under_mpirun() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap();
+    expect_code(
+        &sharpsweep(d, &["sweep", cfg, "--out", "r.h5", "--quiet"]),
+        0,
+        "first sweep",
+    );
+    let out = mpirun(
+        d,
+        2,
+        &[],
+        &[
+            "sweep",
+            cfg,
+            "--out",
+            "r.h5",
+            "--resume",
+            "--set",
+            "train.steps=3",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("config") && err.contains("sha") || err.contains("hash"),
+        "{err}"
+    );
+    // the file is untouched
+    assert_eq!(read(&d.join("r.h5")).steps, 2);
+    // --force overwrites
+    expect_code(
+        &sharpsweep(
+            d,
+            &[
+                "sweep",
+                cfg,
+                "--out",
+                "r.h5",
+                "--force",
+                "--set",
+                "train.steps=3",
+                "--quiet",
+            ],
+        ),
+        0,
+        "force",
+    );
+    assert_eq!(read(&d.join("r.h5")).steps, 3);
+}
