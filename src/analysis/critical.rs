@@ -603,7 +603,9 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                 div.push(d);
                 barrier.push(b);
             }
-            let r = params.max_bracket_ratio;
+            // Grids are 2^x with rounding in x: a bracket of exactly the threshold ratio is
+            // not coarse.
+            let r = params.max_bracket_ratio * (1.0 + 1e-9);
             let c_loss = locate(&c, &loss, r, false);
             let c_sharp = locate(&c, &sharp, r, false);
             let c_max = locate(&c, &div, r, true);

@@ -1,0 +1,257 @@
+//! The command line end to end: help, errors that name the problem, analyze / plot /
+//! inspect on real sweep output, and the science checks on the uv model and on a
+//! reduced quickstart sweep.
+
+mod common;
+use common::*;
+use sharpsweep::analysis::commands::analyze_file;
+use sharpsweep::analysis::{AnalysisParams, GroupSummary};
+
+#[test]
+fn help_and_version() {
+    let d = tempdir();
+    let out = sharpsweep(d.path(), &["--help"]);
+    expect_code(&out, 0, "--help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["sweep", "run", "analyze", "plot", "inspect"] {
+        assert!(text.contains(sub), "--help lists {sub}");
+    }
+    let out = sharpsweep(d.path(), &["--version"]);
+    expect_code(&out, 0, "--version");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    expect_code(
+        &sharpsweep(d.path(), &["frobnicate"]),
+        2,
+        "unknown subcommand",
+    );
+}
+
+#[test]
+fn bad_input_errors_name_the_problem() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--set", "model.widht=[8]"], "model.widht"),
+        (&["--set", "train.batch_size=0"], "train.batch_size"),
+        (
+            &["--set", "data.dir=\"/nonexistent/fmnist\""],
+            "/nonexistent/fmnist",
+        ),
+        (
+            &["--set", "sharpness.method=\"arnoldi\""],
+            "sharpness.method",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["sweep", cfg, "--out", "x.h5"];
+        args.extend_from_slice(extra);
+        let out = sharpsweep(d, &args);
+        expect_code(&out, 1, &format!("{extra:?}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(needle),
+            "error for {extra:?} must name {needle}: {err}"
+        );
+        assert!(!d.join("x.h5").exists(), "no file for a refused config");
+    }
+    let out = sharpsweep(d, &["analyze", "missing.h5"]);
+    expect_code(&out, 1, "analyze of a missing file");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.h5"));
+    let out = sharpsweep(d, &["sweep", cfg, "--deadline", "soon"]);
+    expect_code(&out, 1, "bad deadline");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--deadline"));
+}
+
+#[test]
+fn analyze_plot_inspect_and_run_on_a_real_sweep() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 6, 4);
+    let cfg = cfg.to_str().unwrap();
+    expect_code(
+        &sharpsweep(
+            d,
+            &[
+                "sweep",
+                cfg,
+                "--out",
+                "r.h5",
+                "--quiet",
+                "--set",
+                "grid.interp_points=5",
+            ],
+        ),
+        0,
+        "sweep",
+    );
+    let out = sharpsweep(
+        d,
+        &[
+            "analyze",
+            "r.h5",
+            "--csv",
+            "groups.csv",
+            "--json",
+            "all.json",
+        ],
+    );
+    expect_code(&out, 0, "analyze");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("c_loss") && text.contains("c_max"), "{text}");
+    let csv = std::fs::read_to_string(d.join("groups.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2,
+        "header + one row per (depth, width):\n{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("all.json")).unwrap()).unwrap();
+    assert!(json.get("groups").is_some());
+    // The analysis is stored in the file, and the raw data is untouched.
+    let (cols, attrs) =
+        sharpsweep::store::read_group_table(&d.join("r.h5"), "analysis/groups").unwrap();
+    assert!(
+        cols.iter().any(|(n, _)| n.contains("c_loss")),
+        "{:?}",
+        cols.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+    assert!(attrs.iter().any(|(k, _)| k == "eps_sharp"));
+    assert_eq!(read(&d.join("r.h5")).keys.len(), 2 * 2 * 6);
+    assert!(read(&d.join("r.h5"))
+        .records
+        .iter()
+        .flatten()
+        .any(|r| r.interp_loss.iter().all(|l| l.is_finite())));
+
+    let out = sharpsweep(
+        d,
+        &["plot", "r.h5", "--out-dir", "fig", "--size", "800x600"],
+    );
+    expect_code(&out, 0, "plot");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let png = std::fs::read(d.join("fig/phase_diagram.png")).expect("phase diagram written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 800);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 600);
+    assert!(
+        listed.lines().count() >= 3,
+        "phase diagram, trajectories, saturation: {listed}"
+    );
+    let out = sharpsweep(d, &["plot", "r.h5", "--out-dir", "svg", "--format", "svg"]);
+    expect_code(&out, 0, "plot svg");
+    assert!(std::fs::read_to_string(d.join("svg/phase_diagram.svg"))
+        .unwrap()
+        .contains("</svg>"));
+
+    let out = sharpsweep(d, &["inspect", "r.h5", "--config"]);
+    expect_code(&out, 0, "inspect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("runs: 24 (24 done")
+            && text.contains("history")
+            && text.contains("n_train = 256"),
+        "{text}"
+    );
+
+    let out = sharpsweep(d, &["run", cfg, "--c", "2.0", "--depth", "3"]);
+    expect_code(&out, 0, "run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| !l.starts_with('#')).count(),
+        1 + 5,
+        "{text}"
+    );
+}
+
+fn group(groups: &[GroupSummary], depth: u32, width: u32) -> &GroupSummary {
+    groups
+        .iter()
+        .find(|g| g.depth == depth && g.width == width)
+        .expect("group present")
+}
+
+#[test]
+fn uv_model_critical_values_match_the_analytic_ones() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cs: Vec<String> = (0..61)
+        .map(|i| format!("{:.2}", 1.5 + 0.05 * i as f64))
+        .collect();
+    let text = format!(
+        "[model]\nkind = \"uv\"\nwidth = [4096]\n[train]\nsteps = 200\nseeds = [1, 2]\nprecision = \"f64\"\n[sharpness]\ntol = 1e-6\n[grid]\nc = [{}]\n",
+        cs.join(", ")
+    );
+    std::fs::write(d.join("uv.toml"), text).unwrap();
+    let out = mpirun(
+        d,
+        2,
+        &[],
+        &["sweep", "uv.toml", "--out", "uv.h5", "--quiet"],
+    );
+    expect_code(&out, 0, "uv sweep");
+    let a = analyze_file(&d.join("uv.h5"), &AnalysisParams::default(), true).unwrap();
+    let g = group(&a.groups, 2, 4096);
+    assert_eq!(g.c_loss.n, 2);
+    assert!(
+        (g.c_loss.mean - 2.0).abs() <= 0.1,
+        "c_loss = {}",
+        g.c_loss.mean
+    );
+    assert!(
+        (g.c_max.mean - 4.0).abs() <= 0.2,
+        "c_max = {}",
+        g.c_max.mean
+    );
+}
+
+#[test]
+fn reduced_quickstart_shows_the_phase_diagram_trend() {
+    let dir = tempdir();
+    let d = dir.path();
+    let qs = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.toml");
+    let out = mpirun(
+        d,
+        2,
+        &[],
+        &[
+            "sweep",
+            qs,
+            "--out",
+            "qs.h5",
+            "--quiet",
+            "--set",
+            "model.depth=[2, 8]",
+            "--set",
+            "model.width=[64]",
+            "--set",
+            "train.seeds=[1]",
+            "--set",
+            "grid.log2_c={start=1.0, stop=5.0, step=0.5}",
+        ],
+    );
+    expect_code(&out, 0, "reduced quickstart sweep");
+    let a = analyze_file(&d.join("qs.h5"), &AnalysisParams::default(), false).unwrap();
+    let (shallow, deep) = (group(&a.groups, 2, 64), group(&a.groups, 8, 64));
+    for g in [shallow, deep] {
+        assert!(
+            g.c_max.mean > 6.0,
+            "c_max well above 4 for ReLU nets: d={} {}",
+            g.depth,
+            g.c_max.mean
+        );
+        assert!(
+            g.c_loss.mean >= 2.0,
+            "c_loss >= 2: d={} {}",
+            g.depth,
+            g.c_loss.mean
+        );
+    }
+    assert!(
+        deep.c_loss.mean > shallow.c_loss.mean,
+        "c_loss grows with d/w: {} (d/w=1/32) vs {} (d/w=1/8)",
+        shallow.c_loss.mean,
+        deep.c_loss.mean
+    );
+}
