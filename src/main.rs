@@ -231,6 +231,17 @@ fn main() -> ExitCode {
                         s.ran_now,
                         s.path.display()
                     );
+                    if s.busy.len() > 1 {
+                        let total: f64 = s.busy.iter().sum();
+                        eprintln!(
+                            "sharpsweep: {:.1} s wall on {} ranks; busy {:.1} s in all; busiest/mean = {:.3}; parallel efficiency {:.1}%",
+                            s.wall,
+                            s.busy.len(),
+                            total,
+                            s.imbalance(),
+                            100.0 * total / (s.wall * s.busy.len() as f64)
+                        );
+                    }
                     if s.incomplete() {
                         eprintln!("sharpsweep: incomplete: rerun the same command with --resume");
                         ExitCode::from(drain::EXIT_INCOMPLETE as u8)

@@ -74,6 +74,35 @@ pub struct SweepSummary {
     pub ran_now: usize,
     /// Whether this process was rank 0 (the one that reports).
     pub is_root: bool,
+    /// Seconds each rank spent computing (index = rank; rank 0 only).
+    pub busy: Vec<f64>,
+    /// Wall-clock seconds of the scheduling loop (rank 0 only).
+    pub wall: f64,
+}
+
+impl SweepSummary {
+    /// Load balance: the busiest rank's busy time over the mean (1 = perfect).
+    pub fn imbalance(&self) -> f64 {
+        let max = self.busy.iter().cloned().fold(0.0, f64::max);
+        let mean = self.busy.iter().sum::<f64>() / self.busy.len().max(1) as f64;
+        max / mean
+    }
+}
+
+impl SweepSummary {
+    fn empty(path: PathBuf, total: usize) -> Self {
+        SweepSummary {
+            path,
+            total,
+            finished: 0,
+            diverged: 0,
+            failed: 0,
+            ran_now: 0,
+            is_root: false,
+            busy: Vec::new(),
+            wall: 0.0,
+        }
+    }
 }
 
 impl SweepSummary {
@@ -325,15 +354,7 @@ fn sweep_typed<T: Float>(
 
     if rank != 0 {
         schedule::run_worker(world.expect("workers exist only under MPI"), &work);
-        return Ok(SweepSummary {
-            path,
-            total: keys.len(),
-            finished: 0,
-            diverged: 0,
-            failed: 0,
-            ran_now: 0,
-            is_root: false,
-        });
+        return Ok(SweepSummary::empty(path, keys.len()));
     }
 
     // Rank 0: open the file first, so a refusal costs nothing.
@@ -427,7 +448,9 @@ fn sweep_typed<T: Float>(
         }
         Ok(())
     };
+    let loop_start = Instant::now();
     let result = schedule::run_master(&mut master, world, &work, sink, drain);
+    let wall = loop_start.elapsed().as_secs_f64();
     progress.finish();
     let skipped = master.pending();
     let what = if finished == keys.len() {
@@ -447,7 +470,7 @@ fn sweep_typed<T: Float>(
         "{what}; {ran_now} runs this start on {size} rank(s)"
     ))?;
     file.close()?;
-    result?;
+    let busy = result?;
     // Runs skipped by stop_after_divergence count as settled.
     let settled = if cfg.grid.stop_after_divergence && !drain.load(Ordering::Relaxed) {
         keys.len()
@@ -462,6 +485,8 @@ fn sweep_typed<T: Float>(
         failed: n_fail,
         ran_now,
         is_root: true,
+        busy,
+        wall,
     })
 }
 

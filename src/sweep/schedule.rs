@@ -186,7 +186,7 @@ impl Master {
     }
 
     /// The next unit for an idle worker.
-    pub fn next(&mut self) -> Next {
+    pub fn next_unit(&mut self) -> Next {
         if self.draining {
             return Next::Stop;
         }
@@ -245,18 +245,20 @@ const TAG_REQUEST: i32 = 1;
 const TAG_OUTCOME: i32 = 2;
 const TAG_UNIT: i32 = 10;
 const TAG_STOP: i32 = 11;
+const TAG_BYE: i32 = 12;
 
 /// Runs the master on rank 0 (or alone, `world = None`): its own compute thread plus,
 /// with MPI, the other ranks. `sink` receives every outcome in arrival order (it writes
 /// run records); `drain` is polled, and once set no new work is handed out.
-/// Returns when every worker has stopped.
+/// Returns, when every worker has stopped, each rank's busy seconds (time spent in
+/// units; index = rank).
 pub fn run_master<W, S, E>(
     master: &mut Master,
     world: Option<&mpi::topology::SimpleCommunicator>,
     work: &W,
     mut sink: S,
     drain: &AtomicBool,
-) -> Result<(), E>
+) -> Result<Vec<f64>, E>
 where
     W: Fn(&Unit) -> Outcome + Sync,
     S: FnMut(&Outcome) -> Result<(), E>,
@@ -265,14 +267,21 @@ where
     std::thread::scope(|scope| {
         let (to_local, local_units) = mpsc::channel::<Option<Unit>>();
         let (local_done, from_local) = mpsc::channel::<Outcome>();
-        scope.spawn(move || {
+        let local = scope.spawn(move || {
+            let mut busy = 0.0;
             while let Ok(Some(u)) = local_units.recv() {
-                if local_done.send(work(&u)).is_err() {
+                let t = std::time::Instant::now();
+                let o = work(&u);
+                busy += t.elapsed().as_secs_f64();
+                if local_done.send(o).is_err() {
                     break;
                 }
             }
+            busy
         });
-        // Workers waiting for an answer: 0 = the local thread, r = rank r.
+        let mut busy = vec![f64::NAN; size];
+        let mut byes = 1; // rank 0 says no goodbye
+                          // Workers waiting for an answer: 0 = the local thread, r = rank r.
         let mut idle: VecDeque<usize> = VecDeque::from([0]);
         let mut stopped = vec![false; size];
         let mut result: Result<(), E> = Ok(());
@@ -289,6 +298,13 @@ where
             if let Some(w) = world {
                 while let Some(probed) = w.any_process().immediate_matched_probe() {
                     let (bytes, status) = probed.matched_receive_vec::<u8>();
+                    if status.tag() == TAG_BYE {
+                        let secs = f64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+                        busy[status.source_rank() as usize] = secs;
+                        byes += 1;
+                        progressed = true;
+                        continue;
+                    }
                     if status.tag() == TAG_OUTCOME {
                         let o = wire::decode_outcome(&bytes);
                         master.complete(&o);
@@ -306,7 +322,7 @@ where
             // Answer idle workers.
             let mut waiting = VecDeque::new();
             while let Some(r) = idle.pop_front() {
-                match master.next() {
+                match master.next_unit() {
                     Next::Work(u) => {
                         if r == 0 {
                             to_local.send(Some(u)).expect("local worker alive");
@@ -333,30 +349,35 @@ where
                 }
             }
             idle = waiting;
-            if stopped.iter().all(|s| *s) && master.in_flight() == 0 {
+            if stopped.iter().all(|s| *s) && master.in_flight() == 0 && byes == size {
                 break;
             }
             if !progressed {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        result
+        busy[0] = local.join().expect("local worker thread");
+        result.map(|()| busy)
     })
 }
 
 /// The loop of ranks 1..N: ask rank 0 for work, do it, send the outcome (which also asks
-/// for more), until told to stop.
+/// for more), until told to stop; then report the busy seconds to rank 0.
 pub fn run_worker<W: Fn(&Unit) -> Outcome>(world: &mpi::topology::SimpleCommunicator, work: &W) {
     let root = world.process_at_rank(0);
     root.send_with_tag(&[0u8][..], TAG_REQUEST);
+    let mut busy = 0.0f64;
     loop {
         let (bytes, status) = root.receive_vec::<u8>();
         if status.tag() == TAG_STOP {
             break;
         }
+        let t = std::time::Instant::now();
         let o = work(&wire::decode_unit(&bytes));
+        busy += t.elapsed().as_secs_f64();
         root.send_with_tag(&wire::encode_outcome(&o)[..], TAG_OUTCOME);
     }
+    root.send_with_tag(&busy.to_le_bytes()[..], TAG_BYE);
 }
 
 #[cfg(test)]
@@ -401,21 +422,21 @@ mod tests {
             false,
         );
         // widest line's λ₀ first
-        let Next::Work(Unit::Lambda0 { line: l1 }) = m.next() else {
+        let Next::Work(Unit::Lambda0 { line: l1 }) = m.next_unit() else {
             panic!()
         };
         assert_eq!(m.lines()[l1].width, 64);
-        let Next::Work(Unit::Lambda0 { line: l2 }) = m.next() else {
+        let Next::Work(Unit::Lambda0 { line: l2 }) = m.next_unit() else {
             panic!()
         };
         assert_eq!(m.lines()[l2].width, 8);
-        assert_eq!(m.next(), Next::Wait);
+        assert_eq!(m.next_unit(), Next::Wait);
         m.complete(&Outcome::Lambda0 {
             line: l2,
             est: est(),
         });
         // only the narrow line is ready
-        let Next::Work(Unit::Run { task, .. }) = m.next() else {
+        let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
             panic!()
         };
         assert_eq!(k[task].width, 8);
@@ -424,7 +445,7 @@ mod tests {
             line: l1,
             est: est(),
         });
-        let Next::Work(Unit::Run { task, .. }) = m.next() else {
+        let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
             panic!()
         };
         assert_eq!(k[task].width, 64);
@@ -453,7 +474,7 @@ mod tests {
             true,
         );
         // c = 1 diverged on both lines: nothing left
-        assert_eq!(m.next(), Next::Stop);
+        assert_eq!(m.next_unit(), Next::Stop);
         let mut m = Master::new(
             k,
             vec![0, 1, 2],
@@ -463,9 +484,9 @@ mod tests {
             &[],
             false,
         );
-        assert!(matches!(m.next(), Next::Work(_)));
+        assert!(matches!(m.next_unit(), Next::Work(_)));
         m.drain();
-        assert_eq!(m.next(), Next::Stop);
+        assert_eq!(m.next_unit(), Next::Stop);
         assert_eq!(m.in_flight(), 1);
     }
 }
