@@ -5,7 +5,8 @@
 use super::operator::{
     axpy, dot, norm, start_vector, EigenEstimate, StopReason, SymmetricOperator,
 };
-use faer::{Mat, Side};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 
 /// Stopping rules and limits of [`lanczos_top`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,32 +92,53 @@ pub fn lanczos_top(
     let mut q0 = start_vector(n, start, opts.seed);
     let mut applications = 0usize;
     let mut w = vec![0.0; n];
+    // The basis is one column-major n × max_basis matrix, so reorthogonalization runs as
+    // two matrix–vector products per pass (h = Qᵀw, w −= Q h) instead of j dots and axpys:
+    // the same arithmetic with half the memory traffic.
+    let mut q = vec![0.0; n * max_basis];
+    let mut h = vec![0.0; max_basis];
     loop {
-        let mut basis: Vec<Vec<f64>> = vec![q0];
+        q[..n].copy_from_slice(&q0);
+        let mut len = 1usize;
         let mut alpha: Vec<f64> = Vec::new();
         let mut beta: Vec<f64> = Vec::new();
         // Largest |entry| of T seen: the scale for the breakdown test.
         let mut scale = 0.0f64;
         loop {
-            let j = basis.len() - 1;
-            op.apply(&basis[j], &mut w);
+            let j = len - 1;
+            op.apply(&q[j * n..(j + 1) * n], &mut w);
             applications += 1;
             if w.iter().any(|x| !x.is_finite()) {
                 return EigenEstimate {
                     value: f64::NAN,
-                    vector: basis.swap_remove(j),
+                    vector: q[j * n..(j + 1) * n].to_vec(),
                     applications,
                     residual: f64::NAN,
                     converged: false,
                     stop: StopReason::NonFinite,
                 };
             }
-            let a = dot(&basis[j], &w);
+            let a = dot(&q[j * n..(j + 1) * n], &w);
             alpha.push(a);
-            for _ in 0..2 {
-                for qi in &basis {
-                    let h = dot(qi, &w);
-                    axpy(-h, qi, &mut w);
+            {
+                let basis = MatRef::from_column_major_slice(&q[..n * len], n, len);
+                for _ in 0..2 {
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut h[..len], len, 1),
+                        Accum::Replace,
+                        basis.transpose(),
+                        MatRef::from_column_major_slice(&w, n, 1),
+                        1.0,
+                        Par::Seq,
+                    );
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut w, n, 1),
+                        Accum::Add,
+                        basis,
+                        MatRef::from_column_major_slice(&h[..len], len, 1),
+                        -1.0,
+                        Par::Seq,
+                    );
                 }
             }
             let b = norm(&w);
@@ -128,14 +150,14 @@ pub fn lanczos_top(
             } else {
                 residual_abs
             };
-            let invariant = b <= 1e-13 * scale.max(f64::MIN_POSITIVE) || basis.len() == n;
+            let invariant = b <= 1e-13 * scale.max(f64::MIN_POSITIVE) || len == n;
             let converged = residual <= opts.tol;
             let out_of_budget = applications >= max_iter;
-            let basis_full = basis.len() >= max_basis;
+            let basis_full = len >= max_basis;
             if converged || invariant || out_of_budget || basis_full {
                 let mut v = vec![0.0; n];
-                for (si, qi) in s.iter().zip(&basis) {
-                    axpy(*si, qi, &mut v);
+                for (i, si) in s.iter().enumerate() {
+                    axpy(*si, &q[i * n..(i + 1) * n], &mut v);
                 }
                 let nv = norm(&v);
                 v.iter_mut().for_each(|x| *x /= nv);
@@ -173,7 +195,10 @@ pub fn lanczos_top(
             }
             beta.push(b);
             let inv = 1.0 / b;
-            basis.push(w.iter().map(|x| x * inv).collect());
+            for (dst, src) in q[len * n..(len + 1) * n].iter_mut().zip(&w) {
+                *dst = src * inv;
+            }
+            len += 1;
         }
     }
 }
