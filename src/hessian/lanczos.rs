@@ -120,8 +120,19 @@ pub fn lanczos_top(
             }
             let a = dot(&q[j * n..(j + 1) * n], &w);
             alpha.push(a);
+            // The three-term recurrence first, so the reorthogonalization below only
+            // removes rounding and its second pass is rarely needed.
+            axpy(-a, &q[j * n..(j + 1) * n], &mut w);
+            if j > 0 {
+                let bprev = beta[j - 1];
+                let (prev, _) = q.split_at(j * n);
+                axpy(-bprev, &prev[(j - 1) * n..], &mut w);
+            }
             {
                 let basis = MatRef::from_column_major_slice(&q[..n * len], n, len);
+                // Classical Gram–Schmidt, repeated only when the first pass cancelled
+                // much of w (the DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough".
+                let mut before = norm(&w);
                 for _ in 0..2 {
                     matmul(
                         MatMut::from_column_major_slice_mut(&mut h[..len], len, 1),
@@ -139,6 +150,11 @@ pub fn lanczos_top(
                         -1.0,
                         Par::Seq,
                     );
+                    let after = norm(&w);
+                    if after > std::f64::consts::FRAC_1_SQRT_2 * before {
+                        break;
+                    }
+                    before = after;
                 }
             }
             let b = norm(&w);
