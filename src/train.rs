@@ -305,20 +305,7 @@ pub fn train_run<T: Float>(
     let steps = s.steps;
     let lambda0 = lambda0_est.value;
     let eta = c / lambda0;
-    let mut rec = RunRecord {
-        lambda0,
-        eta,
-        status: RunStatus::Done,
-        diverged_at: None,
-        loss: vec![f64::NAN; steps + 1],
-        sharpness: vec![f64::NAN; steps + 1],
-        hvps: vec![-1; steps + 1],
-        residual: vec![f64::NAN; steps + 1],
-        converged: vec![false; steps + 1],
-        interp_loss: vec![f64::NAN; s.interp_points],
-        message: String::new(),
-        seconds: 0.0,
-    };
+    let mut rec = RunRecord::unmeasured(lambda0, eta, RunStatus::Done, steps, s.interp_points);
     if !(lambda0.is_finite() && lambda0 > 0.0) {
         rec.status = RunStatus::Failed;
         rec.message = format!("sharpness at initialization is {lambda0}: η = c/λ₀ is undefined");
@@ -362,7 +349,7 @@ pub fn train_run<T: Float>(
     while rec.status == RunStatus::Done && t < steps {
         let t1 = Instant::now();
         if cursor + b > n {
-            shuffle(&mut perm, &mut order_rng);
+            data::shuffle(&mut perm, &mut order_rng);
             cursor = 0;
         }
         for (j, &i) in perm[cursor..cursor + b].iter().enumerate() {
@@ -431,24 +418,6 @@ pub fn train_run<T: Float>(
     }
     rec.seconds = started.elapsed().as_secs_f64();
     (rec, timing)
-}
-
-/// Fisher–Yates shuffle with an unbiased bounded draw (independent of `rand`'s
-/// sampling algorithms, so orders are stable across crate versions).
-fn shuffle(perm: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
-    use rand::Rng;
-    for i in (1..perm.len()).rev() {
-        let bound = (i + 1) as u64;
-        // Lemire's rejection: uniform in 0..bound
-        let zone = u64::MAX - (u64::MAX % bound) - 1;
-        let j = loop {
-            let r = rng.next_u64();
-            if r <= zone {
-                break (r % bound) as usize;
-            }
-        };
-        perm.swap(i, j);
-    }
 }
 
 #[cfg(test)]

@@ -325,6 +325,15 @@ fn uniform_below(rng: &mut Xoshiro256PlusPlus, bound: u64) -> u64 {
     }
 }
 
+/// Fisher–Yates shuffle of `perm` with [`uniform_below`] draws (independent of `rand`'s
+/// sampling algorithms, so SGD orders are stable across crate versions).
+pub fn shuffle(perm: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
+    for i in (1..perm.len()).rev() {
+        let j = uniform_below(rng, (i + 1) as u64) as usize;
+        perm.swap(i, j);
+    }
+}
+
 /// `k` distinct values of `0..population`, uniformly at random from `seed`, sorted.
 pub(crate) fn seeded_sample(population: usize, k: usize, seed: u64) -> Vec<usize> {
     assert!(k <= population, "cannot sample {k} of {population}");

@@ -1398,18 +1398,9 @@ mod tests {
 
     fn failed(steps: usize, n_interp: usize) -> RunRecord {
         RunRecord {
-            lambda0: f64::NAN,
-            eta: f64::NAN,
-            status: RunStatus::Failed,
-            diverged_at: None,
-            loss: vec![f64::NAN; steps + 1],
-            sharpness: vec![f64::NAN; steps + 1],
-            hvps: vec![-1; steps + 1],
-            residual: vec![f64::NAN; steps + 1],
-            converged: vec![false; steps + 1],
-            interp_loss: vec![f64::NAN; n_interp],
             message: "Lanczos did not converge: ‖r‖ = 3e-2 (λ ≈ 12.5)\nsecond line".into(),
             seconds: 0.5,
+            ..RunRecord::unmeasured(f64::NAN, f64::NAN, RunStatus::Failed, steps, n_interp)
         }
     }
 

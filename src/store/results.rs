@@ -93,6 +93,33 @@ pub struct RunRecord {
     pub seconds: f64,
 }
 
+impl RunRecord {
+    /// A record with nothing measured yet: `steps + 1` NaN entries (`hvps` −1), `interp`
+    /// NaN interpolation points, status `status`, no message, zero seconds.
+    pub fn unmeasured(
+        lambda0: f64,
+        eta: f64,
+        status: RunStatus,
+        steps: usize,
+        interp: usize,
+    ) -> Self {
+        RunRecord {
+            lambda0,
+            eta,
+            status,
+            diverged_at: None,
+            loss: vec![f64::NAN; steps + 1],
+            sharpness: vec![f64::NAN; steps + 1],
+            hvps: vec![-1; steps + 1],
+            residual: vec![f64::NAN; steps + 1],
+            converged: vec![false; steps + 1],
+            interp_loss: vec![f64::NAN; interp],
+            message: String::new(),
+            seconds: 0.0,
+        }
+    }
+}
+
 /// The whole results table: one entry per task, in grid order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
