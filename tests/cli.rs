@@ -9,6 +9,7 @@ use sharpsweep::analysis::{AnalysisParams, GroupSummary};
 
 #[test]
 fn help_and_version() {
+    let _turn = serial();
     let d = tempdir();
     let out = sharpsweep(d.path(), &["--help"]);
     expect_code(&out, 0, "--help");
@@ -28,6 +29,7 @@ fn help_and_version() {
 
 #[test]
 fn bad_input_errors_name_the_problem() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);
@@ -66,6 +68,7 @@ fn bad_input_errors_name_the_problem() {
 
 #[test]
 fn analyze_plot_inspect_and_run_on_a_real_sweep() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 6, 4);
@@ -174,6 +177,7 @@ fn group(groups: &[GroupSummary], depth: u32, width: u32) -> &GroupSummary {
 
 #[test]
 fn uv_model_critical_values_match_the_analytic_ones() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cs: Vec<String> = (0..61)
@@ -208,6 +212,7 @@ fn uv_model_critical_values_match_the_analytic_ones() {
 
 #[test]
 fn reduced_quickstart_shows_the_phase_diagram_trend() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let qs = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.toml");

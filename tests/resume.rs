@@ -72,6 +72,7 @@ fn interrupt(dir: &Path, cfg: &str, out: &str, after: usize, signal: i32) -> Opt
 
 #[test]
 fn sigterm_drains_and_resume_completes_identically() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = slow_config(d);
@@ -129,6 +130,7 @@ fn sigterm_drains_and_resume_completes_identically() {
 
 #[test]
 fn sigkill_leaves_a_readable_file_with_every_finished_run() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = slow_config(d);
@@ -159,6 +161,7 @@ fn sigkill_leaves_a_readable_file_with_every_finished_run() {
 
 #[test]
 fn resume_with_a_changed_config_is_refused_under_mpirun() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);

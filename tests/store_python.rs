@@ -101,8 +101,14 @@ fn write_sample(path: &Path) {
     f.close().unwrap();
 }
 
+/// HDF5 opens files without close-on-exec; the library sets the flag right after, but a
+/// child spawned by the other test in that instant would inherit the file's lock. The two
+/// tests of this binary therefore take turns (sharpsweep itself spawns no children).
+static FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn xarray_reads_the_results_file() {
+    let _turn = FILES.lock().unwrap_or_else(|e| e.into_inner());
     ensure_python_packages();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.h5");
@@ -138,6 +144,7 @@ fn xarray_reads_the_results_file() {
 
 #[test]
 fn xarray_reads_an_analysis_group() {
+    let _turn = FILES.lock().unwrap_or_else(|e| e.into_inner());
     ensure_python_packages();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.h5");

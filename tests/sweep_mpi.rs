@@ -5,6 +5,7 @@ use common::*;
 
 #[test]
 fn identical_results_for_one_two_three_ranks_and_no_mpirun() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 4, 5);
@@ -30,6 +31,7 @@ fn identical_results_for_one_two_three_ranks_and_no_mpirun() {
 
 #[test]
 fn world_size_mismatch_is_refused() {
+    let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);

@@ -145,3 +145,11 @@ pub fn assert_same_data(a: &Results, b: &Results, what: &str) {
         }
     }
 }
+
+/// HDF5 opens files without close-on-exec (the library sets the flag just after), so a
+/// child process spawned by one test at that instant could inherit the lock of a file
+/// another test of the same binary has open. Tests that open files in-process take turns.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
