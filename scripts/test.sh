@@ -53,9 +53,14 @@ stage "cargo clippy --release --all-targets --locked -- -D warnings"
 cargo clippy --release --all-targets --locked -- -D warnings
 
 stage "cargo test --release --locked"
-cargo test --release --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --release --locked 2>&1 | tee "$test_log"
 
 stage "cargo bench --no-run --locked"
 cargo bench --no-run --locked
 
 stage "all passed in $(($(date +%s) - started)) s"
+# One closing line for the whole suite (the last cargo line is the empty doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

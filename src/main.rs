@@ -16,8 +16,24 @@ use std::process::ExitCode;
 ///
 /// Exit status: 0 done; 1 error (the message names the file, key or rank); 2 bad usage;
 /// 3 the sweep stopped early (signal or --deadline) with runs left: rerun with --resume.
+///
+/// Config keys (TOML; every key optional, unknown keys rejected; README "Configuration
+/// reference" has types, defaults and rules):
+///   [data]      dataset dir n_train subset subset_seed synthetic_input_dim synthetic_seed
+///   [model]     kind depth width activation parameterization readout bias sigma2_hidden
+///               sigma2_readout loss_scale
+///   [train]     batch_size steps seeds sgd_seeds precision divergence_loss
+///   [sharpness] method measure_n measure_seed every tol max_iter power_iters warm_start
+///   [grid]      log2_c = {start, stop, step} | c = [...]; stop_after_divergence interp_points
+///   [output]    path
+///
+/// Results file (HDF5, netCDF-compatible; README "The results file"): variables over `run`
+/// (c depth width seed sgd_seed lambda0 eta status diverged_at seconds message) and over
+/// (`run`, `step`) (loss sharpness hvps residual converged); provenance attributes;
+/// `analyze` adds groups `analysis/*`. Open it with
+/// `xarray.open_dataset(path, engine="h5netcdf")` or scripts/read_results.py.
 #[derive(Parser)]
-#[command(name = "sharpsweep", version, about, long_about)]
+#[command(name = "sharpsweep", version, about, long_about, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
