@@ -44,14 +44,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let warm = RunSettings::new(
-        &cfg,
-        problem.input_dim,
-        problem.outputs,
-        4,
-        512,
-        faer::Par::Seq,
-    );
+    let warm = RunSettings::new(&cfg, &problem, 4, 512, faer::Par::Seq);
     let cold = RunSettings {
         warm_start: false,
         ..warm.clone()

@@ -182,17 +182,16 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    /// Settings of grid point (depth, width) under `cfg`.
-    pub fn new(
+    /// Settings of grid point (depth, width) under `cfg`, on `problem`'s data.
+    pub fn new<T: Float>(
         cfg: &Config,
-        input_dim: usize,
-        outputs: usize,
+        problem: &Problem<T>,
         depth: u32,
         width: u32,
         par: Par,
     ) -> Self {
         RunSettings {
-            spec: network_spec(cfg, input_dim, outputs, depth, width),
+            spec: network_spec(cfg, problem.input_dim, problem.outputs, depth, width),
             depth,
             width,
             batch_size: match cfg.model.kind {
@@ -432,14 +431,7 @@ mod tests {
 
     fn run_all<T: Float>(cfg: &Config, depth: u32, width: u32, cs: &[f64]) -> Vec<RunRecord> {
         let problem = Problem::<T>::from_config(cfg).unwrap();
-        let s = RunSettings::new(
-            cfg,
-            problem.input_dim,
-            problem.outputs,
-            depth,
-            width,
-            Par::Seq,
-        );
+        let s = RunSettings::new(cfg, &problem, depth, width, Par::Seq);
         let seed = cfg.train.seeds[0];
         let l0 = lambda0(&s, &problem, seed);
         cs.iter()
@@ -490,7 +482,7 @@ mod tests {
         assert_ne!(a[0].lambda0, c[0].lambda0);
         // another SGD order alone changes the trajectory but not λ₀
         let problem = Problem::<f32>::from_config(&cfg).unwrap();
-        let s = RunSettings::new(&cfg, problem.input_dim, problem.outputs, 3, 32, Par::Seq);
+        let s = RunSettings::new(&cfg, &problem, 3, 32, Par::Seq);
         let l0 = lambda0(&s, &problem, 7);
         let (d, _) = train_run(&s, &problem, 2.0, 7, 99, &l0);
         assert_eq!(d.lambda0, a[0].lambda0);
@@ -661,14 +653,7 @@ pub fn run_single(
         sgd: u64,
     ) -> Result<String, SingleRunError> {
         let problem = Problem::<T>::from_config(cfg)?;
-        let s = RunSettings::new(
-            cfg,
-            problem.input_dim,
-            problem.outputs,
-            depth,
-            width,
-            Par::Seq,
-        );
+        let s = RunSettings::new(cfg, &problem, depth, width, Par::Seq);
         let l0 = lambda0(&s, &problem, seed);
         let (r, timing) = train_run(&s, &problem, c, seed, sgd, &l0);
         let mut out = format!(

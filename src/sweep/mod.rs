@@ -311,9 +311,7 @@ fn sweep_typed<T: Float>(
     let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
     lines.sort();
     lines.dedup();
-    let settings = |depth: u32, width: u32| {
-        RunSettings::new(cfg, problem.input_dim, problem.outputs, depth, width, par)
-    };
+    let settings = |depth: u32, width: u32| RunSettings::new(cfg, &problem, depth, width, par);
     let work = |u: &Unit| -> Outcome {
         match *u {
             Unit::Lambda0 { line } => {
