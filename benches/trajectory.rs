@@ -54,7 +54,7 @@ fn main() {
     let l0_secs = t.elapsed().as_secs_f64();
     println!(
         "lambda0 = {:.4} ({} HVPs, residual {:.1e}, {:.2} s; computed once per (d, w, seed) and shared by every c)",
-        l0.value, l0.applications, l0.residual, l0_secs
+        l0.value, l0.hvps, l0.residual, l0_secs
     );
     let mut rows = Vec::new();
     for (name, s) in [("warm", &warm), ("cold", &cold)] {

@@ -8,8 +8,9 @@
 # Idempotent: packages are installed only when `dpkg -s` says they are missing, and the
 # build is incremental. Written for Debian 12 (run as root, or as a user with sudo);
 # elsewhere it checks for cargo and builds, and you install the equivalent packages
-# yourself (see /work/shared/TOOLCHAIN.md or the README: one MPI, serial HDF5 with the
-# high-level library, libclang, pkg-config).
+# yourself (the PACKAGES list below: one MPI implementation with its headers and launcher,
+# the serial HDF5 library with its high-level library and tools, libclang, pkg-config; the
+# README's "Quick start" says the same).
 #
 # Environment: CARGO_TARGET_DIR is honoured by cargo as usual.
 set -euo pipefail
@@ -24,7 +25,7 @@ for arg in "$@"; do
     --python) WITH_PYTHON=1 ;;
     --no-build) BUILD=0 ;;
     -h | --help)
-      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)

@@ -17,6 +17,7 @@
 //! - `[model]`: `kind = "uv"` is always two layers; when `model.depth` is omitted it becomes
 //!   `[2]`, and any other explicit depth is an error.
 
+pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Readout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -89,41 +90,10 @@ pub enum ModelKind {
     Uv,
 }
 
-/// Hidden-layer nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Activation {
-    /// max(0, x)
-    Relu,
-    /// tanh(x)
-    Tanh,
-    /// identity
-    Linear,
-}
-
-/// Weight parameterization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Parameterization {
-    /// Standard: W ~ N(0, σ²/fan_in), h = W x.
-    Sp,
-    /// NTK: W ~ N(0, 1), h = σ/√fan_in · W x.
-    Ntk,
-}
-
-/// Readout (last layer) initialization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Readout {
-    /// Same rule as the other layers, with σ² = `sigma2_readout`.
-    Default,
-    /// All zeros (L₀ = 0.05 exactly for one-hot targets over 10 classes).
-    Zero,
-}
-
-/// `[model]`
+/// `[model]`: the grid's depths and widths, and the options every network shares (the
+/// keys of [`NetOptions`], flattened into this section).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ModelConfig {
     /// Network family.
     pub kind: ModelKind,
@@ -132,20 +102,9 @@ pub struct ModelConfig {
     pub depth: Vec<u32>,
     /// Widths swept (for `uv`: the width n).
     pub width: Vec<u32>,
-    /// Hidden nonlinearity.
-    pub activation: Activation,
-    /// Weight parameterization.
-    pub parameterization: Parameterization,
-    /// Readout initialization.
-    pub readout: Readout,
-    /// Whether layers have (zero-initialised) biases.
-    pub bias: bool,
-    /// σ² of the hidden layers (including the first).
-    pub sigma2_hidden: f64,
-    /// σ² of the readout layer.
-    pub sigma2_readout: f64,
-    /// Multiplier α of the loss (α · MSE); λ scales by α, trajectories do not change.
-    pub loss_scale: f64,
+    /// Nonlinearity, parameterization, init variances, biases, loss scale.
+    #[serde(flatten)]
+    pub net: NetOptions,
 }
 
 impl Default for ModelConfig {
@@ -154,25 +113,9 @@ impl Default for ModelConfig {
             kind: ModelKind::Mlp,
             depth: vec![4],
             width: vec![128],
-            activation: Activation::Relu,
-            parameterization: Parameterization::Sp,
-            readout: Readout::Default,
-            bias: false,
-            sigma2_hidden: 2.0,
-            sigma2_readout: 1.0,
-            loss_scale: 1.0,
+            net: NetOptions::default(),
         }
     }
-}
-
-/// Floating-point precision of the network passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    /// 32-bit (as the authors' JAX code).
-    F32,
-    /// 64-bit.
-    F64,
 }
 
 /// `[train]`
@@ -447,6 +390,15 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
     Ok(())
 }
 
+/// The `[model]` section's network options alone (other keys ignored), to locate a bad
+/// value among them.
+#[derive(Deserialize)]
+struct NetProbe {
+    #[serde(default)]
+    #[allow(dead_code)]
+    model: NetOptions,
+}
+
 /// A table holding every key of the schema (the optional ones filled in), used to name
 /// unknown keys with their full dotted path.
 fn schema_table() -> toml::Table {
@@ -541,25 +493,36 @@ impl Config {
         let grid_log2_given = has_key(&table, "grid", "log2_c");
         let depth_given = has_key(&table, "model", "depth");
 
-        let mut config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    let mut message = e.to_string().trim_end().replace('\n', " ");
-                    // Without overrides the text itself can locate the error.
-                    if overrides.is_empty() {
-                        if let Err(spanned) = toml::from_str::<Config>(text) {
-                            if let Some(span) = spanned.span() {
-                                let (line, column) = line_column(text, span.start);
-                                message.push_str(&format!(" (at line {line}, column {column})"));
-                            }
-                        }
-                    }
-                    ConfigError::BadValue {
-                        origin: origin.clone(),
-                        message,
-                    }
-                })?;
+        let bad_value = |e: toml::de::Error, spanned: Option<toml::de::Error>| {
+            let mut message = e.to_string().trim_end().replace('\n', " ");
+            if let Some(span) = spanned.and_then(|s| s.span()) {
+                let (line, column) = line_column(text, span.start);
+                message.push_str(&format!(" (at line {line}, column {column})"));
+            }
+            ConfigError::BadValue {
+                origin: origin.clone(),
+                message,
+            }
+        };
+        // The network options are flattened into [model], and serde reports an error inside
+        // a flattened struct at the section, not the key: check them alone first, so the
+        // message names `model.<key>` and its line.
+        let net_probe: Result<NetProbe, _> = toml::Value::Table(table.clone()).try_into();
+        if let Err(e) = net_probe {
+            // Without overrides the text itself can locate the error.
+            let spanned = overrides
+                .is_empty()
+                .then(|| toml::from_str::<NetProbe>(text).err())
+                .flatten();
+            return Err(bad_value(e, spanned));
+        }
+        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e| {
+            let spanned = overrides
+                .is_empty()
+                .then(|| toml::from_str::<Config>(text).err())
+                .flatten();
+            bad_value(e, spanned)
+        })?;
 
         if grid_c_given && !grid_log2_given {
             config.grid.log2_c = None;
@@ -596,9 +559,9 @@ impl Config {
                 ),
             ));
         }
-        check_positive("model.sigma2_hidden", m.sigma2_hidden)?;
-        check_positive("model.sigma2_readout", m.sigma2_readout)?;
-        check_positive("model.loss_scale", m.loss_scale)?;
+        check_positive("model.sigma2_hidden", m.net.sigma2_hidden)?;
+        check_positive("model.sigma2_readout", m.net.sigma2_readout)?;
+        check_positive("model.loss_scale", m.net.loss_scale)?;
 
         let t = &self.train;
         if t.batch_size == 0 {
@@ -875,7 +838,7 @@ path = "results.h5"
         assert_eq!(c.data.n_train, 4096);
         assert_eq!(c.model.depth, vec![2, 4, 8]);
         assert_eq!(c.model.width, vec![64, 128, 256]);
-        assert_eq!(c.model.activation, Activation::Relu);
+        assert_eq!(c.model.net.activation, Activation::Relu);
         assert_eq!(c.train.seeds, vec![1, 2, 3]);
         assert_eq!(c.train.divergence_loss, 1e5);
         assert_eq!(c.sharpness.tol, 1e-3);

@@ -1,11 +1,9 @@
 //! The `sharpsweep` command line: parses arguments and calls the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sharpsweep::analysis::commands::{analyze_file, export, inspect_file, plot_file};
 use sharpsweep::analysis::{AnalysisParams, FitAxis, PlotFormat, PlotOptions};
-use sharpsweep::config::Config;
-use sharpsweep::sweep::{self, drain, grid, SweepOptions};
-use sharpsweep::train;
+use sharpsweep::commands::{analyze_file, export, inspect_file, plot_file, run_single, RunPoint};
+use sharpsweep::sweep::{self, drain, SweepOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,13 +25,18 @@ use std::process::ExitCode;
 ///   [grid]      log2_c = {start, stop, step} | c = [...]; stop_after_divergence interp_points
 ///   [output]    path
 ///
-/// Results file (HDF5, netCDF-compatible; README "The results file"): variables over `run`
-/// (c depth width seed sgd_seed lambda0 eta status diverged_at seconds message) and over
-/// (`run`, `step`) (loss sharpness hvps residual converged); provenance attributes;
-/// `analyze` adds groups `analysis/*`. Open it with
+/// Results file (HDF5, netCDF-compatible; README "The results file"): the variables below;
+/// provenance attributes; `analyze` adds groups `analysis/*`. Open it with
 /// `xarray.open_dataset(path, engine="h5netcdf")` or scripts/read_results.py.
 #[derive(Parser)]
-#[command(name = "sharpsweep", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "sharpsweep",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment,
+    after_long_help = sharpsweep::record::help_text()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -207,14 +210,9 @@ fn main() -> ExitCode {
             dry_run,
         } => {
             if dry_run {
-                return match Config::load(&config, &sets) {
-                    Ok((cfg, _)) => {
-                        let keys = grid::expand(&cfg);
-                        println!(
-                            "{} runs; estimated {:.2} core-hours at 100 GFLOP/s per core",
-                            keys.len(),
-                            grid::core_hours(&cfg, 100.0)
-                        );
+                return match sharpsweep::commands::dry_run(&config, &sets) {
+                    Ok(text) => {
+                        print!("{text}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(e),
@@ -276,7 +274,17 @@ fn main() -> ExitCode {
             seed,
             sgd_seed,
             sets,
-        } => match train::run_single(&config, &sets, c, depth, width, seed, sgd_seed) {
+        } => match run_single(
+            &config,
+            &sets,
+            RunPoint {
+                c,
+                depth,
+                width,
+                seed,
+                sgd_seed,
+            },
+        ) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS

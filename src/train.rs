@@ -4,11 +4,12 @@
 
 use crate::config::{Config, ModelKind, SharpnessMethod};
 use crate::data::{self, Dataset};
-use crate::hessian::{lanczos_top, power_top, EigenEstimate, LanczosOptions};
+use crate::hessian::{lanczos_top, power_top, EigenEstimate, LanczosOptions, StopReason};
 use crate::model::param::init_params;
 use crate::model::uv::uv_spec;
 use crate::model::{Float, HvpOperator, MlpSpec, MlpWorkspace};
-use crate::store::results::{RunRecord, RunStatus};
+use crate::record::{RunRecord, RunStatus};
+use crate::rng::{shuffle, NetStream};
 use faer::Par;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -16,26 +17,6 @@ use std::time::Instant;
 
 /// Memory allowed for the Lanczos basis (f64 vectors of length P) before it restarts.
 const LANCZOS_BASIS_BYTES: usize = 1 << 31;
-
-/// A seed for one random stream, derived from (base seed, role, depth, width) by a
-/// SplitMix64-style mix, so that streams never depend on the rank or the task order.
-pub fn stream_seed(base: u64, role: &str, depth: u32, width: u32) -> u64 {
-    let mut h = base ^ 0x9E37_79B9_7F4A_7C15;
-    let mut mix = |v: u64| {
-        h ^= v;
-        h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    };
-    for b in role.bytes() {
-        mix(b as u64);
-    }
-    mix(depth as u64);
-    mix(width as u64);
-    h
-}
 
 /// The data a sweep trains on, in the network's precision: the training subset, the
 /// fixed measurement set, and their one-hot targets (examples are columns).
@@ -127,22 +108,17 @@ pub fn network_spec(
     width: u32,
 ) -> MlpSpec {
     match cfg.model.kind {
-        ModelKind::Uv => MlpSpec {
-            loss_scale: cfg.model.loss_scale,
-            ..uv_spec(width as usize)
-        },
+        ModelKind::Uv => {
+            let mut spec = uv_spec(width as usize);
+            spec.net.loss_scale = cfg.model.net.loss_scale;
+            spec
+        }
         ModelKind::Mlp => MlpSpec {
             input_dim,
             width: width as usize,
             depth: depth as usize,
             outputs,
-            activation: cfg.model.activation,
-            parameterization: cfg.model.parameterization,
-            readout: cfg.model.readout,
-            bias: cfg.model.bias,
-            sigma2_hidden: cfg.model.sigma2_hidden,
-            sigma2_readout: cfg.model.sigma2_readout,
-            loss_scale: cfg.model.loss_scale,
+            net: cfg.model.net.clone(),
         },
     }
 }
@@ -256,19 +232,63 @@ pub fn measure_sharpness<T: Float>(
     }
 }
 
-/// λ₀ of grid line (depth, width, seed): the sharpness at initialization. It depends on
-/// the network, the init seed and the measurement set only, never on c.
-pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> EigenEstimate {
-    let params: Vec<T> = init_params(&s.spec, stream_seed(seed, "init", s.depth, s.width));
+/// λ₀ of one network at initialization, as the runs that train from it use and record it
+/// (at step 0). Travels between ranks as it is, and is rebuilt from any finished run's
+/// record on resume ([`Lambda0::of_record`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lambda0 {
+    /// λ₀, the sharpness at initialization (η = c/λ₀).
+    pub value: f64,
+    /// Hessian-vector products the measurement used.
+    pub hvps: usize,
+    /// Its relative residual.
+    pub residual: f64,
+    /// Whether it met the tolerance.
+    pub converged: bool,
+    /// Why the eigen-solver stopped (`None`: unknown, from a file of an older version).
+    pub stop: Option<StopReason>,
+}
+
+impl Lambda0 {
+    /// The λ₀ of a measurement (its eigenvector is not kept: the first measurement after
+    /// initialization starts cold, so a run does not depend on where λ₀ was computed).
+    pub fn of_estimate(est: &EigenEstimate) -> Self {
+        Lambda0 {
+            value: est.value,
+            hvps: est.applications,
+            residual: est.residual,
+            converged: est.converged,
+            stop: Some(est.stop),
+        }
+    }
+
+    /// The λ₀ a finished run recorded at step 0 (value, HVPs, residual, convergence and
+    /// stop reason), exactly as it was measured.
+    pub fn of_record(rec: &RunRecord) -> Self {
+        Lambda0 {
+            value: rec.lambda0,
+            hvps: rec.hvps.first().map_or(0, |h| (*h).max(0) as usize),
+            residual: rec.residual.first().copied().unwrap_or(f64::NAN),
+            converged: rec.converged.first().copied().unwrap_or(false),
+            stop: rec.stop_reason.first().copied().flatten(),
+        }
+    }
+}
+
+/// λ₀ of the network (depth, width, init seed): the sharpness at initialization. It
+/// depends on the network, the init seed and the measurement set only, never on c.
+pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> Lambda0 {
+    let params: Vec<T> = init_params(&s.spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut ws = MlpWorkspace::<T>::new(&s.spec, problem.n_meas(), s.par);
-    measure_sharpness(
+    let est = measure_sharpness(
         s,
         problem,
         &params,
         &mut ws,
         None,
-        stream_seed(seed, "lanczos", s.depth, s.width),
-    )
+        NetStream::Lanczos.seed(seed, s.depth, s.width),
+    );
+    Lambda0::of_estimate(&est)
 }
 
 /// Seconds spent in each part of a run.
@@ -280,9 +300,9 @@ pub struct RunTiming {
     pub measure_s: f64,
 }
 
-/// Trains one (c, depth, width, seed, sgd_seed) run from η = c/λ₀ with the λ₀ estimate of
-/// its line (`lambda0_est`, from [`lambda0`]: its value is λ₀ and its HVP count and
-/// residual are recorded at step 0).
+/// Trains one (c, depth, width, seed, sgd_seed) run from η = c/λ₀ with the λ₀ of its
+/// network (from [`lambda0`]: its value is λ₀ and its HVP count, residual, convergence
+/// and stop reason are recorded at step 0).
 ///
 /// State t (t = 0..T) is after t SGD steps. The loss on the training set and λ_t are
 /// recorded at t = 0 and every `every` steps (and at T). Divergence: the minibatch loss
@@ -297,7 +317,7 @@ pub fn train_run<T: Float>(
     c: f64,
     seed: u64,
     sgd_seed: u64,
-    lambda0_est: &EigenEstimate,
+    lambda0_est: &Lambda0,
 ) -> (RunRecord, RunTiming) {
     let started = Instant::now();
     let mut timing = RunTiming::default();
@@ -315,7 +335,7 @@ pub fn train_run<T: Float>(
     let k = problem.outputs;
     let n = problem.n_train();
     let b = s.batch_size.min(n);
-    let theta0: Vec<T> = init_params(spec, stream_seed(seed, "init", s.depth, s.width));
+    let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut params = theta0.clone();
     let mut grad = vec![T::of(0.0); params.len()];
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
@@ -323,10 +343,10 @@ pub fn train_run<T: Float>(
     let mut xb = vec![T::of(0.0); d_in * b];
     let mut yb = vec![T::of(0.0); k * b];
     let mut order_rng =
-        Xoshiro256PlusPlus::seed_from_u64(stream_seed(sgd_seed, "sgd", s.depth, s.width));
+        Xoshiro256PlusPlus::seed_from_u64(NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
     let mut perm: Vec<usize> = (0..n).collect();
     let mut cursor = n; // forces a fresh permutation before the first batch
-    let lanczos_seed = stream_seed(seed, "lanczos", s.depth, s.width);
+    let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
     let mut eigvec: Option<Vec<f64>> = None;
     let eta_t = T::of(eta);
 
@@ -334,9 +354,10 @@ pub fn train_run<T: Float>(
     let t0 = Instant::now();
     rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
     rec.sharpness[0] = lambda0;
-    rec.hvps[0] = lambda0_est.applications as i32;
+    rec.hvps[0] = lambda0_est.hvps as i32;
     rec.residual[0] = lambda0_est.residual;
     rec.converged[0] = lambda0_est.converged;
+    rec.stop_reason[0] = lambda0_est.stop;
     timing.measure_s += t0.elapsed().as_secs_f64();
     let diverged = |l: f64| !l.is_finite() || l > s.divergence_loss;
     if diverged(rec.loss[0]) {
@@ -348,7 +369,7 @@ pub fn train_run<T: Float>(
     while rec.status == RunStatus::Done && t < steps {
         let t1 = Instant::now();
         if cursor + b > n {
-            data::shuffle(&mut perm, &mut order_rng);
+            shuffle(&mut perm, &mut order_rng);
             cursor = 0;
         }
         for (j, &i) in perm[cursor..cursor + b].iter().enumerate() {
@@ -397,6 +418,7 @@ pub fn train_run<T: Float>(
             rec.hvps[t] = est.applications as i32;
             rec.residual[t] = est.residual;
             rec.converged[t] = est.converged;
+            rec.stop_reason[t] = Some(est.stop);
             eigvec = Some(est.vector);
             timing.measure_s += t2.elapsed().as_secs_f64();
         }
@@ -564,7 +586,7 @@ mod tests {
                 .replace("tol = 1e-4", "tol = 1e-10\nmax_iter = 300"),
         );
         let mut scaled = base.clone();
-        scaled.model.loss_scale = 13.0;
+        scaled.model.net.loss_scale = 13.0;
         let a = run_all::<f64>(&base, 3, 32, &[3.0]);
         let b = run_all::<f64>(&scaled, 3, 32, &[3.0]);
         assert!((b[0].lambda0 / a[0].lambda0 - 13.0).abs() < 1e-8);
@@ -601,86 +623,5 @@ mod tests {
         let hw: i32 = w[0].hvps[2..].iter().sum();
         let hc: i32 = c[0].hvps[2..].iter().sum();
         assert!(hw < hc, "warm starts use fewer HVPs ({hw} vs {hc})");
-    }
-
-    #[test]
-    fn stream_seeds_differ_by_role_and_shape() {
-        let a = stream_seed(1, "init", 4, 64);
-        assert_ne!(a, stream_seed(1, "sgd", 4, 64));
-        assert_ne!(a, stream_seed(1, "init", 4, 128));
-        assert_ne!(a, stream_seed(2, "init", 4, 64));
-        assert_eq!(a, stream_seed(1, "init", 4, 64));
-    }
-}
-
-/// Errors of [`run_single`].
-#[derive(Debug, thiserror::Error)]
-pub enum SingleRunError {
-    /// Config.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// Data.
-    #[error(transparent)]
-    Data(#[from] data::DataError),
-}
-
-/// `sharpsweep run`: one run of a config (grid coordinates default to the config's first
-/// values), returned as a printable table of t, L_t, L_t/L₀, λ_t, λ_t/λ₀, HVPs, residual.
-pub fn run_single(
-    config: &std::path::Path,
-    overrides: &[String],
-    c: f64,
-    depth: Option<u32>,
-    width: Option<u32>,
-    seed: Option<u64>,
-    sgd_seed: Option<u64>,
-) -> Result<String, SingleRunError> {
-    let (cfg, _) = Config::load(config, overrides)?;
-    faer::set_global_parallelism(Par::Seq);
-    let depth = depth.unwrap_or(match cfg.model.kind {
-        ModelKind::Uv => 2,
-        ModelKind::Mlp => cfg.model.depth[0],
-    });
-    let width = width.unwrap_or(cfg.model.width[0]);
-    let seed = seed.unwrap_or(cfg.train.seeds[0]);
-    let sgd_seed = sgd_seed.unwrap_or(seed);
-    fn go<T: Float>(
-        cfg: &Config,
-        c: f64,
-        depth: u32,
-        width: u32,
-        seed: u64,
-        sgd: u64,
-    ) -> Result<String, SingleRunError> {
-        let problem = Problem::<T>::from_config(cfg)?;
-        let s = RunSettings::new(cfg, &problem, depth, width, Par::Seq);
-        let l0 = lambda0(&s, &problem, seed);
-        let (r, timing) = train_run(&s, &problem, c, seed, sgd, &l0);
-        let mut out = format!(
-            "# c = {c}, depth = {depth}, width = {width}, seed = {seed}, sgd_seed = {sgd}, P = {}\n# lambda0 = {:.6e}, eta = {:.6e}, status = {}{}\n# time: {:.2} s training, {:.2} s measuring\n",
-            s.spec.n_params(), r.lambda0, r.eta, r.status.name(),
-            r.diverged_at.map_or(String::new(), |t| format!(" at step {t}")),
-            timing.train_s, timing.measure_s,
-        );
-        out += "step\tloss\tloss/L0\tsharpness\tsharpness/lambda0\thvps\tresidual\n";
-        for t in 0..r.loss.len() {
-            if r.loss[t].is_nan() && r.sharpness[t].is_nan() {
-                continue;
-            }
-            out += &format!(
-                "{t}\t{:.6e}\t{:.4}\t{:.6e}\t{:.4}\t{}\t{:.1e}\n",
-                r.loss[t],
-                r.loss[t] / r.loss[0],
-                r.sharpness[t],
-                r.sharpness[t] / r.lambda0,
-                r.hvps[t],
-                r.residual[t]
-            );
-        }
-        Ok(out)
-    }
-    match cfg.train.precision {
-        crate::config::Precision::F32 => go::<f32>(&cfg, c, depth, width, seed, sgd_seed),
-        crate::config::Precision::F64 => go::<f64>(&cfg, c, depth, width, seed, sgd_seed),
     }
 }

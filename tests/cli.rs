@@ -4,8 +4,8 @@
 
 mod common;
 use common::*;
-use sharpsweep::analysis::commands::analyze_file;
 use sharpsweep::analysis::{AnalysisParams, GroupSummary};
+use sharpsweep::commands::analyze_file;
 
 #[test]
 fn help_and_version() {
@@ -16,6 +16,13 @@ fn help_and_version() {
     let text = String::from_utf8_lossy(&out.stdout);
     for sub in ["sweep", "run", "analyze", "plot", "inspect"] {
         assert!(text.contains(sub), "--help lists {sub}");
+    }
+    // Every variable of the results file, from the record schema.
+    for var in sharpsweep::record::SCHEMA {
+        let listed = text.lines().any(|l| {
+            l.trim_start().starts_with('(') && l.split_whitespace().any(|w| w == var.name)
+        });
+        assert!(listed, "--help lists the variable {}:\n{text}", var.name);
     }
     let out = sharpsweep(d.path(), &["--version"]);
     expect_code(&out, 0, "--version");

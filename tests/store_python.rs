@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use sharpsweep::store::{
-    write_group_table, Column, FileMeta, Results, ResultsFile, RunRecord, RunStatus, TaskKey,
-};
+use sharpsweep::record::{Column, Results, RunRecord, RunStatus, TaskKey};
+use sharpsweep::store::{write_group_table, FileMeta, ResultsFile};
 
 const MODULES: &str = "import h5py, xarray, h5netcdf, pandas";
 
@@ -43,24 +42,19 @@ fn ensure_python_packages() {
 
 fn record(steps: usize, status: RunStatus, x: f64) -> RunRecord {
     let m = steps + 1;
-    RunRecord {
-        lambda0: 10.0 + x,
-        eta: 2.0 / (10.0 + x),
-        status,
-        diverged_at: (status == RunStatus::Diverged).then_some(2),
-        loss: (0..m).map(|t| 0.05 * (1.0 + x * t as f64)).collect(),
-        sharpness: (0..m).map(|t| 10.0 + x - t as f64).collect(),
-        hvps: vec![25; m],
-        residual: vec![1e-4; m],
-        converged: vec![true; m],
-        interp_loss: vec![0.05, 0.06],
-        message: if status == RunStatus::Failed {
-            "out of memory".into()
-        } else {
-            String::new()
-        },
-        seconds: 0.5,
+    let mut r = RunRecord::unmeasured(10.0 + x, 2.0 / (10.0 + x), status, steps, 2);
+    r.diverged_at = (status == RunStatus::Diverged).then_some(2);
+    r.loss = (0..m).map(|t| 0.05 * (1.0 + x * t as f64)).collect();
+    r.sharpness = (0..m).map(|t| 10.0 + x - t as f64).collect();
+    r.hvps = vec![25; m];
+    r.residual = vec![1e-4; m];
+    r.converged = vec![true; m];
+    r.interp_loss = vec![0.05, 0.06];
+    if status == RunStatus::Failed {
+        r.message = "out of memory".into();
     }
+    r.seconds = 0.5;
+    r
 }
 
 fn write_sample(path: &Path) {

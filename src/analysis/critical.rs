@@ -25,7 +25,7 @@
 
 use serde::Serialize;
 
-use crate::store::results::{Results, RunRecord, RunStatus, TaskKey};
+use crate::record::{LineKey, Results, RunRecord, RunStatus, TaskKey};
 
 use super::AnalysisParams;
 
@@ -142,30 +142,6 @@ impl Phase {
             Phase::LossSharpnessCatapult => "loss-sharpness-catapult",
             Phase::Divergent => "divergent",
             Phase::Undetermined => "undetermined",
-        }
-    }
-}
-
-/// Grid coordinates of one line (all c of one (depth, width, seed, sgd_seed)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct LineKey {
-    /// Number of weight layers.
-    pub depth: u32,
-    /// Hidden width.
-    pub width: u32,
-    /// Initialization seed.
-    pub seed: u64,
-    /// SGD-order seed.
-    pub sgd_seed: u64,
-}
-
-impl LineKey {
-    fn of(key: &TaskKey) -> Self {
-        LineKey {
-            depth: key.depth,
-            width: key.width,
-            seed: key.seed,
-            sgd_seed: key.sgd_seed,
         }
     }
 }
@@ -336,9 +312,9 @@ pub struct BoundaryFit {
     pub fit: Option<LinearFit>,
 }
 
-/// Outcome of one criterion on one run.
+/// Verdict of one criterion on one run.
 #[derive(Clone, Debug, PartialEq)]
-enum Outcome {
+enum Verdict {
     Holds,
     Fails,
     Unknown(String),
@@ -392,68 +368,68 @@ fn unusable(results: &Results, i: usize) -> Option<String> {
     }
 }
 
-fn loss_outcome(rec: &RunRecord, t_max: usize) -> Outcome {
+fn loss_outcome(rec: &RunRecord, t_max: usize) -> Verdict {
     if diverged_within(rec, t_max) {
-        return Outcome::Holds;
+        return Verdict::Holds;
     }
     let l0 = rec.loss.first().copied().unwrap_or(f64::NAN);
     if !l0.is_finite() {
-        return Outcome::Unknown("L_0 not finite".into());
+        return Verdict::Unknown("L_0 not finite".into());
     }
     match rises_above(&rec.loss, t_max, l0) {
-        Some(true) => Outcome::Holds,
-        Some(false) => Outcome::Fails,
-        None => Outcome::Unknown(format!("no loss measured in steps 1..={t_max}")),
+        Some(true) => Verdict::Holds,
+        Some(false) => Verdict::Fails,
+        None => Verdict::Unknown(format!("no loss measured in steps 1..={t_max}")),
     }
 }
 
-fn sharp_outcome(rec: &RunRecord, t_max: usize, eps: f64) -> Outcome {
+fn sharp_outcome(rec: &RunRecord, t_max: usize, eps: f64) -> Verdict {
     if diverged_within(rec, t_max) {
-        return Outcome::Holds;
+        return Verdict::Holds;
     }
     let lam0 = lambda_zero(rec);
     if !lam0.is_finite() {
-        return Outcome::Unknown("λ_0 not finite".into());
+        return Verdict::Unknown("λ_0 not finite".into());
     }
     match rises_above(&rec.sharpness, t_max, (1.0 + eps) * lam0) {
-        Some(true) => Outcome::Holds,
-        Some(false) => Outcome::Fails,
-        None => Outcome::Unknown(format!("no sharpness measured in steps 1..={t_max}")),
+        Some(true) => Verdict::Holds,
+        Some(false) => Verdict::Fails,
+        None => Verdict::Unknown(format!("no sharpness measured in steps 1..={t_max}")),
     }
 }
 
-fn diverge_outcome(rec: &RunRecord) -> Outcome {
+fn diverge_outcome(rec: &RunRecord) -> Verdict {
     if rec.status == RunStatus::Diverged {
-        Outcome::Holds
+        Verdict::Holds
     } else {
-        Outcome::Fails
+        Verdict::Fails
     }
 }
 
-fn barrier_outcome(rec: &RunRecord) -> Outcome {
+fn barrier_outcome(rec: &RunRecord) -> Verdict {
     let l0 = rec.interp_loss.first().copied().unwrap_or(f64::NAN);
     if l0.is_finite() {
         if let Some(r) = rises_above(&rec.interp_loss, rec.interp_loss.len() - 1, l0) {
-            return if r { Outcome::Holds } else { Outcome::Fails };
+            return if r { Verdict::Holds } else { Verdict::Fails };
         }
     }
     if rec.status == RunStatus::Diverged {
-        Outcome::Holds
+        Verdict::Holds
     } else {
-        Outcome::Unknown("no interpolation loss".into())
+        Verdict::Unknown("no interpolation loss".into())
     }
 }
 
 /// Locates the transition of a criterion along a line (c ascending).
-fn locate(c: &[f64], outcomes: &[Outcome], max_ratio: f64, is_cmax: bool) -> CriticalValue {
-    let first_hold = outcomes.iter().position(|o| *o == Outcome::Holds);
+fn locate(c: &[f64], outcomes: &[Verdict], max_ratio: f64, is_cmax: bool) -> CriticalValue {
+    let first_hold = outcomes.iter().position(|o| *o == Verdict::Holds);
     let end = first_hold.unwrap_or(outcomes.len());
-    let last_fail = outcomes[..end].iter().rposition(|o| *o == Outcome::Fails);
+    let last_fail = outcomes[..end].iter().rposition(|o| *o == Verdict::Fails);
     let start = last_fail.map_or(0, |j| j + 1);
     let unknown_inside = outcomes[start..end]
         .iter()
-        .any(|o| matches!(o, Outcome::Unknown(_)));
-    let non_monotone = first_hold.is_some_and(|h| outcomes[h..].contains(&Outcome::Fails));
+        .any(|o| matches!(o, Verdict::Unknown(_)));
+    let non_monotone = first_hold.is_some_and(|h| outcomes[h..].contains(&Verdict::Fails));
     let c_below = last_fail.map(|j| c[j]);
     let c_at = first_hold.map(|h| c[h]);
     let resolution = if first_hold.is_none() && last_fail.is_none() {
@@ -526,9 +502,9 @@ fn phase_direct(rec: Option<&RunRecord>, c: f64, t_max: usize, params: &Analysis
         sharp_outcome(rec, t_max, params.eps_sharp),
         loss_outcome(rec, t_max),
     ) {
-        (Outcome::Holds, _) => Phase::LossSharpnessCatapult,
-        (Outcome::Fails, Outcome::Holds) => Phase::LossCatapult,
-        (Outcome::Fails, Outcome::Fails) => Phase::SharpnessReduction,
+        (Verdict::Holds, _) => Phase::LossSharpnessCatapult,
+        (Verdict::Fails, Verdict::Holds) => Phase::LossCatapult,
+        (Verdict::Fails, Verdict::Fails) => Phase::SharpnessReduction,
         _ => Phase::Undetermined,
     }
 }
@@ -537,7 +513,7 @@ fn phase_direct(rec: Option<&RunRecord>, c: f64, t_max: usize, params: &Analysis
 pub fn lines_of(results: &Results) -> Vec<(LineKey, Vec<usize>)> {
     let mut map: std::collections::BTreeMap<LineKey, Vec<usize>> = Default::default();
     for (i, k) in results.keys.iter().enumerate() {
-        map.entry(LineKey::of(k)).or_default().push(i);
+        map.entry(LineKey::from(k)).or_default().push(i);
     }
     map.into_iter()
         .map(|(k, mut idx)| {
@@ -565,7 +541,7 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                 if let Some(reason) = unusable(results, i) {
                     missing.push((key, reason.clone()));
                     for v in [&mut loss, &mut sharp, &mut div, &mut barrier] {
-                        v.push(Outcome::Unknown(reason.clone()));
+                        v.push(Verdict::Unknown(reason.clone()));
                     }
                     continue;
                 }
@@ -579,7 +555,7 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                     if with_barrier {
                         barrier_outcome(rec)
                     } else {
-                        Outcome::Fails
+                        Verdict::Fails
                     },
                 ];
                 // c_max (outs[2]) is always known for a finished run.
@@ -590,7 +566,7 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                 ]
                 .into_iter()
                 .filter_map(|(o, name)| match o {
-                    Outcome::Unknown(r) => Some(format!("{name}: {r}")),
+                    Verdict::Unknown(r) => Some(format!("{name}: {r}")),
                     _ => None,
                 })
                 .collect();
@@ -830,20 +806,15 @@ pub(crate) mod tests {
     /// A finished run with given loss and sharpness trajectories (λ₀ = sharpness[0]).
     pub(crate) fn run(loss: Vec<f64>, sharpness: Vec<f64>, c: f64) -> RunRecord {
         let n = loss.len();
-        RunRecord {
-            lambda0: sharpness[0],
-            eta: c / sharpness[0],
-            status: RunStatus::Done,
-            diverged_at: None,
-            loss,
-            sharpness,
-            hvps: vec![10; n],
-            residual: vec![1e-6; n],
-            converged: vec![true; n],
-            interp_loss: Vec::new(),
-            message: String::new(),
-            seconds: 1.0,
-        }
+        let lambda0 = sharpness[0];
+        let mut r = RunRecord::unmeasured(lambda0, c / lambda0, RunStatus::Done, n - 1, 0);
+        r.loss = loss;
+        r.sharpness = sharpness;
+        r.hvps = vec![10; n];
+        r.residual = vec![1e-6; n];
+        r.converged = vec![true; n];
+        r.seconds = 1.0;
+        r
     }
 
     /// A run that diverged at `step` (entries from `step` on are NaN).

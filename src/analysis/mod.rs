@@ -3,7 +3,6 @@
 //! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
 //! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
 
-pub mod commands;
 pub mod critical;
 pub mod plot;
 pub mod regimes;
@@ -11,15 +10,15 @@ pub mod report;
 
 use serde::Serialize;
 
-use crate::store::results::Results;
+use crate::record::Results;
 
 pub use critical::{
-    Boundary, BoundaryFit, CriticalValue, FitAxis, GroupSummary, LineCritical, LineKey, LinearFit,
-    Phase, Resolution, RunPhase, SeedMean,
+    Boundary, BoundaryFit, CriticalValue, FitAxis, GroupSummary, LineCritical, LinearFit, Phase,
+    Resolution, RunPhase, SeedMean,
 };
 pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection};
 pub use regimes::{RegimeParams, RunRegime};
-pub use report::{Analysis, Column, ColumnData, Table};
+pub use report::{Analysis, NamedColumn, Table};
 
 /// Parameters of the analysis (all stored with its output).
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -14,7 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::store::results::{Results, RunStatus};
+use crate::record::{Results, RunStatus};
 
 use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary};
 use super::report::Analysis;
@@ -791,7 +791,7 @@ mod tests {
     use super::*;
     use crate::analysis::critical::tests::{diverged, line, run};
     use crate::analysis::{analyze, AnalysisParams};
-    use crate::store::results::TaskKey;
+    use crate::record::TaskKey;
     use std::io::Read;
 
     /// Decodes an 8-bit RGB/RGBA PNG (all filter types), returning (width, height, channels,

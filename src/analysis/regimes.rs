@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::store::results::{Results, RunRecord, RunStatus, TaskKey};
+use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 use super::critical::lambda_zero;
 

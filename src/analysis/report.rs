@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::store::results::TaskKey;
+use crate::record::{Column, TaskKey};
 
 use super::critical::{Boundary, BoundaryFit, CriticalValue, GroupSummary, LineCritical, SeedMean};
 use super::regimes::RunRegime;
@@ -40,41 +40,24 @@ pub struct Analysis {
     pub regimes: Vec<RunRegime>,
 }
 
-/// Values of one named column.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub enum ColumnData {
-    /// Floating point (NaN: missing).
-    F64(Vec<f64>),
-    /// Integers (-1: missing, for step and count columns that are optional).
-    I64(Vec<i64>),
-    /// Text.
-    Str(Vec<String>),
-}
-
-impl ColumnData {
-    fn len(&self) -> usize {
-        match self {
-            ColumnData::F64(v) => v.len(),
-            ColumnData::I64(v) => v.len(),
-            ColumnData::Str(v) => v.len(),
-        }
-    }
-    fn cell(&self, i: usize) -> String {
-        match self {
-            ColumnData::F64(v) => format!("{}", v[i]),
-            ColumnData::I64(v) => v[i].to_string(),
-            ColumnData::Str(v) => csv_escape(&v[i]),
-        }
-    }
-}
-
 /// One named column.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Column {
+pub struct NamedColumn {
     /// Column name.
     pub name: String,
     /// Values, one per row.
-    pub data: ColumnData,
+    pub data: Column,
+}
+
+/// Text of entry `i` of a column, for CSV.
+fn csv_cell(c: &Column, i: usize) -> String {
+    match c {
+        Column::F64(v) => format!("{}", v[i]),
+        Column::I64(v) => v[i].to_string(),
+        Column::I32(v) => v[i].to_string(),
+        Column::I8(v) => v[i].to_string(),
+        Column::Str(v) => csv_escape(&v[i]),
+    }
 }
 
 /// A table of equally long named columns.
@@ -83,7 +66,7 @@ pub struct Table {
     /// Table name (`lines`, `groups`, `fits`, `runs`, `regimes`, `missing`).
     pub name: String,
     /// The columns.
-    pub columns: Vec<Column>,
+    pub columns: Vec<NamedColumn>,
 }
 
 impl Table {
@@ -94,21 +77,21 @@ impl Table {
         }
     }
     fn f64(&mut self, name: impl Into<String>, v: Vec<f64>) {
-        self.columns.push(Column {
+        self.columns.push(NamedColumn {
             name: name.into(),
-            data: ColumnData::F64(v),
+            data: Column::F64(v),
         });
     }
     fn i64(&mut self, name: impl Into<String>, v: Vec<i64>) {
-        self.columns.push(Column {
+        self.columns.push(NamedColumn {
             name: name.into(),
-            data: ColumnData::I64(v),
+            data: Column::I64(v),
         });
     }
     fn str(&mut self, name: impl Into<String>, v: Vec<String>) {
-        self.columns.push(Column {
+        self.columns.push(NamedColumn {
             name: name.into(),
-            data: ColumnData::Str(v),
+            data: Column::Str(v),
         });
     }
     /// Number of rows.
@@ -116,7 +99,7 @@ impl Table {
         self.columns.first().map_or(0, |c| c.data.len())
     }
     /// The column called `name`.
-    pub fn column(&self, name: &str) -> Option<&ColumnData> {
+    pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns
             .iter()
             .find(|c| c.name == name)
@@ -133,7 +116,7 @@ impl Table {
             .join(",");
         s.push('\n');
         for i in 0..self.rows() {
-            let row: Vec<String> = self.columns.iter().map(|c| c.data.cell(i)).collect();
+            let row: Vec<String> = self.columns.iter().map(|c| csv_cell(&c.data, i)).collect();
             s.push_str(&row.join(","));
             s.push('\n');
         }
@@ -518,7 +501,7 @@ mod tests {
     use super::*;
     use crate::analysis::critical::tests::line;
     use crate::analysis::{analyze, AnalysisParams};
-    use crate::store::results::Results;
+    use crate::record::Results;
 
     fn sample() -> (Results, Vec<f64>) {
         let mut res = Results {

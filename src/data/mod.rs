@@ -18,8 +18,7 @@ pub mod idx;
 pub mod synthetic;
 
 use crate::config::{DataConfig, DatasetKind};
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use crate::rng::{seeded_sample, stream_seed, Stream};
 use std::path::PathBuf;
 
 /// A dataset held in memory: `n` examples of `input_dim` features, `classes` classes.
@@ -287,67 +286,6 @@ pub fn standardize_examples(x: &mut [f32], input_dim: usize) {
     }
 }
 
-/// Independent random streams drawn from one user seed.
-#[derive(Clone, Copy)]
-pub(crate) enum Stream {
-    /// The random `n_train` subset.
-    Subset = 1,
-    /// The sharpness-measurement subset.
-    Measurement = 2,
-    /// The synthetic teacher's weights.
-    SyntheticTeacher = 3,
-    /// The synthetic inputs.
-    SyntheticInputs = 4,
-}
-
-/// SplitMix64 finalizer: a bijective mix of 64 bits.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The seed of one stream: distinct streams of the same user seed are unrelated.
-pub(crate) fn stream_seed(seed: u64, stream: Stream) -> u64 {
-    splitmix64(splitmix64(seed) ^ (stream as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93))
-}
-
-/// Uniform integer in `0..bound` (Lemire's multiply-shift with rejection; unbiased).
-fn uniform_below(rng: &mut Xoshiro256PlusPlus, bound: u64) -> u64 {
-    debug_assert!(bound > 0);
-    let threshold = bound.wrapping_neg() % bound;
-    loop {
-        let m = rng.next_u64() as u128 * bound as u128;
-        if (m as u64) >= threshold {
-            return (m >> 64) as u64;
-        }
-    }
-}
-
-/// Fisher–Yates shuffle of `perm` with [`uniform_below`] draws (independent of `rand`'s
-/// sampling algorithms, so SGD orders are stable across crate versions).
-pub fn shuffle(perm: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
-    for i in (1..perm.len()).rev() {
-        let j = uniform_below(rng, (i + 1) as u64) as usize;
-        perm.swap(i, j);
-    }
-}
-
-/// `k` distinct values of `0..population`, uniformly at random from `seed`, sorted.
-pub(crate) fn seeded_sample(population: usize, k: usize, seed: u64) -> Vec<usize> {
-    assert!(k <= population, "cannot sample {k} of {population}");
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut pool: Vec<usize> = (0..population).collect();
-    for i in 0..k {
-        let j = i + uniform_below(&mut rng, (population - i) as u64) as usize;
-        pool.swap(i, j);
-    }
-    pool.truncate(k);
-    pool.sort_unstable();
-    pool
-}
-
 /// Rows to take from a source of `available` examples: the first `n`, or a seeded random
 /// subset of size `n` (sorted). The caller has checked `n <= available`.
 pub(crate) fn subset_rows(available: usize, cfg: &DataConfig) -> Vec<usize> {
@@ -425,29 +363,6 @@ mod tests {
             (0..50).collect::<Vec<_>>()
         );
         assert_eq!(measurement_indices(10, 0, 1), Vec::<usize>::new());
-    }
-
-    #[test]
-    fn seeded_sample_is_roughly_uniform() {
-        // Each of 10 rows is picked with probability 3/10; over 2000 draws ~600 each.
-        let mut counts = [0usize; 10];
-        for seed in 0..2000 {
-            for i in seeded_sample(10, 3, seed) {
-                counts[i] += 1;
-            }
-        }
-        assert!(
-            counts.iter().all(|&c| (500..700).contains(&c)),
-            "{counts:?}"
-        );
-    }
-
-    #[test]
-    fn streams_of_one_seed_differ() {
-        assert_ne!(
-            stream_seed(0, Stream::Subset),
-            stream_seed(0, Stream::Measurement)
-        );
     }
 
     #[test]

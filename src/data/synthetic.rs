@@ -14,8 +14,9 @@
 //! not apply (there is no file to take a subset of): the set is always the first `n_train`
 //! examples of the stream.
 
-use super::{standardize_examples, stream_seed, DataError, Dataset, Stream, STANDARDIZATION_NOTE};
+use super::{standardize_examples, DataError, Dataset, STANDARDIZATION_NOTE};
 use crate::config::DataConfig;
+use crate::rng::{stream_seed, Stream};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;

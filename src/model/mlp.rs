@@ -9,68 +9,11 @@
 //! All products go through faer's matmul with the workspace's explicit [`Par`]; every
 //! buffer is allocated once per (network, batch capacity) in [`MlpWorkspace`].
 
-use super::param::{layout, LayerLayout};
+use super::param::{layout, Activation, LayerLayout, MlpSpec};
 use super::Float;
-use crate::config::{Activation, Parameterization, Readout};
 use crate::hessian::SymmetricOperator;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-
-/// Architecture and loss convention of one network.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MlpSpec {
-    /// Input features d_in.
-    pub input_dim: usize,
-    /// Hidden width w.
-    pub width: usize,
-    /// Weight layers d (≥ 1; d = 1 is a linear/affine model).
-    pub depth: usize,
-    /// Outputs k.
-    pub outputs: usize,
-    /// Hidden nonlinearity φ.
-    pub activation: Activation,
-    /// sp or ntk.
-    pub parameterization: Parameterization,
-    /// Readout initialization.
-    pub readout: Readout,
-    /// Whether every layer has a (zero-initialised) bias.
-    pub bias: bool,
-    /// σ² of the hidden layers (including the first).
-    pub sigma2_hidden: f64,
-    /// σ² of the readout.
-    pub sigma2_readout: f64,
-    /// α: the loss is α times the half-mean squared error.
-    pub loss_scale: f64,
-}
-
-impl MlpSpec {
-    /// A ReLU network in standard parameterization with the paper's σ² (2 hidden, 1 readout).
-    pub fn new(input_dim: usize, width: usize, depth: usize, outputs: usize) -> Self {
-        MlpSpec {
-            input_dim,
-            width,
-            depth,
-            outputs,
-            activation: Activation::Relu,
-            parameterization: Parameterization::Sp,
-            readout: Readout::Default,
-            bias: false,
-            sigma2_hidden: 2.0,
-            sigma2_readout: 1.0,
-            loss_scale: 1.0,
-        }
-    }
-
-    /// Number of parameters P.
-    pub fn n_params(&self) -> usize {
-        layout(self).1
-    }
-
-    /// Multiply–add count of one forward pass per example (Σ rows·cols over layers).
-    pub fn macs_per_example(&self) -> usize {
-        layout(self).0.iter().map(|l| l.rows * l.cols).sum()
-    }
-}
 
 /// φ'(h) expressed through a = φ(h).
 #[inline(always)]
@@ -160,16 +103,16 @@ impl<T: Float> MlpWorkspace<T> {
         let (layers, n_params) = layout(spec);
         let d = spec.depth;
         let hidden = |_: usize| vec![T::of(0.0); spec.width * capacity];
-        let tanh = spec.activation == Activation::Tanh;
+        let tanh = spec.net.activation == Activation::Tanh;
         let delta = layers
             .iter()
             .map(|l| vec![T::of(0.0); l.rows * capacity])
             .collect::<Vec<_>>();
         MlpWorkspace {
             n_params,
-            activation: spec.activation,
+            activation: spec.net.activation,
             outputs: spec.outputs,
-            loss_scale: spec.loss_scale,
+            loss_scale: spec.net.loss_scale,
             capacity,
             m: capacity,
             par,
@@ -593,7 +536,7 @@ impl<T: Float> SymmetricOperator for HvpOperator<'_, T> {
 mod tests {
     use super::*;
     use crate::hessian::{dense_eigenvalues, lanczos_top, LanczosOptions};
-    use crate::model::param::init_params;
+    use crate::model::param::{init_params, Parameterization, Readout};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
@@ -611,12 +554,11 @@ mod tests {
         depth: usize,
         width: usize,
     ) -> MlpSpec {
-        MlpSpec {
-            activation: act,
-            parameterization: param,
-            bias,
-            ..MlpSpec::new(5, width, depth, 3)
-        }
+        let mut s = MlpSpec::new(5, width, depth, 3);
+        s.net.activation = act;
+        s.net.parameterization = param;
+        s.net.bias = bias;
+        s
     }
 
     /// Random network with random (non-zero) biases so bias terms are exercised.
@@ -873,7 +815,7 @@ mod tests {
             }
             let s2 = match param {
                 Parameterization::Sp => 1.0,
-                Parameterization::Ntk => s.sigma2_readout / d as f64,
+                Parameterization::Ntk => s.net.sigma2_readout / d as f64,
             };
             let expected = s2 * lam / s.outputs as f64;
             let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
@@ -897,11 +839,8 @@ mod tests {
 
     #[test]
     fn zero_readout_gives_loss_one_twentieth() {
-        let s = MlpSpec {
-            readout: Readout::Zero,
-            outputs: 10,
-            ..MlpSpec::new(7, 8, 3, 10)
-        };
+        let mut s = MlpSpec::new(7, 8, 3, 10);
+        s.net.readout = Readout::Zero;
         let m = 13;
         let p: Vec<f64> = init_params(&s, 4);
         let x = gaussian(7 * m, 5);
@@ -926,10 +865,8 @@ mod tests {
         let m = 10;
         let (p, x, y) = setup(&base, m, 6);
         let alpha = 7.25;
-        let scaled = MlpSpec {
-            loss_scale: alpha,
-            ..base.clone()
-        };
+        let mut scaled = base.clone();
+        scaled.net.loss_scale = alpha;
         let top = |s: &MlpSpec| {
             let mut ws = MlpWorkspace::<f64>::new(s, m, Par::Seq);
             let mut op = HvpOperator::new(&p, &x, &y, m, &mut ws);

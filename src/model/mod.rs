@@ -6,10 +6,41 @@ pub mod mlp;
 pub mod param;
 pub mod uv;
 
-pub use mlp::{HvpOperator, MlpSpec, MlpWorkspace};
+pub use mlp::{HvpOperator, MlpWorkspace};
+pub use param::{Activation, MlpSpec, NetOptions, Parameterization, Readout};
 
+use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// Floating-point precision of the network passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// 32-bit (as the authors' JAX code).
+    F32,
+    /// 64-bit.
+    F64,
+}
+
+/// A computation generic over the network precision, run in the configured one by
+/// [`Precision::dispatch`]: the one place a [`Precision`] becomes a type.
+pub trait PrecisionTask {
+    /// What the computation returns.
+    type Output;
+    /// Runs it with networks in `T`.
+    fn run<T: Float>(self) -> Self::Output;
+}
+
+impl Precision {
+    /// Runs `task` with networks in this precision.
+    pub fn dispatch<W: PrecisionTask>(self, task: W) -> W::Output {
+        match self {
+            Precision::F32 => task.run::<f32>(),
+            Precision::F64 => task.run::<f64>(),
+        }
+    }
+}
 
 /// The floating-point types the network passes run in (f32 as the authors' JAX code, or
 /// f64). Reductions (losses, norms) and the eigen-solvers always work in f64.

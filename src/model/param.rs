@@ -1,12 +1,121 @@
-//! Parameterizations (sp / ntk), readout variants and the seeded initialization of the
-//! contiguous parameter vector.
+//! What a network is: its shape and options ([`MlpSpec`], [`NetOptions`] and their
+//! enums, which the config embeds as they are), parameterizations (sp / ntk), readout
+//! variants, and the seeded initialization of the contiguous parameter vector.
 
-use super::mlp::MlpSpec;
 use super::Float;
-use crate::config::{Parameterization, Readout};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+/// Hidden-layer nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// max(0, x)
+    Relu,
+    /// tanh(x)
+    Tanh,
+    /// identity
+    Linear,
+}
+
+/// Weight parameterization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Parameterization {
+    /// Standard: W ~ N(0, σ²/fan_in), h = W x.
+    Sp,
+    /// NTK: W ~ N(0, 1), h = σ/√fan_in · W x.
+    Ntk,
+}
+
+/// Readout (last layer) initialization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readout {
+    /// Same rule as the other layers, with σ² = `sigma2_readout`.
+    Default,
+    /// All zeros (L₀ = 0.05 exactly for one-hot targets over 10 classes).
+    Zero,
+}
+
+/// Everything about a network besides its shape: nonlinearity, parameterization, init
+/// variances, biases and the loss scale. The config's `[model]` section holds these keys
+/// as they are (flattened), and every network of a sweep is built with them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetOptions {
+    /// Hidden nonlinearity φ.
+    pub activation: Activation,
+    /// sp or ntk.
+    pub parameterization: Parameterization,
+    /// Readout initialization.
+    pub readout: Readout,
+    /// Whether every layer has a (zero-initialised) bias.
+    pub bias: bool,
+    /// σ² of the hidden layers (including the first).
+    pub sigma2_hidden: f64,
+    /// σ² of the readout.
+    pub sigma2_readout: f64,
+    /// α: the loss is α times the half-mean squared error; λ scales by α, the
+    /// trajectories L_t/L₀ and λ_t/λ₀ do not change.
+    pub loss_scale: f64,
+}
+
+impl Default for NetOptions {
+    /// ReLU in standard parameterization with the paper's σ² (2 hidden, 1 readout), no
+    /// biases, α = 1.
+    fn default() -> Self {
+        NetOptions {
+            activation: Activation::Relu,
+            parameterization: Parameterization::Sp,
+            readout: Readout::Default,
+            bias: false,
+            sigma2_hidden: 2.0,
+            sigma2_readout: 1.0,
+            loss_scale: 1.0,
+        }
+    }
+}
+
+/// Shape and options of one network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpSpec {
+    /// Input features d_in.
+    pub input_dim: usize,
+    /// Hidden width w.
+    pub width: usize,
+    /// Weight layers d (≥ 1; d = 1 is a linear/affine model).
+    pub depth: usize,
+    /// Outputs k.
+    pub outputs: usize,
+    /// Nonlinearity, parameterization, init and loss scale.
+    pub net: NetOptions,
+}
+
+impl MlpSpec {
+    /// A network of this shape with the default [`NetOptions`].
+    pub fn new(input_dim: usize, width: usize, depth: usize, outputs: usize) -> Self {
+        MlpSpec {
+            input_dim,
+            width,
+            depth,
+            outputs,
+            net: NetOptions::default(),
+        }
+    }
+
+    /// Number of parameters P.
+    pub fn n_params(&self) -> usize {
+        layout(self).1
+    }
+
+    /// Multiply–add count of one forward pass per example (Σ rows·cols over layers).
+    pub fn macs_per_example(&self) -> usize {
+        layout(self).0.iter().map(|l| l.rows * l.cols).sum()
+    }
+}
 
 /// Where one weight layer lives in the parameter vector and how it enters the forward
 /// pass: h = scale · W a (+ b).
@@ -35,20 +144,20 @@ pub fn layout(spec: &MlpSpec) -> (Vec<LayerLayout>, usize) {
         let readout = l + 1 == spec.depth;
         let rows = if readout { spec.outputs } else { spec.width };
         let sigma2 = if readout {
-            spec.sigma2_readout
+            spec.net.sigma2_readout
         } else {
-            spec.sigma2_hidden
+            spec.net.sigma2_hidden
         };
-        let (scale, mut init_std) = match spec.parameterization {
+        let (scale, mut init_std) = match spec.net.parameterization {
             Parameterization::Sp => (1.0, (sigma2 / cols as f64).sqrt()),
             Parameterization::Ntk => ((sigma2 / cols as f64).sqrt(), 1.0),
         };
-        if readout && spec.readout == Readout::Zero {
+        if readout && spec.net.readout == Readout::Zero {
             init_std = 0.0;
         }
         let w_offset = offset;
         offset += rows * cols;
-        let b_offset = if spec.bias {
+        let b_offset = if spec.net.bias {
             offset += rows;
             Some(offset - rows)
         } else {

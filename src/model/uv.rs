@@ -4,8 +4,7 @@
 //! that network and the model's closed-form gradient-descent map, the analytic anchor
 //! of the catapult phase (lazy for c < 2, catapult for 2 < c < 4, divergent for c > 4).
 
-use super::mlp::MlpSpec;
-use crate::config::{Activation, Parameterization, Readout};
+use super::param::{Activation, MlpSpec, NetOptions, Parameterization};
 
 /// The uv model of width `n` as an [`MlpSpec`] (input 1, output 1, linear, NTK, σ² = 1).
 pub fn uv_spec(n: usize) -> MlpSpec {
@@ -14,13 +13,13 @@ pub fn uv_spec(n: usize) -> MlpSpec {
         width: n,
         depth: 2,
         outputs: 1,
-        activation: Activation::Linear,
-        parameterization: Parameterization::Ntk,
-        readout: Readout::Default,
-        bias: false,
-        sigma2_hidden: 1.0,
-        sigma2_readout: 1.0,
-        loss_scale: 1.0,
+        net: NetOptions {
+            activation: Activation::Linear,
+            parameterization: Parameterization::Ntk,
+            sigma2_hidden: 1.0,
+            sigma2_readout: 1.0,
+            ..NetOptions::default()
+        },
     }
 }
 

@@ -1,11 +1,107 @@
-//! The results store: one HDF5 file per sweep ([`hdf5`]) and its in-memory mirror
-//! ([`results`]).
+//! The results store: one HDF5 file per sweep, laid out as a netCDF-4 dataset so that
+//! `xarray.open_dataset(path, engine="h5netcdf")` reads it with named dimensions. Every
+//! variable comes from the record schema ([`crate::record::SCHEMA`]).
+//!
+//! - [`file`]: the results file itself (create, write a record, resume, read), driven by
+//!   the schema;
+//! - [`meta`]: provenance attributes, history, the format marker;
+//! - [`table`]: analysis tables in groups next to the raw variables;
+//! - `nc`: netCDF conventions on HDF5 (chunking, fills, attributes, dimension scales).
+//!
+//! Every variable is chunked (at most 64 runs a chunk) and compressed with shuffle +
+//! deflate. Root attributes hold the provenance of [`FileMeta`], `hdf5_version`, `history`
+//! (one line per start), `Conventions = "CF-1.8"` and the format marker
+//! `sharpsweep_format`.
 
-pub mod hdf5;
-pub mod results;
+pub mod file;
+pub mod meta;
+mod nc;
+pub mod table;
+#[cfg(test)]
+mod testutil;
 
-pub use self::hdf5::{
-    hdf5_library_version, read_group_table, read_results, write_group_table, Column, FileMeta,
-    GroupTable, ResultsFile, StoreError, StoredMeta, FORMAT,
-};
-pub use self::results::{Results, RunRecord, RunStatus, TaskKey};
+use std::path::{Path, PathBuf};
+
+pub use self::file::{read_results, ResultsFile};
+pub use self::meta::{hdf5_library_version, FileMeta, StoredMeta, FORMAT};
+pub use self::table::{read_group_table, write_group_table, GroupTable};
+
+/// An error of the results store. Every message names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `create` found a file at the path and was not told to overwrite it.
+    #[error("{path} already exists; use --resume to continue it or --force to overwrite it")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `open_resume` found a file written for another config.
+    #[error(
+        "{path} was written for a different config (config_sha256 in the file: {in_file}, \
+         of this config: {this_config}); use --force to overwrite it or another output path"
+    )]
+    ConfigMismatch {
+        /// The file.
+        path: PathBuf,
+        /// `config_sha256` stored in the file.
+        in_file: String,
+        /// Hash of the config the caller runs.
+        this_config: String,
+    },
+    /// The file is not a results file of this layout.
+    #[error("{path} is not a sharpsweep results file: {reason}")]
+    NotResults {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The caller passed something the file cannot hold (wrong length, bad name, ...).
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HDF5 library reported an error.
+    #[error("{path}: HDF5 error while {context}: {source}")]
+    Hdf5 {
+        /// The file.
+        path: PathBuf,
+        /// What the store was doing.
+        context: String,
+        /// The library's error.
+        #[source]
+        source: ::hdf5::Error,
+    },
+}
+
+/// Attaches the file path and a description of the step to HDF5 errors.
+trait Ctx<T> {
+    fn ctx(self, path: &Path, context: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Ctx<T> for ::hdf5::Result<T> {
+    fn ctx(self, path: &Path, context: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Hdf5 {
+            path: path.to_path_buf(),
+            context: context(),
+            source,
+        })
+    }
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn not_results(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::NotResults {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}

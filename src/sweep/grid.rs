@@ -1,29 +1,8 @@
-//! The grid of tasks a config describes, its lines (the runs that share one λ₀), and the
+//! The grid of tasks a config describes, its networks (the runs that share one λ₀), and the
 //! cost model used to hand out the most expensive work first.
 
 use crate::config::{Config, ModelKind};
-use crate::store::results::TaskKey;
-
-/// Runs sharing one λ₀: one (depth, width, init seed) triple.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LineKey {
-    /// Weight layers.
-    pub depth: u32,
-    /// Width.
-    pub width: u32,
-    /// Initialization seed.
-    pub seed: u64,
-}
-
-impl From<&TaskKey> for LineKey {
-    fn from(k: &TaskKey) -> Self {
-        LineKey {
-            depth: k.depth,
-            width: k.width,
-            seed: k.seed,
-        }
-    }
-}
+use crate::record::{InitKey, TaskKey};
 
 /// Every task of the config, in the file's row order: depth, width, (seed, sgd_seed),
 /// then c ascending.
@@ -50,6 +29,15 @@ pub fn expand(cfg: &Config) -> Vec<TaskKey> {
         }
     }
     keys
+}
+
+/// The networks at initialization that the tasks `keys` need, sorted and distinct: the
+/// one table of λ₀ work (units name their network, so no index into it crosses ranks).
+pub fn init_keys(keys: &[TaskKey]) -> Vec<InitKey> {
+    let mut inits: Vec<InitKey> = keys.iter().map(InitKey::from).collect();
+    inits.sort();
+    inits.dedup();
+    inits
 }
 
 /// Input and output sizes of the configured data (known without loading it).
@@ -99,8 +87,8 @@ pub fn run_cost(cfg: &Config, key: &TaskKey) -> f64 {
 }
 
 /// Estimated flops of one λ₀ measurement of a line.
-pub fn lambda0_cost(cfg: &Config, line: &LineKey) -> f64 {
-    let p = n_params(cfg, line.depth, line.width);
+pub fn lambda0_cost(cfg: &Config, init: &InitKey) -> f64 {
+    let p = n_params(cfg, init.depth, init.width);
     let m = match cfg.model.kind {
         ModelKind::Uv => 1.0,
         ModelKind::Mlp => (cfg.sharpness.measure_n as f64).min(cfg.data.n_train as f64),
@@ -111,11 +99,11 @@ pub fn lambda0_cost(cfg: &Config, line: &LineKey) -> f64 {
 /// Estimated core-hours of the whole grid at `gflops` sustained per core.
 pub fn core_hours(cfg: &Config, gflops: f64) -> f64 {
     let keys = expand(cfg);
-    let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
-    lines.sort();
-    lines.dedup();
     let flops: f64 = keys.iter().map(|k| run_cost(cfg, k)).sum::<f64>()
-        + lines.iter().map(|l| lambda0_cost(cfg, l)).sum::<f64>();
+        + init_keys(&keys)
+            .iter()
+            .map(|l| lambda0_cost(cfg, l))
+            .sum::<f64>();
     flops / (gflops * 1e9) / 3600.0
 }
 

@@ -4,9 +4,10 @@
 //! Point-to-point messages only (rsmpi has no one-sided operations). Without MPI the
 //! same master runs with its local worker alone.
 
-use super::grid::LineKey;
-use super::wire;
-use crate::store::results::{RunRecord, RunStatus, TaskKey};
+use super::grid;
+use super::wire::{self, Outcome, Unit};
+use crate::record::{InitKey, LineKey, RunStatus, TaskKey};
+use crate::train::Lambda0;
 use mpi::point_to_point::MatchedReceiveVec;
 use mpi::traits::*;
 use std::collections::VecDeque;
@@ -14,60 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A λ₀ estimate as it travels between ranks (the eigenvector stays where it was made).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Lambda0Est {
-    /// λ₀.
-    pub value: f64,
-    /// HVPs the measurement used.
-    pub hvps: usize,
-    /// Its relative residual.
-    pub residual: f64,
-    /// Whether it met the tolerance.
-    pub converged: bool,
-}
-
-/// One piece of work.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Unit {
-    /// Measure λ₀ of line `line`.
-    Lambda0 {
-        /// Index into the line table.
-        line: usize,
-    },
-    /// Train task `task` with its line's λ₀.
-    Run {
-        /// Row of the run table.
-        task: usize,
-        /// λ₀ of the task's line.
-        lambda0: Lambda0Est,
-    },
-}
-
-/// What a unit produced.
-#[derive(Clone, Debug)]
-pub enum Outcome {
-    /// λ₀ of a line.
-    Lambda0 {
-        /// Index into the line table.
-        line: usize,
-        /// The estimate.
-        est: Lambda0Est,
-    },
-    /// A finished run.
-    Run {
-        /// Row of the run table.
-        task: usize,
-        /// Its record.
-        record: RunRecord,
-    },
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum LineState {
     Unknown,
     Running,
-    Known(Lambda0Est),
+    Known(Lambda0),
 }
 
 /// What the master answers a worker that asks for work.
@@ -84,46 +36,48 @@ pub enum Next {
 /// The master's bookkeeping: which units are pending, in flight and done.
 pub struct Master {
     keys: Vec<TaskKey>,
-    lines: Vec<LineKey>,
-    line_of: Vec<usize>,
-    line_cost: Vec<f64>,
+    /// The networks whose λ₀ the tasks need ([`grid::init_keys`]).
+    inits: Vec<InitKey>,
+    /// Index into `inits` of each task.
+    init_of: Vec<usize>,
+    /// Estimated cost of each network's λ₀.
+    init_cost: Vec<f64>,
     lambda: Vec<LineState>,
     /// Tasks not handed out yet, most expensive first (then by line, then c ascending).
     pending: Vec<usize>,
     stop_after_divergence: bool,
     /// Smallest diverged c per (depth, width, seed, sgd_seed) line.
-    diverged_c: std::collections::HashMap<(u32, u32, u64, u64), f64>,
+    diverged_c: std::collections::HashMap<LineKey, f64>,
     in_flight: usize,
     draining: bool,
 }
 
-fn sgd_line(k: &TaskKey) -> (u32, u32, u64, u64) {
-    (k.depth, k.width, k.seed, k.sgd_seed)
-}
-
 impl Master {
     /// Schedules the tasks `todo` (rows of `keys`) with costs `cost` (per task) and
-    /// `lambda0_cost` (per line). `known` gives λ₀ of lines already measured (resume);
-    /// `diverged` are tasks already finished as diverged (for `stop_after_divergence`).
+    /// `lambda0_cost` (per network). `known` gives λ₀ of networks already measured
+    /// (resume); `diverged` are tasks already finished as diverged (for
+    /// `stop_after_divergence`).
     pub fn new(
         keys: Vec<TaskKey>,
         todo: Vec<usize>,
         cost: impl Fn(&TaskKey) -> f64,
-        lambda0_cost: impl Fn(&LineKey) -> f64,
-        known: &[(LineKey, Lambda0Est)],
+        lambda0_cost: impl Fn(&InitKey) -> f64,
+        known: &[(InitKey, Lambda0)],
         diverged: &[usize],
         stop_after_divergence: bool,
     ) -> Self {
-        let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
-        lines.sort();
-        lines.dedup();
-        let line_of: Vec<usize> = keys
+        let inits = grid::init_keys(&keys);
+        let init_of: Vec<usize> = keys
             .iter()
-            .map(|k| lines.binary_search(&LineKey::from(k)).unwrap())
+            .map(|k| {
+                inits
+                    .binary_search(&InitKey::from(k))
+                    .expect("init_keys holds every task's network")
+            })
             .collect();
-        let mut lambda = vec![LineState::Unknown; lines.len()];
-        for (l, est) in known {
-            if let Ok(i) = lines.binary_search(l) {
+        let mut lambda = vec![LineState::Unknown; inits.len()];
+        for (init, est) in known {
+            if let Ok(i) = inits.binary_search(init) {
                 lambda[i] = LineState::Known(*est);
             }
         }
@@ -132,15 +86,15 @@ impl Master {
         pending.sort_by(|&a, &b| {
             costs[b]
                 .total_cmp(&costs[a])
-                .then(line_of[a].cmp(&line_of[b]))
+                .then(init_of[a].cmp(&init_of[b]))
                 .then(keys[a].sgd_seed.cmp(&keys[b].sgd_seed))
                 .then(keys[a].c.total_cmp(&keys[b].c))
         });
         let mut m = Master {
-            line_cost: lines.iter().map(lambda0_cost).collect(),
+            init_cost: inits.iter().map(lambda0_cost).collect(),
             keys,
-            lines,
-            line_of,
+            inits,
+            init_of,
             lambda,
             pending,
             stop_after_divergence,
@@ -152,11 +106,6 @@ impl Master {
             m.note_divergence(t);
         }
         m
-    }
-
-    /// The line table (λ₀ units refer to it by index).
-    pub fn lines(&self) -> &[LineKey] {
-        &self.lines
     }
 
     /// Tasks not yet handed out.
@@ -176,13 +125,20 @@ impl Master {
 
     fn note_divergence(&mut self, task: usize) {
         let k = self.keys[task];
-        let e = self.diverged_c.entry(sgd_line(&k)).or_insert(f64::INFINITY);
+        let e = self
+            .diverged_c
+            .entry(LineKey::from(&k))
+            .or_insert(f64::INFINITY);
         *e = e.min(k.c);
     }
 
     fn skipped(&self, task: usize) -> bool {
         let k = &self.keys[task];
-        self.stop_after_divergence && self.diverged_c.get(&sgd_line(k)).is_some_and(|&c| k.c > c)
+        self.stop_after_divergence
+            && self
+                .diverged_c
+                .get(&LineKey::from(k))
+                .is_some_and(|&c| k.c > c)
     }
 
     /// The next unit for an idle worker.
@@ -194,29 +150,31 @@ impl Master {
             let pending = std::mem::take(&mut self.pending);
             self.pending = pending.into_iter().filter(|&t| !self.skipped(t)).collect();
         }
-        // λ₀ first: it unblocks every run of its line. Most expensive line first.
+        // λ₀ first: it unblocks every run of its network. Most expensive network first.
         let mut best: Option<usize> = None;
         for &t in &self.pending {
-            let l = self.line_of[t];
+            let l = self.init_of[t];
             if self.lambda[l] == LineState::Unknown
-                && best.is_none_or(|b| self.line_cost[l] > self.line_cost[b])
+                && best.is_none_or(|b| self.init_cost[l] > self.init_cost[b])
             {
                 best = Some(l);
             }
         }
-        if let Some(line) = best {
-            self.lambda[line] = LineState::Running;
+        if let Some(l) = best {
+            self.lambda[l] = LineState::Running;
             self.in_flight += 1;
-            return Next::Work(Unit::Lambda0 { line });
+            return Next::Work(Unit::Lambda0 {
+                init: self.inits[l],
+            });
         }
         let ready = self
             .pending
             .iter()
-            .position(|&t| matches!(self.lambda[self.line_of[t]], LineState::Known(_)));
+            .position(|&t| matches!(self.lambda[self.init_of[t]], LineState::Known(_)));
         match ready {
             Some(i) => {
                 let task = self.pending.remove(i);
-                let LineState::Known(lambda0) = self.lambda[self.line_of[task]] else {
+                let LineState::Known(lambda0) = self.lambda[self.init_of[task]] else {
                     unreachable!()
                 };
                 self.in_flight += 1;
@@ -231,7 +189,11 @@ impl Master {
     pub fn complete(&mut self, o: &Outcome) {
         self.in_flight -= 1;
         match o {
-            Outcome::Lambda0 { line, est } => self.lambda[*line] = LineState::Known(*est),
+            Outcome::Lambda0 { init, est } => {
+                if let Ok(l) = self.inits.binary_search(init) {
+                    self.lambda[l] = LineState::Known(*est);
+                }
+            }
             Outcome::Run { task, record } => {
                 if record.status == RunStatus::Diverged {
                     self.note_divergence(*task);
@@ -306,7 +268,8 @@ where
                         continue;
                     }
                     if status.tag() == TAG_OUTCOME {
-                        let o = wire::decode_outcome(&bytes);
+                        let o = wire::decode_outcome(&bytes)
+                            .unwrap_or_else(|e| panic!("from rank {}: {e}", status.source_rank()));
                         master.complete(&o);
                         if result.is_ok() {
                             result = sink(&o);
@@ -373,7 +336,8 @@ pub fn run_worker<W: Fn(&Unit) -> Outcome>(world: &mpi::topology::SimpleCommunic
             break;
         }
         let t = std::time::Instant::now();
-        let o = work(&wire::decode_unit(&bytes));
+        let unit = wire::decode_unit(&bytes).unwrap_or_else(|e| panic!("from rank 0: {e}"));
+        let o = work(&unit);
         busy += t.elapsed().as_secs_f64();
         root.send_with_tag(&wire::encode_outcome(&o)[..], TAG_OUTCOME);
     }
@@ -400,12 +364,13 @@ mod tests {
         k
     }
 
-    fn est() -> Lambda0Est {
-        Lambda0Est {
+    fn est() -> Lambda0 {
+        Lambda0 {
             value: 1.0,
             hvps: 3,
             residual: 0.0,
             converged: true,
+            stop: None,
         }
     }
 
@@ -421,18 +386,18 @@ mod tests {
             &[],
             false,
         );
-        // widest line's λ₀ first
-        let Next::Work(Unit::Lambda0 { line: l1 }) = m.next_unit() else {
+        // widest network's λ₀ first
+        let Next::Work(Unit::Lambda0 { init: l1 }) = m.next_unit() else {
             panic!()
         };
-        assert_eq!(m.lines()[l1].width, 64);
-        let Next::Work(Unit::Lambda0 { line: l2 }) = m.next_unit() else {
+        assert_eq!(l1.width, 64);
+        let Next::Work(Unit::Lambda0 { init: l2 }) = m.next_unit() else {
             panic!()
         };
-        assert_eq!(m.lines()[l2].width, 8);
+        assert_eq!(l2.width, 8);
         assert_eq!(m.next_unit(), Next::Wait);
         m.complete(&Outcome::Lambda0 {
-            line: l2,
+            init: l2,
             est: est(),
         });
         // only the narrow line is ready
@@ -442,7 +407,7 @@ mod tests {
         assert_eq!(k[task].width, 8);
         assert_eq!(k[task].c, 1.0);
         m.complete(&Outcome::Lambda0 {
-            line: l1,
+            init: l1,
             est: est(),
         });
         let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
@@ -454,12 +419,12 @@ mod tests {
     #[test]
     fn stop_after_divergence_skips_larger_c_and_drain_stops() {
         let k = keys();
-        let l = LineKey {
+        let l = InitKey {
             depth: 2,
             width: 8,
             seed: 1,
         };
-        let l64 = LineKey {
+        let l64 = InitKey {
             depth: 2,
             width: 64,
             seed: 1,

@@ -2,7 +2,8 @@
 //! mpirun), write tiny configs, and compare results files variable by variable.
 #![allow(dead_code)]
 
-use sharpsweep::store::{read_results, Results};
+use sharpsweep::record::Results;
+use sharpsweep::store::read_results;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,10 +2,10 @@
 //! results file, run the analysis, write its tables into the file's `analysis` group
 //! (never touching the raw variables), draw the figures, summarize the file.
 
-use super::plot::{plot_all, PlotError, PlotOptions};
-use super::{analyze, Analysis, AnalysisParams, ColumnData};
-use crate::store::results::RunStatus;
-use crate::store::{read_results, write_group_table, Column, StoreError};
+use crate::analysis::plot::{plot_all, PlotError, PlotOptions};
+use crate::analysis::{analyze, Analysis, AnalysisParams};
+use crate::record::{Column, RunStatus};
+use crate::store::{read_results, write_group_table, StoreError};
 use std::path::{Path, PathBuf};
 
 /// Errors of the file-level commands.
@@ -42,14 +42,7 @@ pub fn analyze_file(
             let cols: Vec<(&str, Column)> = table
                 .columns
                 .iter()
-                .map(|c| {
-                    let col = match &c.data {
-                        ColumnData::F64(v) => Column::F64(v.clone()),
-                        ColumnData::I64(v) => Column::I64(v.clone()),
-                        ColumnData::Str(v) => Column::Str(v.clone()),
-                    };
-                    (c.name.as_str(), col)
-                })
+                .map(|c| (c.name.as_str(), c.data.clone()))
                 .collect();
             if cols.is_empty() || cols[0].1.is_empty() {
                 continue;

@@ -1,0 +1,981 @@
+//! The run record: what one task of the grid is ([`TaskKey`]) and what it produced
+//! ([`RunRecord`]), and the one declarative [`SCHEMA`] of the results every other part of
+//! the crate reads.
+//!
+//! [`SCHEMA`] lists each variable of the results file once: its dimensions, storage type,
+//! fill value, `long_name`, units, flag meanings, the README's description, and how to get
+//! and set it on a [`TaskKey`] or a [`RunRecord`]. The HDF5 store creates, writes, reads
+//! and extends the file from it; the MPI wire codec sends a record whole through it; the
+//! README's results table is checked against it. Adding a variable is one [`Var`] entry
+//! (and a field of [`RunRecord`]) plus the code that computes it.
+
+use crate::hessian::StopReason;
+use serde::{Deserialize, Serialize};
+
+/// What became of one grid task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Not run yet (or interrupted before it finished).
+    #[default]
+    Pending,
+    /// Trained for every step without divergence.
+    Done,
+    /// The minibatch loss exceeded the divergence threshold or was not finite.
+    Diverged,
+    /// The run could not be carried out (an error, recorded in the message table).
+    Failed,
+}
+
+impl RunStatus {
+    /// Every status, in code order.
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Pending,
+        RunStatus::Done,
+        RunStatus::Diverged,
+        RunStatus::Failed,
+    ];
+    /// Integer code stored in the file (`status` variable); documented in the README.
+    pub fn code(self) -> i8 {
+        match self {
+            RunStatus::Pending => 0,
+            RunStatus::Done => 1,
+            RunStatus::Diverged => 2,
+            RunStatus::Failed => 3,
+        }
+    }
+    /// Inverse of [`RunStatus::code`].
+    pub fn from_code(code: i8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+    /// Lower-case name used in text output and the `status` attribute's legend.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Done => "done",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The `stop_reason` code of an eigen-solver stop (0 = not measured), as stored.
+pub fn stop_code(stop: Option<StopReason>) -> i8 {
+    match stop {
+        None => 0,
+        Some(StopReason::Converged) => 1,
+        Some(StopReason::InvariantSubspace) => 2,
+        Some(StopReason::MaxIterations) => 3,
+        Some(StopReason::FixedCount) => 4,
+        Some(StopReason::NonFinite) => 5,
+    }
+}
+
+/// Inverse of [`stop_code`]; `Err` for a code no solver writes.
+pub fn stop_of_code(code: i8) -> Result<Option<StopReason>, String> {
+    Ok(Some(match code {
+        0 => return Ok(None),
+        1 => StopReason::Converged,
+        2 => StopReason::InvariantSubspace,
+        3 => StopReason::MaxIterations,
+        4 => StopReason::FixedCount,
+        5 => StopReason::NonFinite,
+        other => return Err(format!("stop_reason code {other}")),
+    }))
+}
+
+/// The grid coordinates of one task (one row of the run table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskKey {
+    /// Learning-rate multiplier: η = c / λ₀.
+    pub c: f64,
+    /// Number of weight layers.
+    pub depth: u32,
+    /// Hidden width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+    /// SGD minibatch-order seed.
+    pub sgd_seed: u64,
+}
+
+/// One network at initialization: a (depth, width, init seed) triple. Every task of it
+/// shares one λ₀.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct InitKey {
+    /// Weight layers.
+    pub depth: u32,
+    /// Width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+}
+
+impl From<&TaskKey> for InitKey {
+    fn from(k: &TaskKey) -> Self {
+        InitKey {
+            depth: k.depth,
+            width: k.width,
+            seed: k.seed,
+        }
+    }
+}
+
+/// One line of the phase diagram: every c of one (depth, width, seed, sgd_seed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct LineKey {
+    /// Number of weight layers.
+    pub depth: u32,
+    /// Hidden width.
+    pub width: u32,
+    /// Initialization seed.
+    pub seed: u64,
+    /// SGD-order seed.
+    pub sgd_seed: u64,
+}
+
+impl From<&TaskKey> for LineKey {
+    fn from(k: &TaskKey) -> Self {
+        LineKey {
+            depth: k.depth,
+            width: k.width,
+            seed: k.seed,
+            sgd_seed: k.sgd_seed,
+        }
+    }
+}
+
+/// Everything one training run produced. Arrays have `steps + 1` entries: index t is
+/// the state after t SGD steps (t = 0 is initialization). Entries that were not
+/// measured (because of `sharpness.every`, or after divergence) hold the fill value of
+/// their [`SCHEMA`] entry. Each field is described by its [`SCHEMA`] entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Sharpness at initialization on the measurement set (same units as `sharpness`).
+    pub lambda0: f64,
+    /// Learning rate used, c / λ₀.
+    pub eta: f64,
+    /// Outcome.
+    pub status: RunStatus,
+    /// The step whose minibatch loss diverged (1-based step count), if any.
+    pub diverged_at: Option<u32>,
+    /// Training loss L_t (on the training subset), per step.
+    pub loss: Vec<f64>,
+    /// Sharpness λ_t (top Hessian eigenvalue on the measurement set), per step.
+    pub sharpness: Vec<f64>,
+    /// Hessian-vector products used by the measurement at each step (-1: not measured).
+    pub hvps: Vec<i32>,
+    /// Relative residual ‖Hv − λv‖/|λ| of each measurement (NaN: not measured).
+    pub residual: Vec<f64>,
+    /// Whether each measurement met the tolerance (false where not measured).
+    pub converged: Vec<bool>,
+    /// Why each measurement's eigen-solver stopped (`None`: not measured).
+    pub stop_reason: Vec<Option<StopReason>>,
+    /// Loss along the straight line θ₀ → θ_T at `interp_alpha` (empty if not computed).
+    pub interp_loss: Vec<f64>,
+    /// Failure message when `status == Failed`.
+    pub message: String,
+    /// Wall-clock seconds this run took (training + measurement).
+    pub seconds: f64,
+}
+
+impl RunRecord {
+    /// A record with nothing measured yet: every variable at its [`SCHEMA`] fill value
+    /// (`steps + 1` entries per step, `interp` per interpolation point), status `status`,
+    /// λ₀ and η as given, no message, zero seconds.
+    pub fn unmeasured(
+        lambda0: f64,
+        eta: f64,
+        status: RunStatus,
+        steps: usize,
+        interp: usize,
+    ) -> Self {
+        let mut rec = RunRecord::default();
+        for var in SCHEMA {
+            if let Role::Outcome { set, .. } = var.role {
+                let len = var.row_len(steps + 1, interp);
+                set(&mut rec, var.fill_column(len)).expect("fill values fit their variables");
+            }
+        }
+        rec.lambda0 = lambda0;
+        rec.eta = eta;
+        rec.status = status;
+        rec.seconds = 0.0;
+        rec
+    }
+}
+
+/// The whole results table: one entry per task, in grid order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Number of SGD steps per run (arrays have `steps + 1` entries).
+    pub steps: usize,
+    /// Interpolation coefficients α of the θ₀ → θ_T line (empty: none stored).
+    pub interp_alpha: Vec<f64>,
+    /// Grid coordinates, one per run.
+    pub keys: Vec<TaskKey>,
+    /// Results, one per run; `None` while pending.
+    pub records: Vec<Option<RunRecord>>,
+}
+
+impl Results {
+    /// Status of run `i` (pending when no record is present).
+    pub fn status(&self, i: usize) -> RunStatus {
+        self.records[i]
+            .as_ref()
+            .map_or(RunStatus::Pending, |r| r.status)
+    }
+}
+
+/// Values of one variable or table column, in its storage type.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Column {
+    /// 64-bit floats (NaN: missing).
+    F64(Vec<f64>),
+    /// 64-bit integers.
+    I64(Vec<i64>),
+    /// 32-bit integers.
+    I32(Vec<i32>),
+    /// 8-bit integers (flags and booleans).
+    I8(Vec<i8>),
+    /// UTF-8 text.
+    Str(Vec<String>),
+}
+
+impl Column {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::F64(v) => v.len(),
+            Column::I64(v) => v.len(),
+            Column::I32(v) => v.len(),
+            Column::I8(v) => v.len(),
+            Column::Str(v) => v.len(),
+        }
+    }
+    /// Whether the column has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The storage type.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Column::F64(_) => Kind::F64,
+            Column::I64(_) => Kind::I64,
+            Column::I32(_) => Kind::I32,
+            Column::I8(_) => Kind::I8,
+            Column::Str(_) => Kind::Str,
+        }
+    }
+    /// Entries `range` as a new column.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Column {
+        match self {
+            Column::F64(v) => Column::F64(v[range].to_vec()),
+            Column::I64(v) => Column::I64(v[range].to_vec()),
+            Column::I32(v) => Column::I32(v[range].to_vec()),
+            Column::I8(v) => Column::I8(v[range].to_vec()),
+            Column::Str(v) => Column::Str(v[range].to_vec()),
+        }
+    }
+    fn mismatch(&self, want: Kind) -> String {
+        format!("expected {want:?} values, got {:?}", self.kind())
+    }
+    /// The floats, or an error naming the actual type.
+    pub fn into_f64(self) -> Result<Vec<f64>, String> {
+        match self {
+            Column::F64(v) => Ok(v),
+            other => Err(other.mismatch(Kind::F64)),
+        }
+    }
+    /// The 64-bit integers, or an error naming the actual type.
+    pub fn into_i64(self) -> Result<Vec<i64>, String> {
+        match self {
+            Column::I64(v) => Ok(v),
+            other => Err(other.mismatch(Kind::I64)),
+        }
+    }
+    /// The 32-bit integers, or an error naming the actual type.
+    pub fn into_i32(self) -> Result<Vec<i32>, String> {
+        match self {
+            Column::I32(v) => Ok(v),
+            other => Err(other.mismatch(Kind::I32)),
+        }
+    }
+    /// The 8-bit integers, or an error naming the actual type.
+    pub fn into_i8(self) -> Result<Vec<i8>, String> {
+        match self {
+            Column::I8(v) => Ok(v),
+            other => Err(other.mismatch(Kind::I8)),
+        }
+    }
+    /// The strings, or an error naming the actual type.
+    pub fn into_str(self) -> Result<Vec<String>, String> {
+        match self {
+            Column::Str(v) => Ok(v),
+            other => Err(other.mismatch(Kind::Str)),
+        }
+    }
+}
+
+/// Storage type of a variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// 64-bit IEEE float.
+    F64,
+    /// 64-bit signed integer.
+    I64,
+    /// 32-bit signed integer.
+    I32,
+    /// 8-bit signed integer.
+    I8,
+    /// Variable-length UTF-8 string.
+    Str,
+}
+
+impl Kind {
+    /// The name used in the README table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::F64 => "f64",
+            Kind::I64 => "i64",
+            Kind::I32 => "i32",
+            Kind::I8 => "i8",
+            Kind::Str => "string",
+        }
+    }
+}
+
+/// A dimension of the results file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// One entry per task (row of the run table).
+    Run,
+    /// `steps + 1` entries: the state after t SGD steps.
+    Step,
+    /// One entry per interpolation coefficient α (present when `grid.interp_points` > 0).
+    Interp,
+}
+
+impl Dim {
+    /// The dimension's (and its coordinate variable's) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::Run => "run",
+            Dim::Step => "step",
+            Dim::Interp => "interp",
+        }
+    }
+}
+
+/// What a variable holds, and how to get and set it.
+#[derive(Clone, Copy)]
+pub enum Role {
+    /// The coordinate of a dimension (a dimension scale): `run` 0..n−1, `step` 0..T,
+    /// `interp` the α values.
+    Coordinate(Dim),
+    /// A grid coordinate of the task, written when the file is created.
+    Key {
+        /// The task's value (one entry).
+        get: fn(&TaskKey) -> Result<Column, String>,
+        /// Sets the field from one entry.
+        set: fn(&mut TaskKey, Column) -> Result<(), String>,
+    },
+    /// Something a run produced, written when it finishes.
+    Outcome {
+        /// The record's values: 1 entry over (run), `steps + 1` over (run, step), one per
+        /// α over (run, interp); shorter per-step vectors are padded with the fill value.
+        get: fn(&RunRecord) -> Result<Column, String>,
+        /// Sets the field from one row's values.
+        set: fn(&mut RunRecord, Column) -> Result<(), String>,
+    },
+}
+
+/// One variable of the results file.
+#[derive(Clone, Copy)]
+pub struct Var {
+    /// Variable name in the file (and field name of the record).
+    pub name: &'static str,
+    /// Dimensions, outermost first.
+    pub dims: &'static [Dim],
+    /// Storage type.
+    pub kind: Kind,
+    /// Fill value (integers exactly representable; ignored for strings, whose fill is "").
+    pub fill: f64,
+    /// The `long_name` attribute.
+    pub long_name: &'static str,
+    /// The `units` attribute ("" for none).
+    pub units: &'static str,
+    /// `flag_values` / `flag_meanings` attributes (empty for none).
+    pub flags: &'static [(i8, &'static str)],
+    /// The README's description (meaning and fill value).
+    pub doc: &'static str,
+    /// What the variable holds.
+    pub role: Role,
+}
+
+impl Var {
+    /// The variable of `name`, if the schema has one.
+    pub fn named(name: &str) -> Option<&'static Var> {
+        SCHEMA.iter().find(|v| v.name == name)
+    }
+    /// Entries of one row (the inner dimension's length; 1 for a (run) variable).
+    pub fn row_len(&self, steps_plus_one: usize, interp: usize) -> usize {
+        match self.dims.get(1) {
+            Some(Dim::Step) => steps_plus_one,
+            Some(Dim::Interp) => interp,
+            _ => 1,
+        }
+    }
+    /// `len` entries of the fill value.
+    pub fn fill_column(&self, len: usize) -> Column {
+        match self.kind {
+            Kind::F64 => Column::F64(vec![self.fill; len]),
+            Kind::I64 => Column::I64(vec![self.fill as i64; len]),
+            Kind::I32 => Column::I32(vec![self.fill as i32; len]),
+            Kind::I8 => Column::I8(vec![self.fill as i8; len]),
+            Kind::Str => Column::Str(vec![String::new(); len]),
+        }
+    }
+    /// Whether the variable exists in a file with `interp` interpolation points.
+    pub fn present(&self, interp: usize) -> bool {
+        interp > 0 || !self.dims.contains(&Dim::Interp)
+    }
+    /// The README's "dims" cell, e.g. "(run, step)".
+    pub fn dims_text(&self) -> String {
+        let names: Vec<&str> = self.dims.iter().map(|d| d.name()).collect();
+        format!("({})", names.join(", "))
+    }
+}
+
+const RUN: &[Dim] = &[Dim::Run];
+const RUN_STEP: &[Dim] = &[Dim::Run, Dim::Step];
+
+fn one<T>(mut v: Vec<T>) -> Result<T, String> {
+    if v.len() == 1 {
+        Ok(v.pop().expect("one entry"))
+    } else {
+        Err(format!("expected one value, got {}", v.len()))
+    }
+}
+
+fn to_i32(name: &str, v: u32) -> Result<i32, String> {
+    i32::try_from(v).map_err(|_| format!("{name} = {v} does not fit in i32"))
+}
+
+fn to_u32(name: &str, v: i32) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("{name} = {v}"))
+}
+
+const STATUS_FLAGS: &[(i8, &str)] = &[(0, "pending"), (1, "done"), (2, "diverged"), (3, "failed")];
+
+const STOP_FLAGS: &[(i8, &str)] = &[
+    (0, "not_measured"),
+    (1, "converged"),
+    (2, "invariant_subspace"),
+    (3, "max_iterations"),
+    (4, "fixed_count"),
+    (5, "non_finite"),
+];
+
+/// Every variable of the results file, in the order they are created (and xarray lists
+/// them). Coordinates first, then the grid keys, then what runs produce.
+pub static SCHEMA: &[Var] = &[
+    Var {
+        name: "run",
+        dims: RUN,
+        kind: Kind::I64,
+        fill: -1.0,
+        long_name: "run (grid task) index",
+        units: "",
+        flags: &[],
+        doc: "coordinate 0..n−1",
+        role: Role::Coordinate(Dim::Run),
+    },
+    Var {
+        name: "step",
+        dims: &[Dim::Step],
+        kind: Kind::I64,
+        fill: -1.0,
+        long_name: "SGD steps taken (0 = initialization)",
+        units: "",
+        flags: &[],
+        doc: "coordinate 0..T",
+        role: Role::Coordinate(Dim::Step),
+    },
+    Var {
+        name: "interp",
+        dims: &[Dim::Interp],
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "interpolation coefficient alpha of theta_0 -> theta_T",
+        units: "1",
+        flags: &[],
+        doc: "coordinate: the α values of θ₀ + α(θ_T − θ₀) (only with `grid.interp_points` > 0)",
+        role: Role::Coordinate(Dim::Interp),
+    },
+    Var {
+        name: "c",
+        dims: RUN,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "learning-rate multiplier c (eta = c / lambda0)",
+        units: "1",
+        flags: &[],
+        doc: "learning-rate multiplier c",
+        role: Role::Key {
+            get: |k| Ok(Column::F64(vec![k.c])),
+            set: |k, v| {
+                k.c = one(v.into_f64()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "depth",
+        dims: RUN,
+        kind: Kind::I32,
+        fill: -1.0,
+        long_name: "number of weight layers",
+        units: "",
+        flags: &[],
+        doc: "number of weight layers d (d − 1 hidden layers)",
+        role: Role::Key {
+            get: |k| Ok(Column::I32(vec![to_i32("depth", k.depth)?])),
+            set: |k, v| {
+                k.depth = to_u32("depth", one(v.into_i32()?)?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "width",
+        dims: RUN,
+        kind: Kind::I32,
+        fill: -1.0,
+        long_name: "hidden width",
+        units: "",
+        flags: &[],
+        doc: "hidden width w",
+        role: Role::Key {
+            get: |k| Ok(Column::I32(vec![to_i32("width", k.width)?])),
+            set: |k, v| {
+                k.width = to_u32("width", one(v.into_i32()?)?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "seed",
+        dims: RUN,
+        kind: Kind::I64,
+        fill: -1.0,
+        long_name: "initialization seed",
+        units: "",
+        flags: &[],
+        doc: "initialization seed (a u64 stored as the same 64 bits)",
+        role: Role::Key {
+            get: |k| Ok(Column::I64(vec![k.seed as i64])),
+            set: |k, v| {
+                k.seed = one(v.into_i64()?)? as u64;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "sgd_seed",
+        dims: RUN,
+        kind: Kind::I64,
+        fill: -1.0,
+        long_name: "SGD order seed",
+        units: "",
+        flags: &[],
+        doc: "SGD-order seed (a u64 stored as the same 64 bits)",
+        role: Role::Key {
+            get: |k| Ok(Column::I64(vec![k.sgd_seed as i64])),
+            set: |k, v| {
+                k.sgd_seed = one(v.into_i64()?)? as u64;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "status",
+        dims: RUN,
+        kind: Kind::I8,
+        fill: 0.0,
+        long_name: "run status",
+        units: "",
+        flags: STATUS_FLAGS,
+        doc: "**0 pending, 1 done, 2 diverged, 3 failed** (attributes `flag_values`, `flag_meanings`)",
+        role: Role::Outcome {
+            get: |r| Ok(Column::I8(vec![r.status.code()])),
+            set: |r, v| {
+                let code = one(v.into_i8()?)?;
+                r.status = RunStatus::from_code(code).ok_or(format!("status code {code}"))?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "diverged_at",
+        dims: RUN,
+        kind: Kind::I32,
+        fill: -1.0,
+        long_name: "step whose minibatch loss diverged (-1: none)",
+        units: "",
+        flags: &[],
+        doc: "step t whose minibatch loss (or measured loss) diverged; −1 = did not diverge",
+        role: Role::Outcome {
+            get: |r| {
+                let t = r.diverged_at.map_or(Ok(-1), |t| to_i32("diverged_at", t))?;
+                Ok(Column::I32(vec![t]))
+            },
+            set: |r, v| {
+                r.diverged_at = u32::try_from(one(v.into_i32()?)?).ok();
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "lambda0",
+        dims: RUN,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "sharpness at initialization",
+        units: "",
+        flags: &[],
+        doc: "λ₀, sharpness at initialization; NaN while pending",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(vec![r.lambda0])),
+            set: |r, v| {
+                r.lambda0 = one(v.into_f64()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "eta",
+        dims: RUN,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "learning rate c / lambda0",
+        units: "",
+        flags: &[],
+        doc: "η = c/λ₀; NaN while pending",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(vec![r.eta])),
+            set: |r, v| {
+                r.eta = one(v.into_f64()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "seconds",
+        dims: RUN,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "wall-clock seconds",
+        units: "s",
+        flags: &[],
+        doc: "wall-clock seconds of the run; NaN while pending",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(vec![r.seconds])),
+            set: |r, v| {
+                r.seconds = one(v.into_f64()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "message",
+        dims: RUN,
+        kind: Kind::Str,
+        fill: 0.0,
+        long_name: "failure message",
+        units: "",
+        flags: &[],
+        doc: "failure message; \"\" unless failed",
+        role: Role::Outcome {
+            get: |r| Ok(Column::Str(vec![r.message.clone()])),
+            set: |r, v| {
+                r.message = one(v.into_str()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "loss",
+        dims: RUN_STEP,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "training loss L_t",
+        units: "",
+        flags: &[],
+        doc: "L_t on the training subset; NaN = not measured (pending, `every` > 1, after divergence)",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.loss.clone())),
+            set: |r, v| {
+                r.loss = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "sharpness",
+        dims: RUN_STEP,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "top Hessian eigenvalue lambda_t",
+        units: "",
+        flags: &[],
+        doc: "λ_t on the measurement set (λ_0 = λ₀); NaN = not measured",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.sharpness.clone())),
+            set: |r, v| {
+                r.sharpness = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "hvps",
+        dims: RUN_STEP,
+        kind: Kind::I32,
+        fill: -1.0,
+        long_name: "Hessian-vector products of the measurement (-1: not measured)",
+        units: "",
+        flags: &[],
+        doc: "Hessian-vector products of that measurement; −1 = not measured",
+        role: Role::Outcome {
+            get: |r| Ok(Column::I32(r.hvps.clone())),
+            set: |r, v| {
+                r.hvps = v.into_i32()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "residual",
+        dims: RUN_STEP,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "relative residual of the measurement",
+        units: "1",
+        flags: &[],
+        doc: "its relative residual ‖Hv − λv‖/\\|λ\\|; NaN = not measured",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.residual.clone())),
+            set: |r, v| {
+                r.residual = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "converged",
+        dims: RUN_STEP,
+        kind: Kind::I8,
+        fill: 0.0,
+        long_name: "measurement met its tolerance (0/1)",
+        units: "",
+        flags: &[],
+        doc: "1 if the measurement met `tol`, else 0",
+        role: Role::Outcome {
+            get: |r| Ok(Column::I8(r.converged.iter().map(|&b| i8::from(b)).collect())),
+            set: |r, v| {
+                r.converged = v.into_i8()?.into_iter().map(|b| b != 0).collect();
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "stop_reason",
+        dims: RUN_STEP,
+        kind: Kind::I8,
+        fill: 0.0,
+        long_name: "why the eigen-solver of the measurement stopped",
+        units: "",
+        flags: STOP_FLAGS,
+        doc: "why the measurement's eigen-solver stopped: **0 not_measured, 1 converged, 2 invariant_subspace, 3 max_iterations, 4 fixed_count, 5 non_finite** (`flag_values`, `flag_meanings`); step 0 is λ₀'s",
+        role: Role::Outcome {
+            get: |r| Ok(Column::I8(r.stop_reason.iter().map(|s| stop_code(*s)).collect())),
+            set: |r, v| {
+                r.stop_reason = v
+                    .into_i8()?
+                    .into_iter()
+                    .map(stop_of_code)
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "interp_loss",
+        dims: &[Dim::Run, Dim::Interp],
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "loss along theta_0 -> theta_T at interp",
+        units: "",
+        flags: &[],
+        doc: "loss along θ₀ → θ_T (done runs only); NaN = not computed",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.interp_loss.clone())),
+            set: |r, v| {
+                r.interp_loss = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+];
+
+/// The variables of the results file grouped by dimensions, for `sharpsweep --help`.
+pub fn help_text() -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for v in SCHEMA {
+        let dims = v.dims_text();
+        match groups.iter_mut().find(|(d, _)| *d == dims) {
+            Some((_, names)) => names.push(v.name),
+            None => groups.push((dims, vec![v.name])),
+        }
+    }
+    let mut out = String::from("Results file variables (README \"The results file\"):\n");
+    for (dims, names) in groups {
+        out.push_str(&format!("  {dims:<14} {}\n", names.join(" ")));
+    }
+    out
+}
+
+/// Header of the README's results table.
+const TABLE_HEADER: &str = "| variable | dims | type | units | meaning, fill value |";
+
+/// The README's results table, one row per [`SCHEMA`] entry.
+pub fn markdown_table() -> String {
+    let mut out = format!("{TABLE_HEADER}\n|---|---|---|---|---|\n");
+    for v in SCHEMA {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            v.name,
+            v.dims_text(),
+            v.kind.name(),
+            v.units,
+            v.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunRecord {
+        let mut r = RunRecord::unmeasured(3.5, 0.25, RunStatus::Diverged, 2, 2);
+        r.diverged_at = Some(2);
+        r.loss = vec![1.0, f64::NAN, f64::INFINITY];
+        r.hvps = vec![30, -1, 7];
+        r.converged = vec![true, false, true];
+        r.stop_reason = vec![
+            Some(StopReason::Converged),
+            None,
+            Some(StopReason::MaxIterations),
+        ];
+        r.interp_loss = vec![0.5, f64::NAN];
+        r.message = "λ".into();
+        r
+    }
+
+    #[test]
+    fn names_are_unique_and_kinds_match_getters() {
+        let rec = sample();
+        let key = TaskKey {
+            c: 2.0,
+            depth: 3,
+            width: 8,
+            seed: u64::MAX,
+            sgd_seed: 1,
+        };
+        for (i, v) in SCHEMA.iter().enumerate() {
+            assert!(
+                SCHEMA[..i].iter().all(|w| w.name != v.name),
+                "{} twice",
+                v.name
+            );
+            let got = match v.role {
+                Role::Coordinate(_) => continue,
+                Role::Key { get, .. } => get(&key).unwrap(),
+                Role::Outcome { get, .. } => get(&rec).unwrap(),
+            };
+            assert_eq!(got.kind(), v.kind, "{}", v.name);
+            assert_eq!(v.fill_column(2).kind(), v.kind, "{}", v.name);
+        }
+    }
+
+    #[test]
+    fn set_after_get_is_identity() {
+        let rec = sample();
+        let mut back = RunRecord::default();
+        let key = TaskKey {
+            c: 0.1,
+            depth: 7,
+            width: 9,
+            seed: u64::MAX - 3,
+            sgd_seed: 11,
+        };
+        let mut key_back = TaskKey::default();
+        for v in SCHEMA {
+            match v.role {
+                Role::Coordinate(_) => {}
+                Role::Key { get, set } => set(&mut key_back, get(&key).unwrap()).unwrap(),
+                Role::Outcome { get, set } => set(&mut back, get(&rec).unwrap()).unwrap(),
+            }
+        }
+        assert_eq!(format!("{back:?}"), format!("{rec:?}"));
+        assert_eq!(key_back, key);
+    }
+
+    #[test]
+    fn unmeasured_records_hold_fill_values() {
+        let r = RunRecord::unmeasured(1.0, 0.5, RunStatus::Done, 3, 2);
+        assert_eq!(r.loss.len(), 4);
+        assert!(r.loss.iter().all(|x| x.is_nan()));
+        assert_eq!(r.hvps, vec![-1; 4]);
+        assert_eq!(r.stop_reason, vec![None; 4]);
+        assert_eq!(r.converged, vec![false; 4]);
+        assert_eq!(r.interp_loss.len(), 2);
+        assert_eq!(r.diverged_at, None);
+        assert_eq!((r.lambda0, r.eta, r.seconds), (1.0, 0.5, 0.0));
+    }
+
+    /// The README's results table is this schema's [`markdown_table`]: edit the schema,
+    /// then paste the table this test prints.
+    #[test]
+    fn readme_results_table_matches_the_schema() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find(super::TABLE_HEADER)
+            .expect("README.md has the results table");
+        let end = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len(), |e| start + e + 1);
+        let expected = markdown_table();
+        assert!(
+            readme[start..end] == expected,
+            "README.md's results table differs from record::SCHEMA; it should read:\n\n{expected}"
+        );
+    }
+
+    #[test]
+    fn codes_round_trip_and_bad_codes_are_refused() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::from_code(s.code()), Some(s));
+        }
+        assert_eq!(RunStatus::from_code(9), None);
+        for (code, _) in STOP_FLAGS {
+            assert_eq!(stop_code(stop_of_code(*code).unwrap()), *code);
+        }
+        assert!(stop_of_code(6).is_err());
+        for (code, name) in STATUS_FLAGS {
+            assert_eq!(RunStatus::from_code(*code).unwrap().name(), *name);
+        }
+    }
+}

@@ -1,0 +1,848 @@
+//! The results file of a sweep, created, written, read and extended from the record
+//! [`SCHEMA`]: nothing here names a variable of the run record.
+//!
+//! Rank 0 is the only writer. [`ResultsFile::create`] writes the whole file shape at once
+//! (every run pending, fill values everywhere), then [`ResultsFile::write_record`] fills one
+//! row per finished run and flushes. [`ResultsFile::open_resume`] reopens a file for the
+//! same config (adding any schema variable an older file lacks); [`read_results`] reads a
+//! file back into [`Results`].
+
+use std::path::{Path, PathBuf};
+
+use ::hdf5::file::LibraryVersion;
+use ::hdf5::{Dataset, File};
+
+use super::meta::{self, FileMeta, StoredMeta};
+use super::nc::{self, Target};
+use super::{invalid, not_results, Ctx, StoreError};
+use crate::record::{Column, Dim, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA};
+
+/// The sizes of the file's dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    runs: usize,
+    steps: usize,
+    interp: usize,
+}
+
+impl Shape {
+    fn of(results: &Results) -> Shape {
+        Shape {
+            runs: results.keys.len(),
+            steps: results.steps,
+            interp: results.interp_alpha.len(),
+        }
+    }
+    fn len(&self, dim: Dim) -> usize {
+        match dim {
+            Dim::Run => self.runs,
+            Dim::Step => self.steps + 1,
+            Dim::Interp => self.interp,
+        }
+    }
+    fn dims(&self, var: &Var) -> Vec<usize> {
+        var.dims.iter().map(|d| self.len(*d)).collect()
+    }
+    fn row_len(&self, var: &Var) -> usize {
+        var.row_len(self.steps + 1, self.interp)
+    }
+}
+
+/// The values a coordinate variable holds.
+fn coordinate(dim: Dim, results: &Results) -> Column {
+    match dim {
+        Dim::Run => Column::I64((0..results.keys.len() as i64).collect()),
+        Dim::Step => Column::I64((0..=results.steps as i64).collect()),
+        Dim::Interp => Column::F64(results.interp_alpha.clone()),
+    }
+}
+
+/// The values of a key variable, one per run.
+fn key_column(
+    path: &Path,
+    var: &Var,
+    get: fn(&TaskKey) -> Result<Column, String>,
+    keys: &[TaskKey],
+) -> Result<Column, StoreError> {
+    let mut out = var.fill_column(0);
+    for k in keys {
+        let v = get(k).map_err(|e| invalid(path, e))?;
+        append(&mut out, v);
+    }
+    Ok(out)
+}
+
+fn append(to: &mut Column, from: Column) {
+    match (to, from) {
+        (Column::F64(a), Column::F64(b)) => a.extend(b),
+        (Column::I64(a), Column::I64(b)) => a.extend(b),
+        (Column::I32(a), Column::I32(b)) => a.extend(b),
+        (Column::I8(a), Column::I8(b)) => a.extend(b),
+        (Column::Str(a), Column::Str(b)) => a.extend(b),
+        (a, b) => unreachable!("schema kinds agree: {:?} vs {:?}", a.kind(), b.kind()),
+    }
+}
+
+/// `col` padded with `var`'s fill value to `len` entries; an error if it is longer.
+fn padded(path: &Path, var: &Var, col: Column, len: usize) -> Result<Column, StoreError> {
+    if col.len() > len {
+        return Err(invalid(
+            path,
+            format!(
+                "record has {} `{}` entries, the file holds {len}",
+                col.len(),
+                var.name
+            ),
+        ));
+    }
+    let mut col = col;
+    let missing = len - col.len();
+    append(&mut col, var.fill_column(missing));
+    Ok(col)
+}
+
+/// Creates variable `var` of a file of `shape` with its attributes and dimension scales
+/// (`scales`: the coordinate variables by dimension, when already created).
+fn create_schema_var(
+    file: &File,
+    path: &Path,
+    var: &Var,
+    shape: Shape,
+    scales: &[(Dim, Dataset)],
+) -> Result<Dataset, StoreError> {
+    let ds = nc::create_var(
+        file,
+        path,
+        var.name,
+        var.kind,
+        &shape.dims(var),
+        var.fill,
+        var.long_name,
+    )?;
+    if !var.units.is_empty() {
+        nc::write_str_attr(&ds, path, "units", var.units)?;
+    }
+    if !var.flags.is_empty() {
+        nc::write_flags(&ds, path, var.flags)?;
+    }
+    if let Role::Coordinate(dim) = var.role {
+        nc::set_scale(&ds, path, dim.name())?;
+    } else {
+        let attached: Vec<&Dataset> = var
+            .dims
+            .iter()
+            .map(|d| {
+                scales
+                    .iter()
+                    .find(|(s, _)| s == d)
+                    .map(|(_, ds)| ds)
+                    .ok_or_else(|| not_results(path, format!("coordinate `{}` missing", d.name())))
+            })
+            .collect::<Result<_, _>>()?;
+        nc::attach_scales(&ds, path, &attached)?;
+    }
+    Ok(ds)
+}
+
+/// The coordinate variables of an open file, by dimension.
+fn open_scales(file: &File, path: &Path, shape: Shape) -> Result<Vec<(Dim, Dataset)>, StoreError> {
+    let mut scales = Vec::new();
+    for dim in [Dim::Run, Dim::Step, Dim::Interp] {
+        if shape.len(dim) > 0 || dim != Dim::Interp {
+            let ds = file.dataset(dim.name()).map_err(|e| {
+                not_results(path, format!("coordinate `{}` missing ({e})", dim.name()))
+            })?;
+            scales.push((dim, ds));
+        }
+    }
+    Ok(scales)
+}
+
+/// A results file open for writing (rank 0 only). Dropping it closes the file; every
+/// [`write_record`](ResultsFile::write_record) has already flushed its row to disk.
+pub struct ResultsFile {
+    path: PathBuf,
+    file: File,
+    shape: Shape,
+    /// The outcome variables a record is written to.
+    outcomes: Vec<(&'static Var, Dataset)>,
+}
+
+impl std::fmt::Debug for ResultsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultsFile")
+            .field("path", &self.path)
+            .field("n_runs", &self.shape.runs)
+            .field("steps", &self.shape.steps)
+            .field("n_interp", &self.shape.interp)
+            .finish()
+    }
+}
+
+impl ResultsFile {
+    /// Creates the results file of a sweep with one row per `results.keys` entry and
+    /// `results.steps + 1` steps, every run pending (records that are `Some` are written
+    /// too). Refuses an existing file unless `force`, which overwrites it.
+    pub fn create(
+        path: &Path,
+        meta: &FileMeta,
+        results: &Results,
+        force: bool,
+    ) -> Result<ResultsFile, StoreError> {
+        let shape = Shape::of(results);
+        if shape.runs == 0 {
+            return Err(invalid(path, "the grid has no runs"));
+        }
+        if results.records.len() != shape.runs {
+            return Err(invalid(
+                path,
+                format!("{} keys but {} records", shape.runs, results.records.len()),
+            ));
+        }
+        meta::check_convention_keys(path, meta)?;
+        let file = create_file(path, force)?;
+        meta::write_root_attrs(&file, path, meta)?;
+
+        let mut scales: Vec<(Dim, Dataset)> = Vec::new();
+        let mut outcomes = Vec::new();
+        for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
+            let ds = create_schema_var(&file, path, var, shape, &scales)?;
+            match var.role {
+                Role::Coordinate(dim) => {
+                    nc::write_column(&ds, path, &coordinate(dim, results), Target::All)?;
+                    scales.push((dim, ds));
+                }
+                Role::Key { get, .. } => {
+                    let col = key_column(path, var, get, &results.keys)?;
+                    nc::write_column(&ds, path, &col, Target::All)?;
+                }
+                Role::Outcome { .. } => {
+                    if var.kind == crate::record::Kind::Str {
+                        // Variable-length strings have no stored fill: write "" explicitly.
+                        let col = var.fill_column(shape.runs * shape.row_len(var));
+                        nc::write_column(&ds, path, &col, Target::All)?;
+                    }
+                    outcomes.push((var, ds));
+                }
+            }
+        }
+        let mut out = ResultsFile {
+            path: path.to_path_buf(),
+            file,
+            shape,
+            outcomes,
+        };
+        for (i, rec) in results.records.iter().enumerate() {
+            if let Some(rec) = rec {
+                out.write_row(i, rec)?;
+            }
+        }
+        out.flush()?;
+        Ok(out)
+    }
+
+    /// Reopens an existing results file to continue its sweep. Refuses a file that is not a
+    /// sharpsweep results file or whose `config_sha256` differs from `meta`'s. Adds the
+    /// outcome variables of the schema that the file lacks (a file of an older version,
+    /// where they stay at their fill value for the runs it holds), appends a history line
+    /// and returns what the file holds (records `Some` for finished runs).
+    pub fn open_resume(path: &Path, meta: &FileMeta) -> Result<(ResultsFile, Results), StoreError> {
+        if !path.exists() {
+            return Err(not_results(path, "the file does not exist"));
+        }
+        let file = nc::open_file(path, "opening the file for writing", || File::open_rw(path))?;
+        meta::check_format(&file, path)?;
+        let in_file = nc::read_str_attr(&file, path, "config_sha256")?;
+        if in_file != meta.config_sha256 {
+            return Err(StoreError::ConfigMismatch {
+                path: path.to_path_buf(),
+                in_file,
+                this_config: meta.config_sha256.clone(),
+            });
+        }
+        let results = read_results_from(&file, path)?;
+        let shape = Shape::of(&results);
+        let scales = open_scales(&file, path, shape)?;
+        let mut outcomes = Vec::new();
+        for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
+            if let Role::Outcome { .. } = var.role {
+                let ds = match file.dataset(var.name) {
+                    Ok(ds) => ds,
+                    Err(_) => create_schema_var(&file, path, var, shape, &scales)?,
+                };
+                outcomes.push((var, ds));
+            }
+        }
+        let mut out = ResultsFile {
+            path: path.to_path_buf(),
+            file,
+            shape,
+            outcomes,
+        };
+        let finished = results.records.iter().filter(|r| r.is_some()).count();
+        out.append_history(&format!(
+            "resumed by {}: {finished} of {} runs finished",
+            meta::describe(meta),
+            shape.runs
+        ))?;
+        Ok((out, results))
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of runs (rows).
+    pub fn n_runs(&self) -> usize {
+        self.shape.runs
+    }
+
+    /// Number of SGD steps per run (the `step` dimension has `steps + 1` entries).
+    pub fn steps(&self) -> usize {
+        self.shape.steps
+    }
+
+    /// Writes the row `run` of every outcome variable from `rec` and flushes the file, so
+    /// the row survives a killed process. Per-step vectors shorter than `steps + 1` (and an
+    /// `interp_loss` shorter than `interp`) are padded with the fill value; longer ones
+    /// are refused.
+    pub fn write_record(&mut self, run: usize, rec: &RunRecord) -> Result<(), StoreError> {
+        self.write_row(run, rec)?;
+        self.flush()
+    }
+
+    fn write_row(&mut self, run: usize, rec: &RunRecord) -> Result<(), StoreError> {
+        let path = self.path.as_path();
+        if run >= self.shape.runs {
+            return Err(invalid(
+                path,
+                format!(
+                    "run {run} is out of range (the file has {} runs)",
+                    self.shape.runs
+                ),
+            ));
+        }
+        // Every value is checked before the first write, so a refused record writes nothing.
+        let mut rows = Vec::with_capacity(self.outcomes.len());
+        for (var, _) in &self.outcomes {
+            let Role::Outcome { get, .. } = var.role else {
+                unreachable!("only outcome variables are written per run")
+            };
+            let col = get(rec).map_err(|e| invalid(path, e))?;
+            rows.push(padded(path, var, col, self.shape.row_len(var))?);
+        }
+        for ((var, ds), col) in self.outcomes.iter().zip(&rows) {
+            let target = if var.dims.len() == 1 {
+                Target::Entry(run)
+            } else {
+                Target::Row(run)
+            };
+            nc::write_column(ds, path, col, target)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the line "`<ISO time> <what>`" to the root `history` attribute and flushes.
+    /// Newlines in `what` become spaces.
+    pub fn append_history(&mut self, what: &str) -> Result<(), StoreError> {
+        meta::append_history(&self.file, &self.path, what)?;
+        self.flush()
+    }
+
+    /// Flushes every buffered write of the file to disk (`H5Fflush`).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.file
+            .flush()
+            .ctx(&self.path, || "flushing the file".into())
+    }
+
+    /// Flushes and closes the file, reporting errors that a plain drop would swallow.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        let ResultsFile {
+            path,
+            file,
+            outcomes,
+            ..
+        } = self;
+        drop(outcomes);
+        file.close().ctx(&path, || "closing the file".into())
+    }
+}
+
+/// Creates the file (exclusively unless `force`) with the netCDF-4 compatible format
+/// bounds, close-on-exec.
+fn create_file(path: &Path, force: bool) -> Result<File, StoreError> {
+    if !force && path.exists() {
+        return Err(StoreError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut options = File::with_options();
+    options.with_fapl(|p| p.libver_bounds(LibraryVersion::V18, LibraryVersion::V18));
+    if force {
+        options.create(path)
+    } else {
+        options.create_excl(path)
+    }
+    .inspect(nc::set_cloexec)
+    .map_err(|source| {
+        if path.exists() && !force {
+            StoreError::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            StoreError::Hdf5 {
+                path: path.to_path_buf(),
+                context: "creating the file".into(),
+                source,
+            }
+        }
+    })
+}
+
+/// The length of the coordinate variable of `dim` (0 when an `interp` one is absent).
+fn dim_len(file: &File, path: &Path, dim: Dim) -> Result<usize, StoreError> {
+    match file.dataset(dim.name()) {
+        Ok(ds) => Ok(ds.size()),
+        Err(_) if dim == Dim::Interp => Ok(0),
+        Err(e) => Err(not_results(
+            path,
+            format!("coordinate `{}` missing ({e})", dim.name()),
+        )),
+    }
+}
+
+/// Reads every schema variable of the file: the whole column, checked for its length. An
+/// outcome variable that an older file lacks reads as its fill value.
+fn read_var(file: &File, path: &Path, var: &Var, shape: Shape) -> Result<Column, StoreError> {
+    let len: usize = shape.dims(var).iter().product();
+    let ds = match file.dataset(var.name) {
+        Ok(ds) => ds,
+        Err(_) if matches!(var.role, Role::Outcome { .. }) => return Ok(var.fill_column(len)),
+        Err(e) => {
+            return Err(not_results(
+                path,
+                format!("variable `{}` missing ({e})", var.name),
+            ))
+        }
+    };
+    let col = nc::read_column(&ds, path, var.kind)?;
+    if col.len() != len {
+        return Err(not_results(
+            path,
+            format!(
+                "variable `{}` has {} elements, expected {len}",
+                var.name,
+                col.len()
+            ),
+        ));
+    }
+    Ok(col)
+}
+
+fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
+    let steps_plus_one = dim_len(file, path, Dim::Step)?;
+    if steps_plus_one == 0 {
+        return Err(not_results(path, "the `step` dimension is empty"));
+    }
+    let shape = Shape {
+        runs: dim_len(file, path, Dim::Run)?,
+        steps: steps_plus_one - 1,
+        interp: dim_len(file, path, Dim::Interp)?,
+    };
+    let mut results = Results {
+        steps: shape.steps,
+        interp_alpha: Vec::new(),
+        keys: vec![TaskKey::default(); shape.runs],
+        records: vec![Some(RunRecord::default()); shape.runs],
+    };
+    for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
+        let col = read_var(file, path, var, shape)?;
+        let row = shape.row_len(var);
+        let bad = |i: usize, e: String| not_results(path, format!("run {i}: {}: {e}", var.name));
+        match var.role {
+            Role::Coordinate(Dim::Interp) => results.interp_alpha = col.into_f64().expect("f64"),
+            Role::Coordinate(_) => {}
+            Role::Key { set, .. } => {
+                for (i, key) in results.keys.iter_mut().enumerate() {
+                    set(key, col.slice(i..i + 1)).map_err(|e| bad(i, e))?;
+                }
+            }
+            Role::Outcome { set, .. } => {
+                for (i, rec) in results.records.iter_mut().enumerate() {
+                    let rec = rec.as_mut().expect("every row is read");
+                    set(rec, col.slice(i * row..(i + 1) * row)).map_err(|e| bad(i, e))?;
+                }
+            }
+        }
+    }
+    for rec in &mut results.records {
+        if rec.as_ref().is_some_and(|r| r.status == RunStatus::Pending) {
+            *rec = None;
+        }
+    }
+    Ok(results)
+}
+
+/// Reads a results file: the run table and arrays, and the root attributes.
+pub fn read_results(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
+    if !path.exists() {
+        return Err(not_results(path, "the file does not exist"));
+    }
+    let file = nc::open_file(path, "opening the file", || File::open(path))?;
+    meta::check_format(&file, path)?;
+    let results = read_results_from(&file, path)?;
+    let meta = meta::read_meta(&file, path)?;
+    Ok((results, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::hdf5_library_version;
+    use crate::store::testutil::*;
+
+    #[test]
+    fn round_trip_is_bitwise() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        for interp in [vec![], vec![0.0, 0.5, 1.0]] {
+            let path = dir.path().join(format!("r{}.h5", interp.len()));
+            let expect = sample(&path, &interp);
+            let (got, stored) = read_results(&path).unwrap();
+            assert_same(&expect, &got);
+            assert_eq!(got.records[3], None);
+            assert_eq!(stored.meta, meta("h1"));
+            assert_eq!(stored.hdf5_version, hdf5_library_version());
+            assert_eq!(stored.history.len(), 1);
+            assert!(stored.history[0].contains("created by sharpsweep 0.1.0"));
+        }
+    }
+
+    #[test]
+    fn short_vectors_are_padded_long_ones_refused() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pad.h5");
+        let mut f = ResultsFile::create(&path, &meta("h"), &empty(2, 3, &[0.5]), false).unwrap();
+        let mut rec = failed(3, 1);
+        rec.loss = vec![];
+        rec.hvps = vec![7];
+        rec.interp_loss = vec![];
+        f.write_record(0, &rec).unwrap();
+        let mut long = done(3, 1, 0.0);
+        long.loss.push(1.0);
+        let err = f.write_record(1, &long).unwrap_err().to_string();
+        assert!(err.contains("loss") && err.contains("pad.h5"), "{err}");
+        let err = f.write_record(2, &rec).unwrap_err().to_string();
+        assert!(err.contains("out of range"), "{err}");
+        drop(f);
+        let (got, _) = read_results(&path).unwrap();
+        let r = got.records[0].as_ref().unwrap();
+        assert_eq!(r.loss.len(), 4);
+        assert!(r.loss.iter().all(|x| x.is_nan()));
+        assert_eq!(r.hvps, vec![7, -1, -1, -1]);
+        assert_eq!(r.interp_loss.len(), 1);
+        assert!(got.records[1].is_none());
+    }
+
+    #[test]
+    fn refuses_existing_file_unless_forced() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        sample(&path, &[]);
+        let err = ResultsFile::create(&path, &meta("h1"), &empty(2, 3, &[]), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Exists { .. }), "{msg}");
+        assert!(msg.contains("--resume") && msg.contains("--force"), "{msg}");
+        assert!(msg.contains("x.h5"), "{msg}");
+        // The refused create left the file alone.
+        assert_eq!(read_results(&path).unwrap().0.keys.len(), 5);
+        // Forced: a new file with the new shape, every run pending.
+        ResultsFile::create(&path, &meta("h2"), &empty(2, 3, &[]), true)
+            .unwrap()
+            .close()
+            .unwrap();
+        let (got, stored) = read_results(&path).unwrap();
+        assert_eq!((got.keys.len(), got.steps), (2, 3));
+        assert!(got.records.iter().all(Option::is_none));
+        assert_eq!(stored.meta.config_sha256, "h2");
+    }
+
+    #[test]
+    fn resume_refuses_other_config_naming_both_hashes() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        sample(&path, &[]);
+        let err = ResultsFile::open_resume(&path, &meta("other")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::ConfigMismatch { .. }), "{msg}");
+        assert!(
+            msg.contains("h1") && msg.contains("other") && msg.contains("x.h5"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn resume_refuses_foreign_files() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("foreign.h5");
+        File::create(&path)
+            .unwrap()
+            .new_dataset::<f64>()
+            .shape(3)
+            .create("loss")
+            .unwrap();
+        let err = ResultsFile::open_resume(&path, &meta("h1")).unwrap_err();
+        assert!(matches!(err, StoreError::NotResults { .. }), "{err}");
+        assert!(err.to_string().contains("not a sharpsweep results file"));
+        let err = read_results(&dir.path().join("missing.h5")).unwrap_err();
+        assert!(err.to_string().contains("missing.h5"), "{err}");
+    }
+
+    #[test]
+    fn resume_returns_records_and_history_grows() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        let mut expect = sample(&path, &[0.25]);
+        for round in 1..=2 {
+            let (mut f, got) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+            assert_same(&expect, &got);
+            assert_eq!(got.records[3].is_none(), round == 1);
+            let history = read_history(&f);
+            assert_eq!(history.len(), 1 + round, "{history:?}");
+            assert!(history[round].contains("resumed by sharpsweep 0.1.0"));
+            assert!(history[round].contains("4 of 5 runs finished") || round == 2);
+            if round == 1 {
+                let rec = done(6, 1, 3.0);
+                f.write_record(3, &rec).unwrap();
+                expect.records[3] = Some(rec);
+            }
+        }
+        let (got, stored) = read_results(&path).unwrap();
+        assert_same(&expect, &got);
+        assert_eq!(stored.history.len(), 3);
+        assert!(stored.history[2].contains("5 of 5 runs finished"));
+        for line in &stored.history {
+            assert!(line.len() > 21 && line.as_bytes()[4] == b'-' && line[..21].ends_with("Z "));
+        }
+    }
+
+    fn read_history(f: &ResultsFile) -> Vec<String> {
+        nc::read_str_attr(&f.file, &f.path, "history")
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn records_survive_a_killed_writer() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("killed.h5");
+        let steps = 5;
+        let mut f = ResultsFile::create(&path, &meta("h1"), &empty(4, steps, &[]), false).unwrap();
+        let a = done(steps, 0, 0.0);
+        let b = diverged(steps, 0);
+        f.write_record(2, &a).unwrap();
+        f.write_record(0, &b).unwrap();
+        // What is on disk now is what a SIGKILL would leave: copy the bytes while the
+        // writer still holds the file open, then leak the writer (no close, no drop).
+        let copy = dir.path().join("copy.h5");
+        std::fs::copy(&path, &copy).unwrap();
+        std::mem::forget(f);
+        let (got, _) = read_results(&copy).unwrap();
+        assert_same_record(got.records[2].as_ref().unwrap(), &a, 2);
+        assert_same_record(got.records[0].as_ref().unwrap(), &b, 0);
+        assert!(got.records[1].is_none() && got.records[3].is_none());
+        // The copy can be resumed as a killed job's file would be.
+        let (mut g, again) = ResultsFile::open_resume(&copy, &meta("h1")).unwrap();
+        assert_same_record(again.records[2].as_ref().unwrap(), &a, 2);
+        g.write_record(1, &a).unwrap();
+        g.close().unwrap();
+        // A fresh read of the original path also sees the records.
+        let (orig, _) = read_results(&path).unwrap();
+        assert_same_record(orig.records[2].as_ref().unwrap(), &a, 2);
+    }
+
+    /// Child half of [`records_survive_sigkill`]: writes two records, then kills itself.
+    /// Does nothing unless started by it.
+    #[cfg(unix)]
+    #[test]
+    fn sigkill_child() {
+        let Some(path) = std::env::var_os("SHARPSWEEP_STORE_SIGKILL_CHILD") else {
+            return;
+        };
+        let path = PathBuf::from(path);
+        let mut f = ResultsFile::create(&path, &meta("h1"), &empty(3, 4, &[]), false).unwrap();
+        f.write_record(0, &done(4, 0, 0.0)).unwrap();
+        f.write_record(2, &diverged(4, 0)).unwrap();
+        // SAFETY: signals this process; nothing after it runs.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        unreachable!("SIGKILL did not stop the process");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn records_survive_sigkill() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sigkill.h5");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::file::tests::sigkill_child",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("SHARPSWEEP_STORE_SIGKILL_CHILD", &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        let (got, stored) = read_results(&path).unwrap();
+        assert_same_record(got.records[0].as_ref().unwrap(), &done(4, 0, 0.0), 0);
+        assert_same_record(got.records[2].as_ref().unwrap(), &diverged(4, 0), 2);
+        assert!(got.records[1].is_none());
+        assert_eq!(stored.history.len(), 1);
+        // And the killed job's file can be resumed.
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert_eq!(again.records.iter().filter(|r| r.is_some()).count(), 2);
+        f.close().unwrap();
+    }
+
+    #[test]
+    fn h5dump_lists_variables_scales_and_filters() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.h5");
+        sample(&path, &[0.0, 1.0]);
+        let header = h5dump(&["-H"], &path);
+        for var in [
+            "run",
+            "step",
+            "interp",
+            "c",
+            "depth",
+            "width",
+            "seed",
+            "sgd_seed",
+            "lambda0",
+            "eta",
+            "status",
+            "diverged_at",
+            "seconds",
+            "message",
+            "loss",
+            "sharpness",
+            "hvps",
+            "residual",
+            "converged",
+            "interp_loss",
+        ] {
+            assert!(
+                header.contains(&format!("DATASET \"{var}\"")),
+                "{var} missing:\n{header}"
+            );
+        }
+        for attr in [
+            "config",
+            "config_sha256",
+            "conventions",
+            "convention_loss",
+            "convention_eta_rule",
+            "program_version",
+            "git_commit",
+            "mpi_version",
+            "hdf5_version",
+            "cpu_features",
+            "ranks",
+            "slurm_job_id",
+            "history",
+            "Conventions",
+            "sharpsweep_format",
+        ] {
+            assert!(
+                header.contains(&format!("ATTRIBUTE \"{attr}\"")),
+                "{attr} missing"
+            );
+        }
+        assert!(header.contains("DIMENSION_LIST") && header.contains("REFERENCE_LIST"));
+        let class = h5dump(&["-a", "/step/CLASS"], &path);
+        assert!(class.contains("DIMENSION_SCALE"), "{class}");
+        let name = h5dump(&["-a", "/step/NAME"], &path);
+        assert!(name.contains("\"step\""), "{name}");
+        assert!(header.contains("ATTRIBUTE \"flag_meanings\""));
+        // Chunked, shuffled and deflated; nothing else.
+        let props = h5dump(&["-p", "-H", "-d", "/loss"], &path);
+        assert!(
+            props.contains("CHUNKED") && props.contains("SHUFFLE"),
+            "{props}"
+        );
+        assert!(props.contains("COMPRESSION DEFLATE"), "{props}");
+        assert!(
+            !props.contains("LZF") && !props.contains("BLOSC"),
+            "{props}"
+        );
+        // Data: the status codes of the sample.
+        let status = h5dump(&["-d", "/status"], &path);
+        assert!(status.contains("1, 2, 3, 0, 1"), "{status}");
+    }
+
+    #[test]
+    fn create_refuses_bad_input() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.h5");
+        assert!(ResultsFile::create(&path, &meta("h"), &empty(0, 3, &[]), false).is_err());
+        let mut m = meta("h");
+        m.conventions.push(("bad key".into(), "v".into()));
+        assert!(ResultsFile::create(&path, &m, &empty(1, 3, &[]), false).is_err());
+        assert!(!path.exists());
+    }
+
+    /// Descriptors of this process that point at `path`, with their close-on-exec flag.
+    #[cfg(target_os = "linux")]
+    fn fds_of(path: &Path) -> Vec<bool> {
+        let target = path.canonicalize().unwrap();
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let link = std::fs::read_link(e.path()).ok()?;
+                let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+                (link == target).then(|| {
+                    // SAFETY: F_GETFD on a descriptor number only reads its flags.
+                    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+                    flags >= 0 && flags & libc::FD_CLOEXEC != 0
+                })
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn open_files_are_close_on_exec() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exec.h5");
+        let f = ResultsFile::create(&path, &meta("h1"), &empty(2, 3, &[]), false).unwrap();
+        assert_eq!(fds_of(&path), vec![true]);
+        drop(f);
+        assert!(fds_of(&path).is_empty());
+        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert_eq!(fds_of(&path), vec![true]);
+        drop(f);
+        let file = nc::open_file(&path, "test", || File::open(&path)).unwrap();
+        assert_eq!(fds_of(&path), vec![true]);
+        drop(file);
+    }
+}

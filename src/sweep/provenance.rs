@@ -1,0 +1,105 @@
+//! Provenance and conventions of a sweep's results file: the canonical config text and
+//! its hash, the conventions recorded with the numbers (see the README), the CPU, MPI and
+//! Slurm context.
+
+use crate::config::Config;
+use crate::store::FileMeta;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// The CPU model and the SIMD features the program uses.
+fn cpu_features() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    #[allow(unused_mut)]
+    let mut feats: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") {
+            feats.push("avx2");
+        }
+        if is_x86_feature_detected!("fma") {
+            feats.push("fma");
+        }
+        if is_x86_feature_detected!("avx512f") {
+            feats.push("avx512f");
+        }
+    }
+    format!("{model}; {}", feats.join(" "))
+}
+
+/// The canonical config text and its SHA-256 (the output path is left out, so moving
+/// the file does not change the hash).
+pub fn config_identity(cfg: &Config) -> (String, String) {
+    let text = cfg.to_toml_string();
+    let mut hashed = cfg.clone();
+    hashed.output.path = PathBuf::new();
+    let digest = Sha256::digest(hashed.to_toml_string().as_bytes());
+    let hex = digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    (text, hex)
+}
+
+/// The conventions recorded with the results (see SCIENCE.md).
+pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)> {
+    let s = &cfg.sharpness;
+    let method = match s.method {
+        crate::config::SharpnessMethod::Lanczos => format!(
+            "Lanczos with full reorthogonalization on exact Hessian-vector products (R-operator); stops at relative residual ||Hv - lambda v||/|lambda| <= {} or {} HVPs; warm start from the previous eigenvector: {} (the first measurement after initialization starts cold)",
+            s.tol, s.max_iter, s.warm_start
+        ),
+        crate::config::SharpnessMethod::Power => format!(
+            "power iteration, {} iterations, on exact Hessian-vector products; warm start: {}",
+            s.power_iters, s.warm_start
+        ),
+    };
+    let v = |k: &str, v: String| (k.to_string(), v);
+    vec![
+        v("loss", format!("MSE: L = alpha/(2 B k) sum_i sum_j (f_ij - y_ij)^2 with alpha = {} (loss_scale), k outputs, one-hot targets; sharpness values are in these units", cfg.model.net.loss_scale)),
+        v("sharpness", "largest algebraic eigenvalue of the full Hessian of the loss (not Gauss-Newton) on the measurement set".into()),
+        v("sharpness_method", method),
+        v("parameterization", format!(
+            "{:?}: sigma2_hidden = {}, sigma2_readout = {}, readout = {:?}, bias = {}, activation = {:?}; sp: W ~ N(0, sigma2/fan_in), h = W a; ntk: W ~ N(0, 1), h = sqrt(sigma2/fan_in) W a",
+            cfg.model.net.parameterization, cfg.model.net.sigma2_hidden, cfg.model.net.sigma2_readout, cfg.model.net.readout, cfg.model.net.bias, cfg.model.net.activation)),
+        v("preprocessing", "inputs flattened; each example standardized on its own (mean 0, std 1 over its features)".into()),
+        v("data", data_description.to_string()),
+        v("learning_rate", "eta = c / lambda0, lambda0 = sharpness at initialization of the (depth, width, seed) network, computed once per line".into()),
+        v("training", format!(
+            "plain SGD (no momentum, no weight decay), batch {} drawn without replacement from a fresh seeded permutation each epoch (last partial batch dropped), {} steps, precision {:?}; step t = state after t SGD steps; loss on the training subset and sharpness every {} steps",
+            cfg.train.batch_size, cfg.train.steps, cfg.train.precision, cfg.sharpness.every)),
+        v("divergence", format!("a minibatch loss or measured training loss at state t above {} or not finite; the run stops and diverged_at = t", cfg.train.divergence_loss)),
+        v("seeds", "init, SGD-order and Lanczos-start streams derived from (seed, role, depth, width); independent of rank count and task order".into()),
+    ]
+}
+
+/// The provenance written into a new results file by a sweep of `ranks` ranks.
+pub fn file_meta(cfg: &Config, data_description: &str, ranks: usize) -> FileMeta {
+    let (config_text, config_sha256) = config_identity(cfg);
+    FileMeta {
+        config_text,
+        config_sha256,
+        conventions: conventions(cfg, data_description),
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: option_env!("SHARPSWEEP_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string(),
+        mpi_version: mpi::environment::library_version()
+            .map(|s| {
+                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .replace(['\n', '\0'], " ")
+            })
+            .unwrap_or_else(|_| "unknown".into()),
+        cpu_features: cpu_features(),
+        ranks: ranks as u32,
+        slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+    }
+}
