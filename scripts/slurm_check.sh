@@ -22,9 +22,9 @@
 # and --export variables only):
 #  1. a job whose --time (1 min) is not longer than DRAIN_LEAD (600 s) fails at once with
 #     a message, and is not requeued;
-#  2. a job whose single run is longer than its whole --time reaches the limit with no run
-#     finished: it fails with a message saying to raise --time or shrink the runs, and is
-#     not requeued;
+#  2. a job whose first unit of work is longer than its whole --time reaches the limit with
+#     no run finished: the TERM trap says to raise --time or shrink the runs, and does not
+#     requeue it;
 #  3. the sweep of scripts/slurm_check.toml (378 runs) with --time=1 and DRAIN_LEAD=35:
 #     starts drain at their deadline and requeue (at least two), and one start reaches the
 #     time limit mid-drain (its rank 1 is frozen with SIGSTOP a few seconds into the second
@@ -32,7 +32,7 @@
 #     ends it) and is still requeued; the job ends COMPLETED, and the file equals an
 #     uninterrupted sweep (one process, no Slurm) in every variable but `seconds` and in
 #     every attribute but the provenance ones (history, ranks, slurm_job_id, versions,
-#     CPU).
+#     CPU; the config text is compared without its [output] path).
 set -euo pipefail
 
 T0=$(date +%s)
@@ -166,8 +166,9 @@ MailProg=/bin/true
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS State=UNKNOWN
 PartitionName=check Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
+# Nothing from a surrounding Slurm job or site setup leaks into this one.
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^SLURM_' || true)
 export SLURM_CONF="$WORK/slurm.conf"
-unset SLURM_TIME_FORMAT SLURM_JOB_ID
 slurmctld -c -f "$SLURM_CONF"
 DAEMON_PIDFILES+=("$WORK/slurmctld.pid")
 slurmd -N "$NODE" -f "$SLURM_CONF"
@@ -180,8 +181,13 @@ done
 say "Slurm $(sinfo -V | awk '{print $2}') up: node $NODE, $CPUS CPUs, MpiDefault=none; srun --mpi=list: $(srun --mpi=list 2>&1 | grep -v 'types are' | tr -s ' \t\n' ' ')"
 
 # --- helpers ----------------------------------------------------------------------------
-job_field() { # JOBID FIELD -> value from scontrol show job
-  scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1
+job_field() { # JOBID FIELD -> value from scontrol show job (empty if unknown)
+  local out w words
+  out=$(scontrol -o show job "$1" 2>/dev/null) || return 0
+  read -ra words <<<"$out"
+  for w in "${words[@]}"; do
+    case "$w" in "$2="*) echo "${w#*=}"; return 0 ;; esac
+  done
 }
 wait_job_end() { # JOBID SECONDS: wait for a final state that is not a requeue
   local j="$1" limit="$2" t=0 st
@@ -194,19 +200,22 @@ wait_job_end() { # JOBID SECONDS: wait for a final state that is not a requeue
   echo "STILL-${st:-UNKNOWN}"
   return 1
 }
+# --signal is DRAIN_LEAD minus 30 s: Slurm 22.05 sends it up to 30 s early (it checks
+# limits every 30 s), and as a backup it should not come before the deadline.
 submit() { # NAME TIME LEAD CONFIG OUT NTASKS
   sbatch --parsable --job-name="check-$1" --time="$2" --ntasks="$6" --cpus-per-task=1 \
-    --signal="B:USR1@$3" --output="$WORK/out/$1-%j.out" --error="$WORK/out/$1-%j.err" \
+    --signal="B:USR1@$(($3 > 30 ? $3 - 30 : 1))" --output="$WORK/out/$1-%j.out" --error="$WORK/out/$1-%j.err" \
     --chdir="$WORK" \
     --export="ALL,CONFIG=$4,OUT=$5,BIN=$BIN,DRAIN_LEAD=$3" "$JOB_SCRIPT"
 }
 
-# A sweep whose only run takes minutes (killed at the limit long before it ends).
+# A sweep whose first unit of work (lambda0 of its only network: 100 Hessian-vector
+# products over 16384 examples, a few minutes) outlasts the whole --time=1.
 cat >"$WORK/long.toml" <<'EOF'
 [data]
 dataset = "synthetic"
 synthetic_input_dim = 1024
-n_train = 4096
+n_train = 16384
 [model]
 depth = [4]
 width = [1024]
@@ -215,7 +224,8 @@ batch_size = 256
 steps = 10
 seeds = [1]
 [sharpness]
-measure_n = 4096
+measure_n = 16384
+tol = 1e-9
 [grid]
 c = [1.0]
 EOF
@@ -238,7 +248,9 @@ st_long=$(wait_job_end "$J_LONG" 150) || die "job $J_LONG did not end: $st_long"
 r_long=$(job_field "$J_LONG" Restarts)
 say "job $J_LONG: $st_long, restarts $r_long: $(grep -h -m1 -o 'finished no run.*Not requeued' "$WORK"/out/long-*.err || true)"
 [ "$r_long" = 0 ] || die "job $J_LONG was requeued $r_long times; it must stop after the first start"
-grep -q 'Raise --time' "$WORK"/out/long-*.err || die "job $J_LONG: no message saying to raise --time"
+grep -q 'SIGTERM at the time limit' "$WORK"/out/long-*.out || die "job $J_LONG: the TERM trap did not run at the limit"
+grep -q 'finished no run.*reached the time limit.*Raise --time' "$WORK"/out/long-*.err ||
+  die "job $J_LONG: no message saying to raise --time or shrink the runs"
 case "$st_long" in TIMEOUT | FAILED) ;; *) die "job $J_LONG ended $st_long" ;; esac
 
 # --- phase 2: the sweep, drained and requeued, one start frozen past its limit ----------
@@ -250,7 +262,7 @@ for _ in $(seq 600); do
   state=$(job_field "$J" JobState)
   case "$state" in COMPLETED | FAILED | TIMEOUT | CANCELLED | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
   if [ -z "$froze" ] && [ "$state" = RUNNING ] && [ "$(job_field "$J" Restarts)" = 1 ]; then
-    pid=$(scontrol listpids "$J.0" 2>/dev/null | awk '$5 == "1" { print $1; exit }')
+    pid=$(scontrol listpids "$J.0" 2>/dev/null | awk '$5 == "1" { print $1; exit }' || true)
     if [ -n "$pid" ]; then
       sleep 3
       if kill -STOP "$pid" 2>/dev/null; then
@@ -321,6 +333,20 @@ if names(ref) != names(got):
 ra, ga = attrs_of(ref, PROVENANCE), attrs_of(got, PROVENANCE)
 if sorted(ra) != sorted(ga):
     problems.append(f"root attributes differ: {sorted(set(ra) ^ set(ga))}")
+def without_output_path(text):
+    """The config text minus [output] path (the file's own name, not part of its hash)."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    out, section = [], ""
+    for line in str(text).splitlines():
+        if line.strip().startswith("["):
+            section = line.strip()
+        if not (section == "[output]" and line.strip().startswith("path")):
+            out.append(line)
+    return "\n".join(out)
+
+if "config" in ra and "config" in ga:
+    ra["config"], ga["config"] = without_output_path(ra["config"]), without_output_path(ga["config"])
 for k in sorted(set(ra) & set(ga)):
     if not same(ra[k], ga[k]):
         problems.append(f"root attribute {k} differs")

@@ -536,6 +536,18 @@ impl Config {
 
     /// Checks every value; the error names the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_data()?;
+        self.validate_model()?;
+        self.validate_train()?;
+        self.validate_sharpness()?;
+        self.validate_grid()?;
+        if self.output.path.as_os_str().is_empty() {
+            return Err(invalid("output.path", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_data(&self) -> Result<(), ConfigError> {
         let d = &self.data;
         if d.n_train == 0 {
             return Err(invalid("data.n_train", "must be >= 1 (got 0)"));
@@ -546,7 +558,10 @@ impl Config {
         if d.dataset != DatasetKind::Synthetic && d.dir.as_os_str().is_empty() {
             return Err(invalid("data.dir", "must not be empty"));
         }
+        Ok(())
+    }
 
+    fn validate_model(&self) -> Result<(), ConfigError> {
         let m = &self.model;
         check_list("model.depth", &m.depth)?;
         check_list("model.width", &m.width)?;
@@ -562,8 +577,11 @@ impl Config {
         check_positive("model.sigma2_hidden", m.net.sigma2_hidden)?;
         check_positive("model.sigma2_readout", m.net.sigma2_readout)?;
         check_positive("model.loss_scale", m.net.loss_scale)?;
+        Ok(())
+    }
 
-        let t = &self.train;
+    fn validate_train(&self) -> Result<(), ConfigError> {
+        let (t, d, m) = (&self.train, &self.data, &self.model);
         if t.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be >= 1 (got 0)"));
         }
@@ -589,7 +607,10 @@ impl Config {
                 format!("must be > 0 (got {})", t.divergence_loss),
             ));
         }
+        Ok(())
+    }
 
+    fn validate_sharpness(&self) -> Result<(), ConfigError> {
         let s = &self.sharpness;
         if s.measure_n == 0 {
             return Err(invalid("sharpness.measure_n", "must be >= 1 (got 0)"));
@@ -609,7 +630,10 @@ impl Config {
         if s.power_iters == 0 {
             return Err(invalid("sharpness.power_iters", "must be >= 1 (got 0)"));
         }
+        Ok(())
+    }
 
+    fn validate_grid(&self) -> Result<(), ConfigError> {
         let g = &self.grid;
         match (&g.c, &g.log2_c) {
             (Some(_), Some(_)) => {
@@ -666,10 +690,6 @@ impl Config {
                     ));
                 }
             }
-        }
-
-        if self.output.path.as_os_str().is_empty() {
-            return Err(invalid("output.path", "must not be empty"));
         }
         Ok(())
     }

@@ -81,44 +81,67 @@ impl AnalysisArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// TOML config (see configs/quickstart.toml and the README for every key).
+    config: PathBuf,
+    /// Results file (default: output.path of the config).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a config key, TOML value syntax: --set model.width=[128] --set train.steps=50
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Continue an existing results file (same config hash), running only what is not
+    /// finished; creates the file when it does not exist yet.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Overwrite an existing results file.
+    #[arg(long)]
+    force: bool,
+    /// Matmul threads per rank (ranks × threads ≤ cores).
+    #[arg(long, default_value_t = 1, env = "SHARPSWEEP_THREADS")]
+    threads: usize,
+    /// Stop handing out work at this time and exit 3: +90m, +2h, a Unix time, or
+    /// YYYY-MM-DDTHH:MM:SSZ.
+    #[arg(long)]
+    deadline: Option<String>,
+    /// Seconds between progress lines when stderr is not a terminal (Slurm logs).
+    #[arg(long, default_value_t = 10.0)]
+    progress_every: f64,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Only print the grid size and the cost-model estimate; run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args)]
+struct PlotArgs {
+    /// Results file.
+    file: PathBuf,
+    /// Directory for the figures.
+    #[arg(long, default_value = "figures")]
+    out_dir: PathBuf,
+    /// Image format.
+    #[arg(long, value_enum, default_value = "png")]
+    format: Format,
+    /// Abscissa of the phase diagram.
+    #[arg(long, value_enum, default_value = "depth-over-width")]
+    x_axis: XAxis,
+    /// Image size in pixels, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1200x800")]
+    size: String,
+    #[command(flatten)]
+    params: AnalysisArgs,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every (c, depth, width, seed) point of a config into one HDF5 results file.
     /// Under `mpirun -np N` or `srun` the ranks share the grid; without a launcher it runs
     /// in one process. A killed sweep keeps every finished run; `--resume` runs the rest.
-    Sweep {
-        /// TOML config (see configs/quickstart.toml and the README for every key).
-        config: PathBuf,
-        /// Results file (default: output.path of the config).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Override a config key, TOML value syntax: --set model.width=[128] --set train.steps=50
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Continue an existing results file (same config hash), running only what is not
-        /// finished; creates the file when it does not exist yet.
-        #[arg(long, conflicts_with = "force")]
-        resume: bool,
-        /// Overwrite an existing results file.
-        #[arg(long)]
-        force: bool,
-        /// Matmul threads per rank (ranks × threads ≤ cores).
-        #[arg(long, default_value_t = 1, env = "SHARPSWEEP_THREADS")]
-        threads: usize,
-        /// Stop handing out work at this time and exit 3: +90m, +2h, a Unix time, or
-        /// YYYY-MM-DDTHH:MM:SSZ.
-        #[arg(long)]
-        deadline: Option<String>,
-        /// Seconds between progress lines when stderr is not a terminal (Slurm logs).
-        #[arg(long, default_value_t = 10.0)]
-        progress_every: f64,
-        /// No progress output.
-        #[arg(long)]
-        quiet: bool,
-        /// Only print the grid size and the cost-model estimate; run nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Sweep(SweepArgs),
     /// Train one (c, depth, width, seed) run of a config and print its trajectory.
     Run {
         /// TOML config.
@@ -161,24 +184,7 @@ enum Command {
         no_write: bool,
     },
     /// Figures: the phase diagram, loss and sharpness trajectories, λ_τ/λ₀ against c.
-    Plot {
-        /// Results file.
-        file: PathBuf,
-        /// Directory for the figures.
-        #[arg(long, default_value = "figures")]
-        out_dir: PathBuf,
-        /// Image format.
-        #[arg(long, value_enum, default_value = "png")]
-        format: Format,
-        /// Abscissa of the phase diagram.
-        #[arg(long, value_enum, default_value = "depth-over-width")]
-        x_axis: XAxis,
-        /// Image size in pixels, WIDTHxHEIGHT.
-        #[arg(long, default_value = "1200x800")]
-        size: String,
-        #[command(flatten)]
-        params: AnalysisArgs,
-    },
+    Plot(PlotArgs),
     /// What a results file holds: grid, progress, provenance, history.
     Inspect {
         /// Results file.
@@ -194,78 +200,122 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `sharpsweep sweep`: the dry run, or the sweep and its summary on rank 0.
+fn sweep_command(args: SweepArgs) -> ExitCode {
+    let SweepArgs {
+        config,
+        out,
+        sets,
+        resume,
+        force,
+        threads,
+        deadline,
+        progress_every,
+        quiet,
+        dry_run,
+    } = args;
+    if dry_run {
+        return match sharpsweep::commands::dry_run(&config, &sets) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
+    let deadline = match deadline.as_deref().map(drain::parse_deadline).transpose() {
+        Ok(d) => d,
+        Err(e) => return fail(format!("--deadline: {e}")),
+    };
+    let opts = SweepOptions {
+        config,
+        overrides: sets,
+        out,
+        resume,
+        force,
+        threads,
+        deadline,
+        progress_every,
+        quiet,
+    };
+    match sweep::run_sweep(&opts) {
+        Ok(s) if !s.is_root => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!(
+                "sharpsweep: {} of {} runs finished ({} diverged, {} failed; {} run now) in {}",
+                s.finished,
+                s.total,
+                s.diverged,
+                s.failed,
+                s.ran_now,
+                s.path.display()
+            );
+            if s.busy.len() > 1 {
+                let total: f64 = s.busy.iter().sum();
+                eprintln!(
+                    "sharpsweep: {:.1} s wall on {} ranks; busy {:.1} s in all; busiest/mean = {:.3}; parallel efficiency {:.1}%",
+                    s.wall,
+                    s.busy.len(),
+                    total,
+                    s.imbalance(),
+                    100.0 * total / (s.wall * s.busy.len() as f64)
+                );
+            }
+            if s.incomplete() {
+                eprintln!("sharpsweep: incomplete: rerun the same command with --resume");
+                ExitCode::from(drain::EXIT_INCOMPLETE as u8)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `sharpsweep plot`: every figure of a results file.
+fn plot_command(args: PlotArgs) -> ExitCode {
+    let PlotArgs {
+        file,
+        out_dir,
+        format,
+        x_axis,
+        size,
+        params,
+    } = args;
+    let Some((w, h)) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+    else {
+        return fail(format!(
+            "--size {size:?}: expected WIDTHxHEIGHT, e.g. 1200x800"
+        ));
+    };
+    let opts = PlotOptions {
+        format: match format {
+            Format::Png => PlotFormat::Png,
+            Format::Svg => PlotFormat::Svg,
+        },
+        size: (w, h),
+        x_axis: match x_axis {
+            XAxis::DepthOverWidth => FitAxis::DepthOverWidth,
+            XAxis::InverseWidth => FitAxis::InverseWidth,
+        },
+    };
+    match plot_file(&file, &out_dir, &params.params(), &opts) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sweep {
-            config,
-            out,
-            sets,
-            resume,
-            force,
-            threads,
-            deadline,
-            progress_every,
-            quiet,
-            dry_run,
-        } => {
-            if dry_run {
-                return match sharpsweep::commands::dry_run(&config, &sets) {
-                    Ok(text) => {
-                        print!("{text}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(e),
-                };
-            }
-            let deadline = match deadline.as_deref().map(drain::parse_deadline).transpose() {
-                Ok(d) => d,
-                Err(e) => return fail(format!("--deadline: {e}")),
-            };
-            let opts = SweepOptions {
-                config,
-                overrides: sets,
-                out,
-                resume,
-                force,
-                threads,
-                deadline,
-                progress_every,
-                quiet,
-            };
-            match sweep::run_sweep(&opts) {
-                Ok(s) if !s.is_root => ExitCode::SUCCESS,
-                Ok(s) => {
-                    eprintln!(
-                        "sharpsweep: {} of {} runs finished ({} diverged, {} failed; {} run now) in {}",
-                        s.finished,
-                        s.total,
-                        s.diverged,
-                        s.failed,
-                        s.ran_now,
-                        s.path.display()
-                    );
-                    if s.busy.len() > 1 {
-                        let total: f64 = s.busy.iter().sum();
-                        eprintln!(
-                            "sharpsweep: {:.1} s wall on {} ranks; busy {:.1} s in all; busiest/mean = {:.3}; parallel efficiency {:.1}%",
-                            s.wall,
-                            s.busy.len(),
-                            total,
-                            s.imbalance(),
-                            100.0 * total / (s.wall * s.busy.len() as f64)
-                        );
-                    }
-                    if s.incomplete() {
-                        eprintln!("sharpsweep: incomplete: rerun the same command with --resume");
-                        ExitCode::from(drain::EXIT_INCOMPLETE as u8)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                Err(e) => fail(e),
-            }
-        }
+        Command::Sweep(args) => sweep_command(args),
         Command::Run {
             config,
             c,
@@ -313,43 +363,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Plot {
-            file,
-            out_dir,
-            format,
-            x_axis,
-            size,
-            params,
-        } => {
-            let Some((w, h)) = size
-                .split_once('x')
-                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-            else {
-                return fail(format!(
-                    "--size {size:?}: expected WIDTHxHEIGHT, e.g. 1200x800"
-                ));
-            };
-            let opts = PlotOptions {
-                format: match format {
-                    Format::Png => PlotFormat::Png,
-                    Format::Svg => PlotFormat::Svg,
-                },
-                size: (w, h),
-                x_axis: match x_axis {
-                    XAxis::DepthOverWidth => FitAxis::DepthOverWidth,
-                    XAxis::InverseWidth => FitAxis::InverseWidth,
-                },
-            };
-            match plot_file(&file, &out_dir, &params.params(), &opts) {
-                Ok(paths) => {
-                    for p in paths {
-                        println!("{}", p.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
-        }
+        Command::Plot(args) => plot_command(args),
         Command::Inspect { file, config } => match inspect_file(&file, config) {
             Ok(text) => {
                 print!("{text}");

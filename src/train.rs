@@ -300,6 +300,82 @@ pub struct RunTiming {
     pub measure_s: f64,
 }
 
+/// Minibatches drawn without replacement from a fresh seeded permutation each epoch (the
+/// last partial batch of an epoch is dropped), copied into reused buffers.
+struct Minibatches<T> {
+    size: usize,
+    rng: Xoshiro256PlusPlus,
+    perm: Vec<usize>,
+    cursor: usize,
+    x: Vec<T>,
+    y: Vec<T>,
+}
+
+impl<T: Float> Minibatches<T> {
+    fn new(problem: &Problem<T>, size: usize, seed: u64) -> Self {
+        let n = problem.n_train();
+        Minibatches {
+            size,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            perm: (0..n).collect(),
+            cursor: n, // forces a fresh permutation before the first batch
+            x: vec![T::of(0.0); problem.input_dim * size],
+            y: vec![T::of(0.0); problem.outputs * size],
+        }
+    }
+
+    /// The next batch: inputs (d_in × size) and targets (k × size).
+    fn next(&mut self, problem: &Problem<T>) -> (&[T], &[T]) {
+        let (d_in, k, b) = (problem.input_dim, problem.outputs, self.size);
+        if self.cursor + b > self.perm.len() {
+            shuffle(&mut self.perm, &mut self.rng);
+            self.cursor = 0;
+        }
+        for (j, &i) in self.perm[self.cursor..self.cursor + b].iter().enumerate() {
+            self.x[j * d_in..(j + 1) * d_in]
+                .copy_from_slice(&problem.x_train[i * d_in..(i + 1) * d_in]);
+            self.y[j * k..(j + 1) * k].copy_from_slice(&problem.y_train[i * k..(i + 1) * k]);
+        }
+        self.cursor += b;
+        (&self.x, &self.y)
+    }
+}
+
+/// Records the sharpness measurement of state `t`.
+fn record_measurement(rec: &mut RunRecord, t: usize, m: &Lambda0) {
+    rec.sharpness[t] = m.value;
+    rec.hvps[t] = m.hvps as i32;
+    rec.residual[t] = m.residual;
+    rec.converged[t] = m.converged;
+    rec.stop_reason[t] = m.stop;
+}
+
+/// The training loss along θ₀ + α(θ_T − θ₀) at the interpolation coefficients α.
+fn interpolation_losses<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    ws: &mut MlpWorkspace<T>,
+    theta0: &[T],
+    theta_t: &[T],
+) -> Vec<f64> {
+    let mut theta = theta0.to_vec();
+    s.interp_alpha()
+        .into_iter()
+        .map(|alpha| {
+            let a = T::of(alpha);
+            for ((p, p0), pt) in theta.iter_mut().zip(theta0).zip(theta_t) {
+                *p = *p0 + a * (*pt - *p0);
+            }
+            ws.loss_over(
+                &theta,
+                &problem.x_train,
+                &problem.y_train,
+                problem.input_dim,
+            )
+        })
+        .collect()
+}
+
 /// Trains one (c, depth, width, seed, sgd_seed) run from η = c/λ₀ with the λ₀ of its
 /// network (from [`lambda0`]: its value is λ₀ and its HVP count, residual, convergence
 /// and stop reason are recorded at step 0).
@@ -332,7 +408,6 @@ pub fn train_run<T: Float>(
     }
     let spec = &s.spec;
     let d_in = problem.input_dim;
-    let k = problem.outputs;
     let n = problem.n_train();
     let b = s.batch_size.min(n);
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
@@ -340,12 +415,7 @@ pub fn train_run<T: Float>(
     let mut grad = vec![T::of(0.0); params.len()];
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
-    let mut xb = vec![T::of(0.0); d_in * b];
-    let mut yb = vec![T::of(0.0); k * b];
-    let mut order_rng =
-        Xoshiro256PlusPlus::seed_from_u64(NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
-    let mut perm: Vec<usize> = (0..n).collect();
-    let mut cursor = n; // forces a fresh permutation before the first batch
+    let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
     let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
     let mut eigvec: Option<Vec<f64>> = None;
     let eta_t = T::of(eta);
@@ -353,11 +423,7 @@ pub fn train_run<T: Float>(
     // t = 0
     let t0 = Instant::now();
     rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
-    rec.sharpness[0] = lambda0;
-    rec.hvps[0] = lambda0_est.hvps as i32;
-    rec.residual[0] = lambda0_est.residual;
-    rec.converged[0] = lambda0_est.converged;
-    rec.stop_reason[0] = lambda0_est.stop;
+    record_measurement(&mut rec, 0, lambda0_est);
     timing.measure_s += t0.elapsed().as_secs_f64();
     let diverged = |l: f64| !l.is_finite() || l > s.divergence_loss;
     if diverged(rec.loss[0]) {
@@ -368,17 +434,8 @@ pub fn train_run<T: Float>(
     let mut t = 0;
     while rec.status == RunStatus::Done && t < steps {
         let t1 = Instant::now();
-        if cursor + b > n {
-            shuffle(&mut perm, &mut order_rng);
-            cursor = 0;
-        }
-        for (j, &i) in perm[cursor..cursor + b].iter().enumerate() {
-            xb[j * d_in..(j + 1) * d_in]
-                .copy_from_slice(&problem.x_train[i * d_in..(i + 1) * d_in]);
-            yb[j * k..(j + 1) * k].copy_from_slice(&problem.y_train[i * k..(i + 1) * k]);
-        }
-        cursor += b;
-        let batch_loss = ws_batch.loss_and_grad(&params, &xb, &yb, b, &mut grad);
+        let (xb, yb) = batches.next(problem);
+        let batch_loss = ws_batch.loss_and_grad(&params, xb, yb, b, &mut grad);
         if diverged(batch_loss) {
             rec.status = RunStatus::Diverged;
             rec.diverged_at = Some(t as u32);
@@ -414,11 +471,7 @@ pub fn train_run<T: Float>(
                 start,
                 lanczos_seed.wrapping_add(t as u64),
             );
-            rec.sharpness[t] = est.value;
-            rec.hvps[t] = est.applications as i32;
-            rec.residual[t] = est.residual;
-            rec.converged[t] = est.converged;
-            rec.stop_reason[t] = Some(est.stop);
+            record_measurement(&mut rec, t, &Lambda0::of_estimate(&est));
             eigvec = Some(est.vector);
             timing.measure_s += t2.elapsed().as_secs_f64();
         }
@@ -426,15 +479,7 @@ pub fn train_run<T: Float>(
 
     if rec.status == RunStatus::Done && s.interp_points > 0 {
         let t3 = Instant::now();
-        let mut theta = theta0.clone();
-        for (j, alpha) in s.interp_alpha().into_iter().enumerate() {
-            let a = T::of(alpha);
-            for ((p, p0), pt) in theta.iter_mut().zip(&theta0).zip(&params) {
-                *p = *p0 + a * (*pt - *p0);
-            }
-            rec.interp_loss[j] =
-                ws_meas.loss_over(&theta, &problem.x_train, &problem.y_train, d_in);
-        }
+        rec.interp_loss = interpolation_losses(s, problem, &mut ws_meas, &theta0, &params);
         timing.measure_s += t3.elapsed().as_secs_f64();
     }
     rec.seconds = started.elapsed().as_secs_f64();

@@ -3,10 +3,10 @@
 //! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
 //! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
 
-pub mod critical;
-pub mod plot;
-pub mod regimes;
-pub mod report;
+pub(crate) mod critical;
+pub(crate) mod plot;
+pub(crate) mod regimes;
+pub(crate) mod report;
 
 use serde::Serialize;
 

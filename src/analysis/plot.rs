@@ -10,13 +10,14 @@ use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::record::{Results, RunStatus};
 
-use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary};
+use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary, LinearFit};
 use super::report::Analysis;
 
 /// The embedded sans-serif font (DejaVu Sans, Bitstream Vera license).
@@ -254,6 +255,64 @@ fn boundary_curve(groups: &[GroupSummary], b: Boundary, axis: FitAxis) -> Vec<(f
     pts
 }
 
+/// Lower and upper edges of the phase regions at `xs`: levels[k][i] is the k-th boundary
+/// (0: ymin, 1: c = 2, 2..4: the mean c_loss, c_sharp, c_max curves, 5: ymax) at xs[i],
+/// each clamped to lie above the one below it; a boundary with no resolved mean collapses
+/// onto the one below.
+fn region_levels(
+    xs: &[f64],
+    curves: &[Vec<(f64, f64)>],
+    (y0, y1): (f64, f64),
+    lazy_y: f64,
+) -> Vec<Vec<f64>> {
+    let mut levels: Vec<Vec<f64>> = vec![vec![y0; xs.len()], vec![lazy_y; xs.len()]];
+    for curve in curves {
+        let prev = levels.last().expect("levels start non-empty").clone();
+        let row = xs
+            .iter()
+            .zip(&prev)
+            .map(|(&x, &p)| {
+                if curve.is_empty() {
+                    p
+                } else {
+                    interp(curve, x).clamp(p, y1)
+                }
+            })
+            .collect();
+        levels.push(row);
+    }
+    levels.push(vec![y1; xs.len()]);
+    levels
+}
+
+/// (x, log₂(mean − se), log₂ mean, log₂(mean + se)) of each (depth, width) group's seed
+/// mean of boundary `b`.
+fn mean_points(groups: &[GroupSummary], b: Boundary, axis: FitAxis) -> Vec<(f64, f64, f64, f64)> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let m = g.get(b)?;
+            if !(m.mean.is_finite() && m.mean > 0.0) {
+                return None;
+            }
+            let se = if m.se.is_finite() { m.se } else { 0.0 };
+            let lo = (m.mean - se).max(m.mean * 1e-3).log2();
+            let hi = (m.mean + se).log2();
+            Some((axis.x(g.depth, g.width), lo, m.mean.log2(), hi))
+        })
+        .collect()
+}
+
+/// The fitted boundary c(x) at `xs`, as (x, log₂ c) inside the y range.
+fn fit_line(fit: &LinearFit, xs: &[f64], (y0, y1): (f64, f64)) -> Vec<(f64, f64)> {
+    xs.iter()
+        .filter_map(|&x| {
+            let c = fit.eval(x);
+            (c > 0.0 && c.log2() >= y0 && c.log2() <= y1).then(|| (x, c.log2()))
+        })
+        .collect()
+}
+
 struct PhaseDiagram<'a> {
     analysis: &'a Analysis,
     axis: FitAxis,
@@ -297,24 +356,7 @@ impl Figure for PhaseDiagram<'_> {
         let n = 200;
         let xs: Vec<f64> = (0..=n).map(|i| self.x_max * i as f64 / n as f64).collect();
         let lazy_y = self.analysis.params.lazy_c.log2().clamp(y0, y1);
-        // levels[k][i]: the k-th boundary (0: ymin, 1: c = 2, 2..4: curves, 5: ymax) at xs[i].
-        let mut levels: Vec<Vec<f64>> = vec![vec![y0; xs.len()], vec![lazy_y; xs.len()]];
-        for curve in &curves {
-            let prev = levels.last().expect("levels start non-empty").clone();
-            let row = xs
-                .iter()
-                .zip(&prev)
-                .map(|(&x, &p)| {
-                    if curve.is_empty() {
-                        p
-                    } else {
-                        interp(curve, x).clamp(p, y1)
-                    }
-                })
-                .collect();
-            levels.push(row);
-        }
-        levels.push(vec![y1; xs.len()]);
+        let levels = region_levels(&xs, &curves, (y0, y1), lazy_y);
         let regions = [
             ("lazy (c < 2)", RGBColor(200, 200, 200)),
             ("sharpness reduction", RGBColor(120, 200, 120)),
@@ -346,59 +388,8 @@ impl Figure for PhaseDiagram<'_> {
             .label("c = 2")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
 
-        let bounds = self.analysis.boundaries();
-        for &b in &bounds {
-            let color = boundary_color(b);
-            let pts: Vec<(f64, f64, f64, f64)> = groups
-                .iter()
-                .filter_map(|g| {
-                    let m = g.get(b)?;
-                    if !(m.mean.is_finite() && m.mean > 0.0) {
-                        return None;
-                    }
-                    let se = if m.se.is_finite() { m.se } else { 0.0 };
-                    let lo = (m.mean - se).max(m.mean * 1e-3).log2();
-                    let hi = (m.mean + se).log2();
-                    Some((self.axis.x(g.depth, g.width), lo, m.mean.log2(), hi))
-                })
-                .collect();
-            chart.draw_series(pts.iter().map(|&(x, lo, y, hi)| {
-                ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 8)
-            }))?;
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(x, _, y, _)| Circle::new((x, y), 5, color.filled())),
-                )?
-                .label(format!("{} (mean ± se)", b.name()))
-                .legend(move |(x, y)| Circle::new((x + 7, y), 5, color.filled()));
-            let fit = self
-                .analysis
-                .fits
-                .iter()
-                .find(|f| f.boundary == b && f.axis == self.axis)
-                .and_then(|f| f.fit.clone());
-            if let Some(fit) = fit {
-                let line: Vec<(f64, f64)> = xs
-                    .iter()
-                    .filter_map(|&x| {
-                        let c = fit.eval(x);
-                        (c > 0.0 && c.log2() >= y0 && c.log2() <= y1).then(|| (x, c.log2()))
-                    })
-                    .collect();
-                chart
-                    .draw_series(LineSeries::new(line, color.stroke_width(2)))?
-                    .label(format!(
-                        "{} fit: {:.2} {} {:.2}·x",
-                        b.name(),
-                        fit.intercept,
-                        if fit.slope < 0.0 { '−' } else { '+' },
-                        fit.slope.abs()
-                    ))
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
-                    });
-            }
+        for b in self.analysis.boundaries() {
+            self.draw_boundary(&mut chart, b, &xs, (y0, y1))?;
         }
         chart
             .configure_series_labels()
@@ -407,6 +398,55 @@ impl Figure for PhaseDiagram<'_> {
             .border_style(BLACK)
             .label_font(font(13))
             .draw()?;
+        Ok(())
+    }
+}
+
+impl PhaseDiagram<'_> {
+    /// Boundary `b`: its seed means with error bars, and its linear fit when there is one.
+    fn draw_boundary<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+        b: Boundary,
+        xs: &[f64],
+        y_range: (f64, f64),
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let color = boundary_color(b);
+        let pts = mean_points(&self.analysis.groups, b, self.axis);
+        chart.draw_series(pts.iter().map(|&(x, lo, y, hi)| {
+            ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 8)
+        }))?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, _, y, _)| Circle::new((x, y), 5, color.filled())),
+            )?
+            .label(format!("{} (mean ± se)", b.name()))
+            .legend(move |(x, y)| Circle::new((x + 7, y), 5, color.filled()));
+        let fit = self
+            .analysis
+            .fits
+            .iter()
+            .find(|f| f.boundary == b && f.axis == self.axis)
+            .and_then(|f| f.fit.clone());
+        if let Some(fit) = fit {
+            let line = fit_line(&fit, xs, y_range);
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(format!(
+                    "{} fit: {:.2} {} {:.2}·x",
+                    b.name(),
+                    fit.intercept,
+                    if fit.slope < 0.0 { '−' } else { '+' },
+                    fit.slope.abs()
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+        }
         Ok(())
     }
 }

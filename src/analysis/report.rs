@@ -200,6 +200,17 @@ impl Analysis {
 
     /// Per-line, per-(d, w), fit, per-run, regime and missing-run tables as named columns.
     pub fn columns(&self) -> Vec<Table> {
+        vec![
+            self.lines_table(),
+            self.groups_table(),
+            self.fits_table(),
+            self.runs_table(),
+            self.regimes_table(),
+            self.missing_table(),
+        ]
+    }
+
+    fn lines_table(&self) -> Table {
         let bounds = self.boundaries();
         let mut lines = Table::new("lines");
         let ls = &self.lines;
@@ -246,7 +257,11 @@ impl Analysis {
                     .collect(),
             );
         }
+        lines
+    }
 
+    fn groups_table(&self) -> Table {
+        let bounds = self.boundaries();
         let mut groups = Table::new("groups");
         let gs = &self.groups;
         groups.i64("depth", gs.iter().map(|g| i64::from(g.depth)).collect());
@@ -284,7 +299,10 @@ impl Analysis {
             "warnings",
             gs.iter().map(|g| g.warnings.join("; ")).collect(),
         );
+        groups
+    }
 
+    fn fits_table(&self) -> Table {
         let mut fits = Table::new("fits");
         let fs = &self.fits;
         fits.str(
@@ -321,7 +339,11 @@ impl Analysis {
                 .map(|f| i64::from(f.fit.as_ref().is_some_and(|f| f.weighted)))
                 .collect(),
         );
+        fits
+    }
 
+    fn runs_table(&self) -> Table {
+        let ls = &self.lines;
         let mut runs = Table::new("runs");
         let rs: Vec<(&LineCritical, &super::critical::RunPhase)> = ls
             .iter()
@@ -357,7 +379,10 @@ impl Analysis {
                 .map(|(_, r)| r.phase_direct.name().to_string())
                 .collect(),
         );
+        runs
+    }
 
+    fn regimes_table(&self) -> Table {
         let mut regimes = Table::new("regimes");
         let rg = &self.regimes;
         regimes.i64("index", rg.iter().map(|r| r.index as i64).collect());
@@ -389,15 +414,17 @@ impl Analysis {
             "diverged",
             rg.iter().map(|r| i64::from(r.diverged)).collect(),
         );
+        regimes
+    }
 
+    fn missing_table(&self) -> Table {
         let mut missing = Table::new("missing");
         key_columns(
             &mut missing,
             &self.missing.iter().map(|m| m.0).collect::<Vec<_>>(),
         );
         missing.str("reason", self.missing.iter().map(|m| m.1.clone()).collect());
-
-        vec![lines, groups, fits, runs, regimes, missing]
+        missing
     }
 
     /// The table called `name` from [`Analysis::columns`].

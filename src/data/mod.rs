@@ -13,9 +13,9 @@
 //! role gets its own stream: the same seed number for the subset and the measurement set
 //! does not give correlated draws.
 
-pub mod cifar;
-pub mod idx;
-pub mod synthetic;
+pub(crate) mod cifar;
+pub(crate) mod idx;
+pub(crate) mod synthetic;
 
 use crate::config::{DataConfig, DatasetKind};
 use crate::rng::{seeded_sample, stream_seed, Stream};

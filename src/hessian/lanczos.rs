@@ -63,6 +63,65 @@ fn tridiagonal_top(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
     (s[k], (0..m).map(|i| u[(i, k)]).collect())
 }
 
+/// Removes from `w` its components along the `len` orthonormal columns of `basis`
+/// (column-major n × len; `h` has len entries of scratch): classical Gram–Schmidt as two
+/// matrix–vector products, repeated only when the first pass cancelled much of w (the
+/// DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough".
+fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f64]) {
+    let len = h.len();
+    let basis = MatRef::from_column_major_slice(basis, n, len);
+    let mut before = norm(w);
+    for _ in 0..2 {
+        matmul(
+            MatMut::from_column_major_slice_mut(h, len, 1),
+            Accum::Replace,
+            basis.transpose(),
+            MatRef::from_column_major_slice(w, n, 1),
+            1.0,
+            Par::Seq,
+        );
+        matmul(
+            MatMut::from_column_major_slice_mut(w, n, 1),
+            Accum::Add,
+            basis,
+            MatRef::from_column_major_slice(h, len, 1),
+            -1.0,
+            Par::Seq,
+        );
+        let after = norm(w);
+        if after > std::f64::consts::FRAC_1_SQRT_2 * before {
+            break;
+        }
+        before = after;
+    }
+}
+
+/// Why the iteration stops, in order of precedence; `None` when only the basis is full
+/// (then it restarts).
+fn stop_reason(invariant: bool, converged: bool, out_of_budget: bool) -> Option<StopReason> {
+    if invariant {
+        Some(StopReason::InvariantSubspace)
+    } else if converged {
+        Some(StopReason::Converged)
+    } else if out_of_budget {
+        Some(StopReason::MaxIterations)
+    } else {
+        None
+    }
+}
+
+/// The unit Ritz vector Σᵢ sᵢ qᵢ of the basis `q` (column-major, n rows) for the
+/// eigenvector `s` of the tridiagonal matrix.
+fn ritz_vector(q: &[f64], n: usize, s: &[f64]) -> Vec<f64> {
+    let mut v = vec![0.0; n];
+    for (i, si) in s.iter().enumerate() {
+        axpy(*si, &q[i * n..(i + 1) * n], &mut v);
+    }
+    let nv = norm(&v);
+    v.iter_mut().for_each(|x| *x /= nv);
+    v
+}
+
 /// The largest algebraic eigenvalue of `op` and its eigenvector by Lanczos with full
 /// reorthogonalization (classical Gram–Schmidt, applied twice).
 ///
@@ -109,14 +168,7 @@ pub fn lanczos_top(
             op.apply(&q[j * n..(j + 1) * n], &mut w);
             applications += 1;
             if w.iter().any(|x| !x.is_finite()) {
-                return EigenEstimate {
-                    value: f64::NAN,
-                    vector: q[j * n..(j + 1) * n].to_vec(),
-                    applications,
-                    residual: f64::NAN,
-                    converged: false,
-                    stop: StopReason::NonFinite,
-                };
+                return EigenEstimate::non_finite(q[j * n..(j + 1) * n].to_vec(), applications);
             }
             let a = dot(&q[j * n..(j + 1) * n], &w);
             alpha.push(a);
@@ -128,35 +180,7 @@ pub fn lanczos_top(
                 let (prev, _) = q.split_at(j * n);
                 axpy(-bprev, &prev[(j - 1) * n..], &mut w);
             }
-            {
-                let basis = MatRef::from_column_major_slice(&q[..n * len], n, len);
-                // Classical Gram–Schmidt, repeated only when the first pass cancelled
-                // much of w (the DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough".
-                let mut before = norm(&w);
-                for _ in 0..2 {
-                    matmul(
-                        MatMut::from_column_major_slice_mut(&mut h[..len], len, 1),
-                        Accum::Replace,
-                        basis.transpose(),
-                        MatRef::from_column_major_slice(&w, n, 1),
-                        1.0,
-                        Par::Seq,
-                    );
-                    matmul(
-                        MatMut::from_column_major_slice_mut(&mut w, n, 1),
-                        Accum::Add,
-                        basis,
-                        MatRef::from_column_major_slice(&h[..len], len, 1),
-                        -1.0,
-                        Par::Seq,
-                    );
-                    let after = norm(&w);
-                    if after > std::f64::consts::FRAC_1_SQRT_2 * before {
-                        break;
-                    }
-                    before = after;
-                }
-            }
+            reorthogonalize(&q[..n * len], n, &mut w, &mut h[..len]);
             let b = norm(&w);
             scale = scale.max(a.abs()).max(beta.last().copied().unwrap_or(0.0));
             let (theta, s) = tridiagonal_top(&alpha, &beta);
@@ -171,33 +195,19 @@ pub fn lanczos_top(
             let out_of_budget = applications >= max_iter;
             let basis_full = len >= max_basis;
             if converged || invariant || out_of_budget || basis_full {
-                let mut v = vec![0.0; n];
-                for (i, si) in s.iter().enumerate() {
-                    axpy(*si, &q[i * n..(i + 1) * n], &mut v);
-                }
-                let nv = norm(&v);
-                v.iter_mut().for_each(|x| *x /= nv);
-                let stop = if invariant {
-                    Some(StopReason::InvariantSubspace)
-                } else if converged {
-                    Some(StopReason::Converged)
-                } else if out_of_budget {
-                    Some(StopReason::MaxIterations)
-                } else {
-                    None
-                };
-                match stop {
+                let v = ritz_vector(&q, n, &s);
+                match stop_reason(invariant, converged, out_of_budget) {
                     Some(stop) => {
-                        let residual = if invariant {
-                            residual.min(residual_abs)
-                        } else {
-                            residual
-                        };
                         return EigenEstimate {
                             value: theta,
                             vector: v,
                             applications,
-                            residual,
+                            // An invariant space makes the Ritz pair exact to rounding.
+                            residual: if invariant {
+                                residual.min(residual_abs)
+                            } else {
+                                residual
+                            },
                             converged: converged || invariant,
                             stop,
                         };

@@ -2,12 +2,12 @@
 //! eigenvalue of the loss Hessian) by Lanczos or power iteration, and a dense oracle for
 //! tests and tiny problems. Nothing here knows what a network is.
 
-pub mod dense;
-pub mod lanczos;
-pub mod operator;
-pub mod power;
+pub(crate) mod dense;
+pub(crate) mod lanczos;
+pub(crate) mod operator;
+pub(crate) mod power;
 
 pub use dense::{dense_eigenvalues, dense_matrix};
 pub use lanczos::{lanczos_top, LanczosOptions};
-pub use operator::{EigenEstimate, StopReason, SymmetricOperator};
+pub use operator::{DenseOperator, EigenEstimate, StopReason, SymmetricOperator};
 pub use power::power_top;

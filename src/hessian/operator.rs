@@ -47,6 +47,21 @@ pub struct EigenEstimate {
     pub stop: StopReason,
 }
 
+impl EigenEstimate {
+    /// The estimate of a solver whose operator returned a non-finite vector after
+    /// `applications` products, at the vector `last` it was applied to.
+    pub fn non_finite(last: Vec<f64>, applications: usize) -> Self {
+        EigenEstimate {
+            value: f64::NAN,
+            vector: last,
+            applications,
+            residual: f64::NAN,
+            converged: false,
+            stop: StopReason::NonFinite,
+        }
+    }
+}
+
 /// Dot product accumulated in f64.
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()

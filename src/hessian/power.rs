@@ -23,14 +23,7 @@ pub fn power_top(
     for it in 0..iterations {
         op.apply(&v, &mut w);
         if w.iter().any(|x| !x.is_finite()) {
-            return EigenEstimate {
-                value: f64::NAN,
-                vector: v,
-                applications: it + 1,
-                residual: f64::NAN,
-                converged: false,
-                stop: StopReason::NonFinite,
-            };
+            return EigenEstimate::non_finite(v, it + 1);
         }
         value = dot(&v, &w);
         let r: f64 = v

@@ -2,7 +2,7 @@
 //! ([`mlp`]), its parameterizations and initialization ([`param`]), and the analytic uv
 //! model ([`uv`]). Generic over f32 and f64 through [`Float`].
 
-pub mod mlp;
+pub(crate) mod mlp;
 pub mod param;
 pub mod uv;
 

@@ -13,10 +13,10 @@
 //! (one line per start), `Conventions = "CF-1.8"` and the format marker
 //! `sharpsweep_format`.
 
-pub mod file;
-pub mod meta;
+mod file;
+mod meta;
 mod nc;
-pub mod table;
+mod table;
 #[cfg(test)]
 mod testutil;
 

@@ -10,12 +10,12 @@
 //!   and the progress report.
 
 pub mod drain;
-pub mod grid;
+pub(crate) mod grid;
 mod launch;
 mod progress;
-pub mod provenance;
-pub mod schedule;
-pub mod wire;
+pub(crate) mod provenance;
+pub(crate) mod schedule;
+pub(crate) mod wire;
 
 use crate::config::{Config, ConfigError};
 use crate::data::DataError;
@@ -24,7 +24,6 @@ use crate::record::{InitKey, Results, RunStatus, TaskKey};
 use crate::store::{ResultsFile, StoreError};
 use crate::train::{self, Lambda0, Problem, RunSettings};
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::*;
 use progress::Progress;
 use schedule::Master;
 use std::path::PathBuf;
@@ -217,7 +216,7 @@ impl PrecisionTask for SweepTask<'_> {
         let (file, existing) = match opened {
             Ok(x) => x,
             Err(e) => {
-                stop_workers(self.world, self.size);
+                schedule::stop_workers(self.world);
                 return Err(e.into());
             }
         };
@@ -354,13 +353,5 @@ impl SweepTask<'_> {
             busy,
             wall,
         })
-    }
-}
-
-fn stop_workers(world: Option<&SimpleCommunicator>, size: usize) {
-    if let Some(w) = world {
-        for r in 1..size {
-            w.process_at_rank(r as i32).send_with_tag(&[0u8][..], 11);
-        }
     }
 }

@@ -282,36 +282,7 @@ where
             if result.is_err() || drain.load(Ordering::Relaxed) {
                 master.drain();
             }
-            // Answer idle workers.
-            let mut waiting = VecDeque::new();
-            while let Some(r) = idle.pop_front() {
-                match master.next_unit() {
-                    Next::Work(u) => {
-                        if r == 0 {
-                            to_local.send(Some(u)).expect("local worker alive");
-                        } else {
-                            let bytes = wire::encode_unit(&u);
-                            world
-                                .unwrap()
-                                .process_at_rank(r as i32)
-                                .send_with_tag(&bytes[..], TAG_UNIT);
-                        }
-                    }
-                    Next::Wait => waiting.push_back(r),
-                    Next::Stop => {
-                        if r == 0 {
-                            let _ = to_local.send(None);
-                        } else {
-                            world
-                                .unwrap()
-                                .process_at_rank(r as i32)
-                                .send_with_tag(&[0u8][..], TAG_STOP);
-                        }
-                        stopped[r] = true;
-                    }
-                }
-            }
-            idle = waiting;
+            idle = answer_idle(master, idle, world, &to_local, &mut stopped);
             if stopped.iter().all(|s| *s) && master.in_flight() == 0 && byes == size {
                 break;
             }
@@ -322,6 +293,59 @@ where
         busy[0] = local.join().expect("local worker thread");
         result.map(|()| busy)
     })
+}
+
+/// Hands a unit (or a stop) to each idle worker — 0 is rank 0's compute thread, r > 0
+/// rank r — and returns those that must wait for a λ₀ in progress.
+fn answer_idle(
+    master: &mut Master,
+    mut idle: VecDeque<usize>,
+    world: Option<&mpi::topology::SimpleCommunicator>,
+    to_local: &mpsc::Sender<Option<Unit>>,
+    stopped: &mut [bool],
+) -> VecDeque<usize> {
+    let mut waiting = VecDeque::new();
+    while let Some(r) = idle.pop_front() {
+        match master.next_unit() {
+            Next::Work(u) => {
+                if r == 0 {
+                    to_local.send(Some(u)).expect("local worker alive");
+                } else {
+                    let bytes = wire::encode_unit(&u);
+                    world
+                        .expect("remote workers exist only under MPI")
+                        .process_at_rank(r as i32)
+                        .send_with_tag(&bytes[..], TAG_UNIT);
+                }
+            }
+            Next::Wait => waiting.push_back(r),
+            Next::Stop => {
+                if r == 0 {
+                    let _ = to_local.send(None);
+                } else {
+                    send_stop(world.expect("remote workers exist only under MPI"), r);
+                }
+                stopped[r] = true;
+            }
+        }
+    }
+    waiting
+}
+
+fn send_stop(world: &mpi::topology::SimpleCommunicator, rank: usize) {
+    world
+        .process_at_rank(rank as i32)
+        .send_with_tag(&[0u8][..], TAG_STOP);
+}
+
+/// Tells every worker rank to stop before any work was handed out (rank 0 could not
+/// open the results file).
+pub fn stop_workers(world: Option<&mpi::topology::SimpleCommunicator>) {
+    if let Some(w) = world {
+        for r in 1..w.size() as usize {
+            send_stop(w, r);
+        }
+    }
 }
 
 /// The loop of ranks 1..N: ask rank 0 for work, do it, send the outcome (which also asks
