@@ -10,7 +10,7 @@
 # all under one temporary directory; it stops them and removes the directory when it ends
 # (KEEP=1 keeps the directory and its logs; it is kept anyway when a check fails). The
 # binary must be built against the machine's MPI (Debian's OpenMPI: libopenmpi-dev).
-# It takes about six minutes on 2 cores.
+# It takes about five minutes on 2 cores.
 #
 # The Slurm is a stock one: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none,
 # JobAcctGatherType=jobacct_gather/none and MpiDefault=none (so the job script has to
@@ -26,8 +26,8 @@
 #     no run finished: the TERM trap says to raise --time or shrink the runs, and does not
 #     requeue it;
 #  3. the sweep of scripts/slurm_check.toml (378 runs) with --time=1 and DRAIN_LEAD=35:
-#     starts drain at their deadline and requeue (at least two), and one start reaches the
-#     time limit mid-drain (its rank 1 is frozen with SIGSTOP a few seconds into the second
+#     starts drain at their deadline and requeue (at least two drains and requeues in
+#     all; usually four or five starts), and one start reaches the time limit mid-drain (its rank 1 is frozen with SIGSTOP a few seconds into the second
 #     start, standing for a run longer than DRAIN_LEAD; Slurm's SIGCONT+SIGTERM at the limit
 #     ends it) and is still requeued; the job ends COMPLETED, and the file equals an
 #     uninterrupted sweep (one process, no Slurm) in every variable but `seconds` and in
@@ -282,8 +282,9 @@ echo "-----"
 [ -n "$froze" ] || die "never caught start 1 of job $J running to freeze a rank"
 drained=$(grep -c 'requeued job .*(had to stop' "$WORK/out/sweep-$J.out" || true)
 at_limit=$(grep -c 'requeued job .*(reached the time limit)' "$WORK/out/sweep-$J.out" || true)
-[ "$drained" -ge 2 ] || die "expected at least 2 drains followed by a requeue, saw $drained"
+[ "$drained" -ge 1 ] || die "expected a start drained at its deadline and requeued, saw none"
 [ "$at_limit" -ge 1 ] || die "expected a start requeued at the time limit, saw none"
+[ $((drained + at_limit)) -ge 2 ] || die "expected at least 2 drains followed by a requeue"
 # Mid-drain: in that start the deadline (the drain) came before the SIGTERM of the limit.
 mid=$(awk '
   / start [0-9]+: / { dl = "" }
@@ -380,5 +381,5 @@ print(f"compare: identical to the uninterrupted sweep in {len(compared)} variabl
       f"{len(status)} runs, none pending")
 EOF
 
-say "PASSED: $starts starts; $drained drain+requeue, $at_limit requeue at the time limit mid-drain ($mid); too-short --time and too-long run both stopped with a message"
+say "PASSED: $starts starts; $drained drained at the deadline and requeued, $at_limit requeued at the time limit mid-drain ($mid); too-short --time and too-long run both stopped with a message; $(($(date +%s) - T0))s"
 ok=1

@@ -1,21 +1,39 @@
-//! The results file of a sweep, created, written, read and extended from the record
-//! [`SCHEMA`]: nothing here names a variable of the run record.
+//! The results file of a sweep, written and read from the record [`SCHEMA`] (nothing
+//! here names a variable of the run record), and kept consistent whatever kills the
+//! writer.
 //!
-//! Rank 0 is the only writer. [`ResultsFile::create`] writes the whole file shape at once
-//! (every run pending, fill values everywhere), then [`ResultsFile::write_record`] fills one
-//! row per finished run and flushes. [`ResultsFile::open_resume`] reopens a file for the
-//! same config (adding any schema variable an older file lacks); [`read_results`] reads a
-//! file back into [`Results`].
+//! # Commit mechanism
+//!
+//! The HDF5 file at the results path is only ever replaced whole: a *snapshot* is written
+//! to `<file>.tmp`, `fsync`ed, and renamed over the path (then the directory is
+//! `fsync`ed). So the file at the path is always a complete, closed HDF5 file — any
+//! reader can open it at any time, no lock is held on it, and a kill at any instant
+//! leaves either the old snapshot or the new one. Runs finished since the last snapshot
+//! are appended to the checksummed journal `<file>.journal` ([`super::journal`]) as they
+//! arrive; [`read_results`] and `--resume` replay it. Snapshots are taken at most every
+//! few seconds (often enough that a reader of the HDF5 file alone is never far behind,
+//! rarely enough that they cost at most a few percent of the sweep), at a resume, a drain
+//! and the end; after each the journal is emptied, and a closed file has none.
+//!
+//! Rank 0 is the only writer and keeps the results in memory.
 
 use std::path::{Path, PathBuf};
+
+use std::time::{Duration, Instant};
 
 use ::hdf5::file::LibraryVersion;
 use ::hdf5::{Dataset, File};
 
+use super::journal::{self, journal_path, Journal, JournalContents, JournalHeader};
 use super::meta::{self, FileMeta, StoredMeta};
-use super::nc::{self, Target};
+use super::nc;
 use super::{invalid, not_results, Ctx, StoreError};
 use crate::record::{Column, Dim, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA};
+
+/// Shortest time between two snapshots.
+const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_secs(2);
+/// Snapshots are spaced at least this many times their own duration (≤ 2.5 % of the time).
+const SNAPSHOT_SPACING: u32 = 40;
 
 /// The sizes of the file's dimensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,45 +162,156 @@ fn create_schema_var(
     Ok(ds)
 }
 
-/// The coordinate variables of an open file, by dimension.
-fn open_scales(file: &File, path: &Path, shape: Shape) -> Result<Vec<(Dim, Dataset)>, StoreError> {
-    let mut scales = Vec::new();
-    for dim in [Dim::Run, Dim::Step, Dim::Interp] {
-        if shape.len(dim) > 0 || dim != Dim::Interp {
-            let ds = file.dataset(dim.name()).map_err(|e| {
-                not_results(path, format!("coordinate `{}` missing ({e})", dim.name()))
-            })?;
+/// `rec` as the file holds it: every per-step or per-α vector padded with its fill value
+/// to the file's length (an error when longer); variables the file lacks left empty.
+fn normalized(path: &Path, rec: &RunRecord, shape: Shape) -> Result<RunRecord, StoreError> {
+    let mut out = RunRecord::default();
+    for var in SCHEMA {
+        if let Role::Outcome { get, set } = var.role {
+            let col = if var.present(shape.interp) {
+                let col = get(rec).map_err(|e| invalid(path, e))?;
+                padded(path, var, col, shape.row_len(var))?
+            } else {
+                var.fill_column(0)
+            };
+            set(&mut out, col).map_err(|e| invalid(path, e))?;
+        }
+    }
+    Ok(out)
+}
+
+/// The values of outcome variable `var` for every run: each finished run's record (padded
+/// with the fill value), the fill value for pending ones.
+fn outcome_column(
+    path: &Path,
+    var: &Var,
+    get: fn(&RunRecord) -> Result<Column, String>,
+    results: &Results,
+    shape: Shape,
+) -> Result<Column, StoreError> {
+    let row = shape.row_len(var);
+    let mut out = var.fill_column(0);
+    for rec in &results.records {
+        let col = match rec {
+            Some(rec) => padded(path, var, get(rec).map_err(|e| invalid(path, e))?, row)?,
+            None => var.fill_column(row),
+        };
+        append(&mut out, col);
+    }
+    Ok(out)
+}
+
+/// Writes the complete HDF5 file of `results` to `target` (created or truncated): root
+/// attributes, then every schema variable whole.
+fn write_hdf5(
+    target: &Path,
+    path: &Path,
+    meta: &FileMeta,
+    hdf5_version: &str,
+    history: &str,
+    results: &Results,
+) -> Result<(), StoreError> {
+    let shape = Shape::of(results);
+    let mut options = File::with_options();
+    options.with_fapl(|p| p.libver_bounds(LibraryVersion::V18, LibraryVersion::V18));
+    let file = options
+        .create(target)
+        .inspect(nc::set_cloexec)
+        .ctx(path, || {
+            format!("creating the snapshot {}", target.display())
+        })?;
+    meta::write_root_attrs(&file, path, meta, hdf5_version, history)?;
+    let mut scales: Vec<(Dim, Dataset)> = Vec::new();
+    for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
+        let ds = create_schema_var(&file, path, var, shape, &scales)?;
+        let col = match var.role {
+            Role::Coordinate(dim) => coordinate(dim, results),
+            Role::Key { get, .. } => key_column(path, var, get, &results.keys)?,
+            Role::Outcome { get, .. } => outcome_column(path, var, get, results, shape)?,
+        };
+        nc::write_column(&ds, path, &col)?;
+        if let Role::Coordinate(dim) = var.role {
             scales.push((dim, ds));
         }
     }
-    Ok(scales)
+    drop(scales);
+    file.close().ctx(path, || "closing the snapshot".into())
 }
 
-/// A results file open for writing (rank 0 only). Dropping it closes the file; every
-/// [`write_record`](ResultsFile::write_record) has already flushed its row to disk.
+/// The temporary name a snapshot is written under before it replaces the file.
+fn snapshot_tmp(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Replaces the file at `path` atomically and durably by a complete new HDF5 file
+/// (written to `<path>.tmp`, `fsync`ed, renamed over `path`, directory `fsync`ed).
+fn write_snapshot(
+    path: &Path,
+    meta: &FileMeta,
+    hdf5_version: &str,
+    history: &[String],
+    results: &Results,
+) -> Result<(), StoreError> {
+    let tmp = snapshot_tmp(path);
+    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
+    write_hdf5(&tmp, path, meta, hdf5_version, &history.join("\n"), results)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("syncing the snapshot", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io("renaming the snapshot into place", e))?;
+    journal::sync_dir_of(path).map_err(|e| io("syncing the directory", e))
+}
+
+/// A results file open for writing (rank 0 only): the results in memory, the file at the
+/// path their latest snapshot, the journal the runs since. [`close`](ResultsFile::close)
+/// writes the final snapshot and removes the journal; without it (a kill, a panic) the
+/// journal stays and [`read_results`] and `--resume` replay it.
 pub struct ResultsFile {
     path: PathBuf,
-    file: File,
-    shape: Shape,
-    /// The outcome variables a record is written to.
-    outcomes: Vec<(&'static Var, Dataset)>,
+    meta: FileMeta,
+    hdf5_version: String,
+    history: Vec<String>,
+    results: Results,
+    journal: Journal,
+    next_snapshot: Instant,
 }
 
 impl std::fmt::Debug for ResultsFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shape = Shape::of(&self.results);
         f.debug_struct("ResultsFile")
             .field("path", &self.path)
-            .field("n_runs", &self.shape.runs)
-            .field("steps", &self.shape.steps)
-            .field("n_interp", &self.shape.interp)
+            .field("n_runs", &shape.runs)
+            .field("steps", &shape.steps)
+            .field("n_interp", &shape.interp)
             .finish()
     }
+}
+
+fn journal_header(meta: &FileMeta, results: &Results) -> JournalHeader {
+    let shape = Shape::of(results);
+    JournalHeader {
+        config_sha256: meta.config_sha256.clone(),
+        runs: shape.runs,
+        steps: shape.steps,
+        interp: shape.interp,
+    }
+}
+
+fn journal_io(path: &Path, e: std::io::Error) -> StoreError {
+    invalid(
+        path,
+        format!("journal {}: {e}", journal_path(path).display()),
+    )
 }
 
 impl ResultsFile {
     /// Creates the results file of a sweep with one row per `results.keys` entry and
     /// `results.steps + 1` steps, every run pending (records that are `Some` are written
-    /// too). Refuses an existing file unless `force`, which overwrites it.
+    /// too), and its empty journal. Refuses an existing file unless `force`, which
+    /// replaces it.
     pub fn create(
         path: &Path,
         meta: &FileMeta,
@@ -200,91 +329,87 @@ impl ResultsFile {
             ));
         }
         meta::check_convention_keys(path, meta)?;
-        let file = create_file(path, force)?;
-        meta::write_root_attrs(&file, path, meta)?;
-
-        let mut scales: Vec<(Dim, Dataset)> = Vec::new();
-        let mut outcomes = Vec::new();
-        for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
-            let ds = create_schema_var(&file, path, var, shape, &scales)?;
-            match var.role {
-                Role::Coordinate(dim) => {
-                    nc::write_column(&ds, path, &coordinate(dim, results), Target::All)?;
-                    scales.push((dim, ds));
-                }
-                Role::Key { get, .. } => {
-                    let col = key_column(path, var, get, &results.keys)?;
-                    nc::write_column(&ds, path, &col, Target::All)?;
-                }
-                Role::Outcome { .. } => {
-                    if var.kind == crate::record::Kind::Str {
-                        // Variable-length strings have no stored fill: write "" explicitly.
-                        let col = var.fill_column(shape.runs * shape.row_len(var));
-                        nc::write_column(&ds, path, &col, Target::All)?;
-                    }
-                    outcomes.push((var, ds));
-                }
-            }
+        if !force && path.exists() {
+            return Err(StoreError::Exists {
+                path: path.to_path_buf(),
+            });
         }
-        let mut out = ResultsFile {
+        let history = vec![format!(
+            "{} created by {}",
+            meta::iso_now(),
+            meta::describe(meta)
+        )];
+        let hdf5_version = meta::hdf5_library_version();
+        write_snapshot(path, meta, &hdf5_version, &history, results)?;
+        let journal = Journal::create(&journal_path(path), &journal_header(meta, results))
+            .map_err(|e| journal_io(path, e))?;
+        Ok(ResultsFile {
             path: path.to_path_buf(),
-            file,
-            shape,
-            outcomes,
-        };
-        for (i, rec) in results.records.iter().enumerate() {
-            if let Some(rec) = rec {
-                out.write_row(i, rec)?;
-            }
-        }
-        out.flush()?;
-        Ok(out)
+            meta: meta.clone(),
+            hdf5_version,
+            history,
+            results: results.clone(),
+            journal,
+            next_snapshot: Instant::now() + SNAPSHOT_MIN_INTERVAL,
+        })
     }
 
-    /// Reopens an existing results file to continue its sweep. Refuses a file that is not a
-    /// sharpsweep results file or whose `config_sha256` differs from `meta`'s. Adds the
-    /// outcome variables of the schema that the file lacks (a file of an older version,
-    /// where they stay at their fill value for the runs it holds), appends a history line
-    /// and returns what the file holds (records `Some` for finished runs).
+    /// Reopens an existing results file to continue its sweep: its last snapshot plus the
+    /// runs of its journal (a killed sweep's), cut at the first torn or corrupt frame.
+    /// Refuses a file that is not a sharpsweep results file, or whose `config_sha256`
+    /// (or journal) belongs to another config. Appends a history line, writes a snapshot
+    /// (which also adds the schema variables a file of an older version lacks) and returns
+    /// what the file holds (records `Some` for finished runs).
     pub fn open_resume(path: &Path, meta: &FileMeta) -> Result<(ResultsFile, Results), StoreError> {
         if !path.exists() {
             return Err(not_results(path, "the file does not exist"));
         }
-        let file = nc::open_file(path, "opening the file for writing", || File::open_rw(path))?;
-        meta::check_format(&file, path)?;
-        let in_file = nc::read_str_attr(&file, path, "config_sha256")?;
-        if in_file != meta.config_sha256 {
+        let contents = read_journal(path)?;
+        let (mut results, stored) = read_snapshot(path)?;
+        if stored.meta.config_sha256 != meta.config_sha256 {
             return Err(StoreError::ConfigMismatch {
                 path: path.to_path_buf(),
-                in_file,
+                in_file: stored.meta.config_sha256,
                 this_config: meta.config_sha256.clone(),
             });
         }
-        let results = read_results_from(&file, path)?;
-        let shape = Shape::of(&results);
-        let scales = open_scales(&file, path, shape)?;
-        let mut outcomes = Vec::new();
-        for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
-            if let Role::Outcome { .. } = var.role {
-                let ds = match file.dataset(var.name) {
-                    Ok(ds) => ds,
-                    Err(_) => create_schema_var(&file, path, var, shape, &scales)?,
-                };
-                outcomes.push((var, ds));
+        let journal = match &contents {
+            Some(c) => {
+                merge_journal(path, &mut results, &stored.meta, c)?;
+                Journal::reopen(&journal_path(path), c)
             }
+            None => Journal::create(&journal_path(path), &journal_header(&stored.meta, &results)),
         }
+        .map_err(|e| journal_io(path, e))?;
         let mut out = ResultsFile {
             path: path.to_path_buf(),
-            file,
-            shape,
-            outcomes,
+            meta: stored.meta,
+            hdf5_version: stored.hdf5_version,
+            history: stored.history,
+            results,
+            journal,
+            next_snapshot: Instant::now(),
         };
-        let finished = results.records.iter().filter(|r| r.is_some()).count();
-        out.append_history(&format!(
-            "resumed by {}: {finished} of {} runs finished",
+        let finished = out.results.records.iter().filter(|r| r.is_some()).count();
+        let journal_note = match &contents {
+            Some(c) if c.discarded > 0 => format!(
+                " ({} replayed from the journal; a torn tail of {} bytes discarded)",
+                c.records.len(),
+                c.discarded
+            ),
+            Some(c) if !c.records.is_empty() => {
+                format!(" ({} replayed from the journal)", c.records.len())
+            }
+            _ => String::new(),
+        };
+        out.history.push(format!(
+            "{} resumed by {}: {finished} of {} runs finished{journal_note}",
+            meta::iso_now(),
             meta::describe(meta),
-            shape.runs
-        ))?;
+            out.results.keys.len(),
+        ));
+        out.flush()?;
+        let results = out.results.clone();
         Ok((out, results))
     }
 
@@ -295,111 +420,117 @@ impl ResultsFile {
 
     /// Number of runs (rows).
     pub fn n_runs(&self) -> usize {
-        self.shape.runs
+        self.results.keys.len()
     }
 
     /// Number of SGD steps per run (the `step` dimension has `steps + 1` entries).
     pub fn steps(&self) -> usize {
-        self.shape.steps
+        self.results.steps
     }
 
-    /// Writes the row `run` of every outcome variable from `rec` and flushes the file, so
-    /// the row survives a killed process. Per-step vectors shorter than `steps + 1` (and an
-    /// `interp_loss` shorter than `interp`) are padded with the fill value; longer ones
-    /// are refused.
+    /// Commits the finished run `run`: checks that the file can hold it (per-step vectors
+    /// shorter than `steps + 1`, and an `interp_loss` shorter than `interp`, are padded
+    /// with the fill value; longer ones are refused), appends it to the journal, and takes
+    /// a snapshot when one is due.
     pub fn write_record(&mut self, run: usize, rec: &RunRecord) -> Result<(), StoreError> {
-        self.write_row(run, rec)?;
-        self.flush()
-    }
-
-    fn write_row(&mut self, run: usize, rec: &RunRecord) -> Result<(), StoreError> {
         let path = self.path.as_path();
-        if run >= self.shape.runs {
+        let shape = Shape::of(&self.results);
+        if run >= shape.runs {
             return Err(invalid(
                 path,
                 format!(
                     "run {run} is out of range (the file has {} runs)",
-                    self.shape.runs
+                    shape.runs
                 ),
             ));
         }
-        // Every value is checked before the first write, so a refused record writes nothing.
-        let mut rows = Vec::with_capacity(self.outcomes.len());
-        for (var, _) in &self.outcomes {
-            let Role::Outcome { get, .. } = var.role else {
-                unreachable!("only outcome variables are written per run")
-            };
-            let col = get(rec).map_err(|e| invalid(path, e))?;
-            rows.push(padded(path, var, col, self.shape.row_len(var))?);
-        }
-        for ((var, ds), col) in self.outcomes.iter().zip(&rows) {
-            let target = if var.dims.len() == 1 {
-                Target::Entry(run)
-            } else {
-                Target::Row(run)
-            };
-            nc::write_column(ds, path, col, target)?;
+        let rec = normalized(path, rec, shape)?;
+        self.journal
+            .append(run, &rec)
+            .map_err(|e| journal_io(path, e))?;
+        self.results.records[run] = Some(rec);
+        if Instant::now() >= self.next_snapshot {
+            self.flush()?;
         }
         Ok(())
     }
 
-    /// Appends the line "`<ISO time> <what>`" to the root `history` attribute and flushes.
-    /// Newlines in `what` become spaces.
+    /// Appends the line "`<ISO time> <what>`" to the `history` attribute (written with the
+    /// next snapshot). Newlines in `what` become spaces.
     pub fn append_history(&mut self, what: &str) -> Result<(), StoreError> {
-        meta::append_history(&self.file, &self.path, what)?;
-        self.flush()
+        self.history.push(format!(
+            "{} {}",
+            meta::iso_now(),
+            what.replace(['\n', '\r'], " ")
+        ));
+        Ok(())
     }
 
-    /// Flushes every buffered write of the file to disk (`H5Fflush`).
+    /// Takes a snapshot now: the file at the path then holds every run committed so far,
+    /// durably, and the journal is emptied.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.file
-            .flush()
-            .ctx(&self.path, || "flushing the file".into())
+        let started = Instant::now();
+        self.journal.sync().map_err(|e| journal_io(&self.path, e))?;
+        write_snapshot(
+            &self.path,
+            &self.meta,
+            &self.hdf5_version,
+            &self.history,
+            &self.results,
+        )?;
+        self.journal
+            .reset()
+            .map_err(|e| journal_io(&self.path, e))?;
+        let took = started.elapsed();
+        self.next_snapshot = Instant::now() + SNAPSHOT_MIN_INTERVAL.max(took * SNAPSHOT_SPACING);
+        Ok(())
     }
 
-    /// Flushes and closes the file, reporting errors that a plain drop would swallow.
+    /// Writes the final snapshot and removes the journal.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.flush()?;
-        let ResultsFile {
-            path,
-            file,
-            outcomes,
-            ..
-        } = self;
-        drop(outcomes);
-        file.close().ctx(&path, || "closing the file".into())
+        let path = self.path.clone();
+        self.journal.remove().map_err(|e| journal_io(&path, e))
     }
 }
 
-/// Creates the file (exclusively unless `force`) with the netCDF-4 compatible format
-/// bounds, close-on-exec.
-fn create_file(path: &Path, force: bool) -> Result<File, StoreError> {
-    if !force && path.exists() {
-        return Err(StoreError::Exists {
-            path: path.to_path_buf(),
-        });
+/// The journal of the file at `path`: `None` when there is none; an error when it is not a
+/// journal at all (its header is unreadable).
+fn read_journal(path: &Path) -> Result<Option<JournalContents>, StoreError> {
+    let jpath = journal_path(path);
+    match journal::read(&jpath) {
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(c))) => Ok(Some(c)),
+        // A journal cut inside its header holds no run: nothing to replay.
+        Ok(Some(Err(_))) if std::fs::metadata(&jpath).map_or(0, |m| m.len()) < 128 => Ok(None),
+        Ok(Some(Err(e))) => Err(not_results(path, format!("{}: {e}", jpath.display()))),
+        Err(e) => Err(journal_io(path, e)),
     }
-    let mut options = File::with_options();
-    options.with_fapl(|p| p.libver_bounds(LibraryVersion::V18, LibraryVersion::V18));
-    if force {
-        options.create(path)
-    } else {
-        options.create_excl(path)
+}
+
+/// Adds the journal's runs to `results` after checking that it belongs to this file.
+fn merge_journal(
+    path: &Path,
+    results: &mut Results,
+    meta: &FileMeta,
+    contents: &JournalContents,
+) -> Result<(), StoreError> {
+    let expected = journal_header(meta, results);
+    if contents.header != expected {
+        return Err(not_results(
+            path,
+            format!(
+                "its journal {} belongs to another sweep ({:?}, the file is {:?})",
+                journal_path(path).display(),
+                contents.header,
+                expected
+            ),
+        ));
     }
-    .inspect(nc::set_cloexec)
-    .map_err(|source| {
-        if path.exists() && !force {
-            StoreError::Exists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            StoreError::Hdf5 {
-                path: path.to_path_buf(),
-                context: "creating the file".into(),
-                source,
-            }
-        }
-    })
+    for (row, rec) in &contents.records {
+        results.records[*row] = Some(rec.clone());
+    }
+    Ok(())
 }
 
 /// The length of the coordinate variable of `dim` (0 when an `interp` one is absent).
@@ -486,8 +617,9 @@ fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
     Ok(results)
 }
 
-/// Reads a results file: the run table and arrays, and the root attributes.
-pub fn read_results(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
+/// Reads the HDF5 file at `path` alone, as h5py or xarray see it: the runs of its last
+/// snapshot, and the root attributes.
+pub fn read_snapshot(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
     if !path.exists() {
         return Err(not_results(path, "the file does not exist"));
     }
@@ -496,6 +628,22 @@ pub fn read_results(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
     let results = read_results_from(&file, path)?;
     let meta = meta::read_meta(&file, path)?;
     Ok((results, meta))
+}
+
+/// Reads a results file — finished, or of a sweep running or killed — with every run
+/// finished so far: its last snapshot plus the runs of its journal. Needs no lock and no
+/// environment variable; never writes.
+pub fn read_results(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
+    // The journal first: a snapshot taken meanwhile holds its runs, so none is missed.
+    let contents = read_journal(path)?;
+    let (mut results, mut stored) = read_snapshot(path)?;
+    if let Some(c) = &contents {
+        merge_journal(path, &mut results, &stored.meta, c)?;
+        if !c.records.is_empty() {
+            stored.journal_runs = c.records.len();
+        }
+    }
+    Ok((results, stored))
 }
 
 #[cfg(test)]
@@ -635,11 +783,7 @@ mod tests {
     }
 
     fn read_history(f: &ResultsFile) -> Vec<String> {
-        nc::read_str_attr(&f.file, &f.path, "history")
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        f.history.clone()
     }
 
     #[test]
@@ -653,11 +797,15 @@ mod tests {
         let b = diverged(steps, 0);
         f.write_record(2, &a).unwrap();
         f.write_record(0, &b).unwrap();
-        // What is on disk now is what a SIGKILL would leave: copy the bytes while the
-        // writer still holds the file open, then leak the writer (no close, no drop).
+        // What is on disk now is what a SIGKILL would leave: copy the bytes (the last
+        // snapshot and the journal) while the writer is live, then leak the writer.
         let copy = dir.path().join("copy.h5");
         std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(journal_path(&path), journal_path(&copy)).unwrap();
         std::mem::forget(f);
+        // The HDF5 file alone is the snapshot taken at creation: it opens, no run finished.
+        let (alone, _) = read_snapshot(&copy).unwrap();
+        assert!(alone.records.iter().all(Option::is_none));
         let (got, _) = read_results(&copy).unwrap();
         assert_same_record(got.records[2].as_ref().unwrap(), &a, 2);
         assert_same_record(got.records[0].as_ref().unwrap(), &b, 0);
@@ -834,13 +982,16 @@ mod tests {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exec.h5");
+        // The writer holds only its journal open (close-on-exec), never the HDF5 file.
         let f = ResultsFile::create(&path, &meta("h1"), &empty(2, 3, &[]), false).unwrap();
-        assert_eq!(fds_of(&path), vec![true]);
-        drop(f);
         assert!(fds_of(&path).is_empty());
-        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
-        assert_eq!(fds_of(&path), vec![true]);
+        assert_eq!(fds_of(&journal_path(&path)), vec![true]);
         drop(f);
+        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert!(fds_of(&path).is_empty());
+        assert_eq!(fds_of(&journal_path(&path)), vec![true]);
+        f.close().unwrap();
+        assert!(!journal_path(&path).exists());
         let file = nc::open_file(&path, "test", || File::open(&path)).unwrap();
         assert_eq!(fds_of(&path), vec![true]);
         drop(file);

@@ -49,6 +49,9 @@ pub struct StoredMeta {
     pub hdf5_version: String,
     /// The `history` attribute, one entry per line (creation, each resume, ...).
     pub history: Vec<String>,
+    /// Runs read from the journal of a sweep still running or killed, not yet in the
+    /// HDF5 file itself (0 for a closed file).
+    pub journal_runs: usize,
 }
 
 /// The HDF5 library version, e.g. "1.10.8".
@@ -58,7 +61,7 @@ pub fn hdf5_library_version() -> String {
 }
 
 /// Current UTC time as ISO 8601, e.g. "2026-11-28T20:00:00Z".
-pub fn iso_now() -> String {
+pub(crate) fn iso_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
@@ -138,12 +141,14 @@ pub(crate) fn describe(meta: &FileMeta) -> String {
     s
 }
 
-/// Writes the root attributes of a new file: format marker, CF conventions, title, the
-/// provenance of `meta`, the HDF5 version and the first `history` line.
+/// Writes the root attributes of a file: format marker, CF conventions, title, the
+/// provenance of `meta`, the HDF5 version that created the file, and the `history` text.
 pub(crate) fn write_root_attrs(
     file: &File,
     path: &Path,
     meta: &FileMeta,
+    hdf5_version: &str,
+    history: &str,
 ) -> Result<(), StoreError> {
     let root: &Location = file;
     let s = |name: &str, value: &str| write_str_attr(root, path, name, value);
@@ -162,27 +167,11 @@ pub(crate) fn write_root_attrs(
     s("program_version", &meta.program_version)?;
     s("git_commit", &meta.git_commit)?;
     s("mpi_version", &meta.mpi_version)?;
-    s("hdf5_version", &hdf5_library_version())?;
+    s("hdf5_version", hdf5_version)?;
     s("cpu_features", &meta.cpu_features)?;
     write_num_attr(root, path, "ranks", i64::from(meta.ranks))?;
     s("slurm_job_id", meta.slurm_job_id.as_deref().unwrap_or(""))?;
-    s(
-        "history",
-        &format!("{} created by {}", iso_now(), describe(meta)),
-    )
-}
-
-/// The `history` attribute with the line "`<ISO time> <what>`" appended (newlines in
-/// `what` become spaces).
-pub(crate) fn append_history(file: &File, path: &Path, what: &str) -> Result<(), StoreError> {
-    let mut history = read_str_attr(file, path, "history")?;
-    if !history.is_empty() && !history.ends_with('\n') {
-        history.push('\n');
-    }
-    history.push_str(&iso_now());
-    history.push(' ');
-    history.push_str(&what.replace(['\n', '\r'], " "));
-    write_str_attr(file, path, "history", &history)
+    s("history", history)
 }
 
 /// Refuses a file without this layout's `sharpsweep_format` marker.
@@ -232,6 +221,7 @@ pub(crate) fn read_meta(file: &File, path: &Path) -> Result<StoredMeta, StoreErr
         },
         hdf5_version: s("hdf5_version")?,
         history: s("history")?.lines().map(str::to_string).collect(),
+        journal_runs: 0,
     })
 }
 

@@ -2,10 +2,11 @@
 //! `xarray.open_dataset(path, engine="h5netcdf")` reads it with named dimensions. Every
 //! variable comes from the record schema ([`crate::record::SCHEMA`]).
 //!
-//! - [`file`]: the results file itself (create, write a record, resume, read), driven by
-//!   the schema;
-//! - [`meta`]: provenance attributes, history, the format marker;
-//! - [`table`]: analysis tables in groups next to the raw variables;
+//! - `file`: the results file itself (create, commit a record, resume, read), driven by
+//!   the schema, and its commit mechanism (atomic snapshots);
+//! - `journal`: the checksummed journal of the runs since the last snapshot;
+//! - `meta`: provenance attributes, history, the format marker;
+//! - `table`: analysis tables in groups next to the raw variables;
 //! - `nc`: netCDF conventions on HDF5 (chunking, fills, attributes, dimension scales).
 //!
 //! Every variable is chunked (at most 64 runs a chunk) and compressed with shuffle +
@@ -14,6 +15,7 @@
 //! `sharpsweep_format`.
 
 mod file;
+mod journal;
 mod meta;
 mod nc;
 mod table;
@@ -22,7 +24,8 @@ mod testutil;
 
 use std::path::{Path, PathBuf};
 
-pub use self::file::{read_results, ResultsFile};
+pub use self::file::{read_results, read_snapshot, ResultsFile};
+pub use self::journal::journal_path;
 pub use self::meta::{hdf5_library_version, FileMeta, StoredMeta, FORMAT};
 pub use self::table::{read_group_table, write_group_table, GroupTable};
 

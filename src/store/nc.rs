@@ -185,7 +185,7 @@ pub(crate) fn create_filled(
     long_name: &str,
 ) -> Result<Dataset, StoreError> {
     let ds = create_var(group, path, name, col.kind(), &[col.len()], fill, long_name)?;
-    write_column(&ds, path, col, Target::All)?;
+    write_column(&ds, path, col)?;
     Ok(ds)
 }
 
@@ -199,48 +199,19 @@ fn vlus(path: &Path, v: &[String]) -> Result<Vec<VarLenUnicode>, StoreError> {
     v.iter().map(|s| vlu(path, s)).collect()
 }
 
-/// Where a write goes: the whole variable, or row `run` of a (run) or (run, x) variable.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Target {
-    /// Every element, in order.
-    All,
-    /// One row of a one-dimensional (run) variable.
-    Entry(usize),
-    /// One row of a two-dimensional (run, x) variable.
-    Row(usize),
-}
-
-fn write_typed<T: H5Type>(ds: &Dataset, data: &[T], target: Target) -> ::hdf5::Result<()> {
-    match target {
-        Target::All => ds.write_raw(data),
-        Target::Entry(run) => ds.write_slice(data, run..run + 1),
-        Target::Row(run) => ds.write_slice(data, (run, ..)),
-    }
-}
-
-/// Writes `col` to `target` of `ds` (an empty column writes nothing).
-pub(crate) fn write_column(
-    ds: &Dataset,
-    path: &Path,
-    col: &Column,
-    target: Target,
-) -> Result<(), StoreError> {
+/// Writes `col` as the whole content of `ds` (an empty column writes nothing).
+pub(crate) fn write_column(ds: &Dataset, path: &Path, col: &Column) -> Result<(), StoreError> {
     if col.is_empty() {
         return Ok(());
     }
     match col {
-        Column::F64(v) => write_typed(ds, v, target),
-        Column::I64(v) => write_typed(ds, v, target),
-        Column::I32(v) => write_typed(ds, v, target),
-        Column::I8(v) => write_typed(ds, v, target),
-        Column::Str(v) => write_typed(ds, &vlus(path, v)?, target),
+        Column::F64(v) => ds.write_raw(v),
+        Column::I64(v) => ds.write_raw(v),
+        Column::I32(v) => ds.write_raw(v),
+        Column::I8(v) => ds.write_raw(v),
+        Column::Str(v) => ds.write_raw(&vlus(path, v)?),
     }
-    .ctx(path, || match target {
-        Target::All => format!("writing variable `{}`", ds.name()),
-        Target::Entry(run) | Target::Row(run) => {
-            format!("writing run {run} of `{}`", ds.name())
-        }
-    })
+    .ctx(path, || format!("writing variable `{}`", ds.name()))
 }
 
 /// Reads every element of `ds` as storage type `kind` (HDF5 converts numbers).

@@ -7,6 +7,7 @@ use std::path::Path;
 use ::hdf5::types::{TypeDescriptor, VarLenUnicode};
 use ::hdf5::File;
 
+use super::journal::{journal_path, sync_dir_of};
 use super::nc::write_str_attr;
 use super::nc::{attach_scales, create_filled, open_file, read_str_attr, set_scale};
 use super::{invalid, not_results, Ctx, StoreError};
@@ -82,8 +83,44 @@ pub fn write_group_table(
     if !path.exists() {
         return Err(not_results(path, "the file does not exist"));
     }
-    let file = open_file(path, "opening the file for writing", || File::open_rw(path))?;
-    check_table_group(&file, path, group)?;
+    if journal_path(path).exists() {
+        return Err(invalid(
+            path,
+            format!(
+                "a sweep is writing this file, or was killed before it finished ({} exists): \
+                 analyze it with --no-write, or finish the sweep (sharpsweep sweep --resume) first",
+                journal_path(path).display()
+            ),
+        ));
+    }
+    // Like a snapshot: the tables go into a copy, which then replaces the file whole, so
+    // a kill at any instant leaves the old file or the new one.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
+    std::fs::copy(path, &tmp).map_err(|e| io("copying the file", e))?;
+    let file = open_file(path, "opening the copy for writing", || File::open_rw(&tmp))?;
+    write_table(&file, path, group, columns, attrs, len, &names)?;
+    file.close().ctx(path, || "closing the copy".into())?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("syncing the copy", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io("renaming the copy into place", e))?;
+    sync_dir_of(path).map_err(|e| io("syncing the directory", e))
+}
+
+/// Replaces group `group` of the open `file` by the table.
+fn write_table(
+    file: &File,
+    path: &Path,
+    group: &str,
+    columns: &[(&str, Column)],
+    attrs: &[(&str, String)],
+    len: usize,
+    names: &[&str],
+) -> Result<(), StoreError> {
+    check_table_group(file, path, group)?;
     if file.link_exists(group) {
         file.unlink(group)
             .ctx(path, || format!("removing the old group {group:?}"))?;
@@ -107,7 +144,7 @@ pub fn write_group_table(
     for (name, value) in attrs {
         write_str_attr(&g, path, name, value)?;
     }
-    file.flush().ctx(path, || "flushing the file".into())
+    Ok(())
 }
 
 /// A table written by [`write_group_table`]: columns in order and the group's attributes

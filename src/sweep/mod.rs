@@ -327,7 +327,7 @@ impl SweepTask<'_> {
             format!(
                 "stopped: {} of {total} runs finished ({} skipped after divergence)",
                 tally.finished,
-                master.pending()
+                total - tally.finished
             )
         };
         file.append_history(&format!(

@@ -108,11 +108,6 @@ impl Master {
         m
     }
 
-    /// Tasks not yet handed out.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Units handed out and not yet returned.
     pub fn in_flight(&self) -> usize {
         self.in_flight

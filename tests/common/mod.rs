@@ -2,7 +2,7 @@
 //! mpirun), write tiny configs, and compare results files variable by variable.
 #![allow(dead_code)]
 
-use sharpsweep::record::Results;
+use sharpsweep::record::{Column, Results, Role, RunRecord, SCHEMA};
 use sharpsweep::store::read_results;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -92,15 +92,33 @@ pub fn read(path: &Path) -> Results {
         .0
 }
 
-fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
+/// The values of a record, variable by variable in schema order, floats as bits; the
+/// wall-clock `seconds` left out (timing is not data).
+pub fn record_bits(r: &RunRecord) -> Vec<(&'static str, String)> {
+    SCHEMA
+        .iter()
+        .filter(|v| v.name != "seconds")
+        .filter_map(|v| match v.role {
+            Role::Outcome { get, .. } => {
+                let text = match get(r).unwrap() {
+                    Column::F64(x) => {
+                        format!("{:?}", x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+                    }
+                    other => format!("{other:?}"),
+                };
+                Some((v.name, text))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
-/// Asserts two results hold the same data in every variable, bit for bit, except the
-/// wall-clock `seconds` (timing is not data).
+/// Asserts two results hold the same data in every variable of the record schema, bit
+/// for bit, except the wall-clock `seconds`.
 pub fn assert_same_data(a: &Results, b: &Results, what: &str) {
     assert_eq!(a.steps, b.steps, "{what}: steps");
     assert_eq!(a.keys, b.keys, "{what}: run table coordinates");
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(
         bits(&a.interp_alpha),
         bits(&b.interp_alpha),
@@ -109,35 +127,7 @@ pub fn assert_same_data(a: &Results, b: &Results, what: &str) {
     for (i, (ra, rb)) in a.records.iter().zip(&b.records).enumerate() {
         match (ra, rb) {
             (None, None) => {}
-            (Some(x), Some(y)) => {
-                assert_eq!(x.status, y.status, "{what}: run {i} status");
-                assert_eq!(
-                    x.lambda0.to_bits(),
-                    y.lambda0.to_bits(),
-                    "{what}: run {i} lambda0"
-                );
-                assert_eq!(x.eta.to_bits(), y.eta.to_bits(), "{what}: run {i} eta");
-                assert_eq!(x.diverged_at, y.diverged_at, "{what}: run {i} diverged_at");
-                assert_eq!(bits(&x.loss), bits(&y.loss), "{what}: run {i} loss");
-                assert_eq!(
-                    bits(&x.sharpness),
-                    bits(&y.sharpness),
-                    "{what}: run {i} sharpness"
-                );
-                assert_eq!(x.hvps, y.hvps, "{what}: run {i} hvps");
-                assert_eq!(
-                    bits(&x.residual),
-                    bits(&y.residual),
-                    "{what}: run {i} residual"
-                );
-                assert_eq!(x.converged, y.converged, "{what}: run {i} converged");
-                assert_eq!(
-                    bits(&x.interp_loss),
-                    bits(&y.interp_loss),
-                    "{what}: run {i} interp_loss"
-                );
-                assert_eq!(x.message, y.message, "{what}: run {i} message");
-            }
+            (Some(x), Some(y)) => assert_eq!(record_bits(x), record_bits(y), "{what}: run {i}"),
             _ => panic!(
                 "{what}: run {i} finished in one file only ({:?} vs {:?})",
                 ra.is_some(),
@@ -145,6 +135,22 @@ pub fn assert_same_data(a: &Results, b: &Results, what: &str) {
             ),
         }
     }
+}
+
+/// Asserts that every run finished in `part` holds exactly what `full` holds for it.
+pub fn assert_finished_match(full: &Results, part: &Results, what: &str) -> usize {
+    assert_eq!(full.keys, part.keys, "{what}: run table coordinates");
+    let mut n = 0;
+    for (i, rec) in part.records.iter().enumerate() {
+        if let Some(rec) = rec {
+            let reference = full.records[i]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{what}: run {i} finished here only"));
+            assert_eq!(record_bits(reference), record_bits(rec), "{what}: run {i}");
+            n += 1;
+        }
+    }
+    n
 }
 
 /// HDF5 opens files without close-on-exec (the library sets the flag just after), so a

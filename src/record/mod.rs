@@ -9,6 +9,8 @@
 //! README's results table is checked against it. Adding a variable is one [`Var`] entry
 //! (and a field of [`RunRecord`]) plus the code that computes it.
 
+pub mod codec;
+
 use crate::hessian::StopReason;
 use serde::{Deserialize, Serialize};
 
@@ -950,7 +952,7 @@ mod tests {
     /// then paste the table this test prints.
     #[test]
     fn readme_results_table_matches_the_schema() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let start = readme
             .find(super::TABLE_HEADER)
             .expect("README.md has the results table");

@@ -1,0 +1,334 @@
+//! The results journal: an append-only, checksummed log of the runs finished since the
+//! last snapshot of the results file, kept beside it as `<file>.journal`.
+//!
+//! Layout: the magic line `sharpsweep-journal-1\n`, then frames of
+//! `[u32 length][u32 CRC-32 of the payload][payload]` (little-endian). The first frame is
+//! the header (config hash and file shape); every later one is a finished run: its row
+//! index and its record in the [`codec`](crate::record::codec) encoding. A reader takes
+//! frames up to the first that is incomplete or fails its checksum: a killed writer or
+//! a lost page cache can only cut or garble the tail, never change what precedes it.
+//!
+//! Durability: each frame is handed to the operating system with one `write` (it survives
+//! a kill of the process); the file is `fsync`ed at most every [`SYNC_INTERVAL`] and before
+//! every snapshot and close, so a power loss costs at most that much of the latest runs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::record::codec::{ByteReader, ByteWriter};
+use crate::record::RunRecord;
+
+/// The first bytes of every journal.
+const MAGIC: &[u8] = b"sharpsweep-journal-1\n";
+/// Longest time between two `fsync`s of a journal that is being appended to.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest frame a reader accepts (a corrupt length must not allocate gigabytes).
+const MAX_FRAME: usize = 1 << 30;
+
+/// The journal of the results file at `path`: `<path>.journal`.
+pub fn journal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+/// What a journal belongs to: it is replayed only into a file of the same config and shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalHeader {
+    /// `config_sha256` of the results file.
+    pub config_sha256: String,
+    /// Runs (rows) of the file.
+    pub runs: usize,
+    /// SGD steps per run.
+    pub steps: usize,
+    /// Interpolation points per run.
+    pub interp: usize,
+}
+
+/// A journal read back: its header, the finished runs it holds in order, and the length of
+/// its valid prefix in bytes (what follows is a torn or corrupt tail).
+#[derive(Clone, Debug)]
+pub struct JournalContents {
+    /// The header.
+    pub header: JournalHeader,
+    /// (row, record) of each finished run, in the order they were appended.
+    pub records: Vec<(usize, RunRecord)>,
+    /// Bytes of the file that hold whole, valid frames.
+    pub valid_len: u64,
+    /// Bytes after that (0 for a journal that was closed cleanly or killed between frames).
+    pub discarded: u64,
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn header_payload(h: &JournalHeader) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.bytes(h.config_sha256.as_bytes());
+    w.u64(h.runs as u64);
+    w.u64(h.steps as u64);
+    w.u64(h.interp as u64);
+    w.0
+}
+
+fn parse_header(payload: &[u8]) -> Result<JournalHeader, String> {
+    let mut r = ByteReader(payload);
+    let len = r.usize()?;
+    let hash = String::from_utf8(r.take(len)?.to_vec()).map_err(|e| e.to_string())?;
+    Ok(JournalHeader {
+        config_sha256: hash,
+        runs: r.usize()?,
+        steps: r.usize()?,
+        interp: r.usize()?,
+    })
+}
+
+/// The next whole, valid frame's payload at `bytes[pos..]`, and the position after it.
+fn next_frame(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let head = bytes.get(pos..pos + 8)?;
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+    if len > MAX_FRAME {
+        return None;
+    }
+    let payload = bytes.get(pos + 8..pos + 8 + len)?;
+    (crc32(payload) == crc).then_some((payload, pos + 8 + len))
+}
+
+/// Parses journal bytes. `Err` when they do not start with a valid magic and header (not a
+/// journal, or one cut inside its header: it holds no run then).
+pub fn parse(bytes: &[u8]) -> Result<JournalContents, String> {
+    if !bytes.starts_with(MAGIC) {
+        return Err("not a sharpsweep journal (bad magic bytes)".into());
+    }
+    let (payload, mut pos) =
+        next_frame(bytes, MAGIC.len()).ok_or("the journal header is incomplete or corrupt")?;
+    let header = parse_header(payload)?;
+    let mut records = Vec::new();
+    while let Some((payload, next)) = next_frame(bytes, pos) {
+        let mut r = ByteReader(payload);
+        let Ok(row) = r.usize() else { break };
+        let Ok(rec) = r.record() else { break };
+        if row >= header.runs || !r.0.is_empty() {
+            break;
+        }
+        records.push((row, rec));
+        pos = next;
+    }
+    Ok(JournalContents {
+        header,
+        records,
+        valid_len: pos as u64,
+        discarded: (bytes.len() - pos) as u64,
+    })
+}
+
+/// Reads the journal at `path` (`Ok(None)` when there is none).
+pub fn read(path: &Path) -> std::io::Result<Option<Result<JournalContents, String>>> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f.read_to_end(&mut bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(parse(&bytes)))
+}
+
+/// Makes a directory entry change (create, rename, unlink) in the directory of `path`
+/// durable.
+pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// A journal open for appending (rank 0 only).
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    header: JournalHeader,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+impl Journal {
+    /// Creates (or empties) the journal at `path` with `header`, durably.
+    pub fn create(path: &Path, header: &JournalHeader) -> std::io::Result<Journal> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        let mut j = Journal {
+            path: path.to_path_buf(),
+            file,
+            header: header.clone(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        };
+        j.write_header()?;
+        sync_dir_of(path)?;
+        Ok(j)
+    }
+
+    fn write_header(&mut self) -> std::io::Result<()> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(frame(&header_payload(&self.header)));
+        self.file.write_all(&bytes)?;
+        self.file.sync_data()?;
+        self.last_sync = Instant::now();
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Reopens the journal at `path` for appending after its first `valid_len` bytes (a
+    /// torn or corrupt tail is cut off).
+    pub fn reopen(path: &Path, contents: &JournalContents) -> std::io::Result<Journal> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(contents.valid_len)?;
+        file.seek(SeekFrom::End(0))?;
+        file.sync_data()?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            header: contents.header.clone(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        })
+    }
+
+    /// Appends the finished run `row` (one `write`), and `fsync`s when the last one is
+    /// [`SYNC_INTERVAL`] old.
+    pub fn append(&mut self, row: usize, rec: &RunRecord) -> std::io::Result<()> {
+        let mut w = ByteWriter::default();
+        w.u64(row as u64);
+        w.record(rec);
+        self.file.write_all(&frame(&w.0))?;
+        self.unsynced = true;
+        if self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// `fsync`s what was appended.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Empties the journal down to its header (its runs are in a durable snapshot now).
+    pub fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.write_header()
+    }
+
+    /// Deletes the journal (after a final snapshot), durably.
+    pub fn remove(self) -> std::io::Result<()> {
+        let Journal { path, file, .. } = self;
+        drop(file);
+        std::fs::remove_file(&path)?;
+        sync_dir_of(&path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RunStatus;
+
+    fn header() -> JournalHeader {
+        JournalHeader {
+            config_sha256: "abc".into(),
+            runs: 10,
+            steps: 3,
+            interp: 0,
+        }
+    }
+
+    fn rec(x: f64) -> RunRecord {
+        let mut r = RunRecord::unmeasured(x, 1.0 / x, RunStatus::Done, 3, 0);
+        r.loss = vec![x, x / 2.0, f64::NAN, 0.1];
+        r
+    }
+
+    #[test]
+    fn every_cut_keeps_exactly_the_whole_frames_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.h5.journal");
+        let mut j = Journal::create(&path, &header()).unwrap();
+        let mut ends = vec![std::fs::metadata(&path).unwrap().len()];
+        for i in 0..5 {
+            j.append(i * 2, &rec(i as f64 + 1.0)).unwrap();
+            ends.push(std::fs::metadata(&path).unwrap().len());
+        }
+        j.sync().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in 0..=bytes.len() {
+            match parse(&bytes[..cut]) {
+                Err(_) => assert!(cut < ends[0] as usize, "cut {cut}"),
+                Ok(c) => {
+                    let whole = ends.iter().filter(|&&e| e as usize <= cut).count() - 1;
+                    assert_eq!(c.records.len(), whole, "cut {cut}");
+                    assert_eq!(c.valid_len, ends[whole], "cut {cut}");
+                    for (k, (row, r)) in c.records.iter().enumerate() {
+                        assert_eq!(*row, k * 2);
+                        assert_eq!(r.lambda0, k as f64 + 1.0);
+                    }
+                }
+            }
+        }
+        // A flipped bit in the third record drops it and everything after it.
+        let mut bad = bytes.clone();
+        bad[ends[2] as usize + 12] ^= 0x10;
+        let c = parse(&bad).unwrap();
+        assert_eq!(c.records.len(), 2);
+        assert_eq!(c.discarded, bytes.len() as u64 - ends[2]);
+    }
+
+    #[test]
+    fn reopen_cuts_the_tail_and_reset_keeps_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.h5.journal");
+        let mut j = Journal::create(&path, &header()).unwrap();
+        j.append(1, &rec(2.0)).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[7, 0, 0, 0, 1, 2]).unwrap();
+        drop(f);
+        let c = read(&path).unwrap().unwrap().unwrap();
+        assert_eq!((c.records.len(), c.discarded), (1, 6));
+        let mut j = Journal::reopen(&path, &c).unwrap();
+        j.append(3, &rec(4.0)).unwrap();
+        let c = read(&path).unwrap().unwrap().unwrap();
+        assert_eq!(c.records.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(c.discarded, 0);
+        j.reset().unwrap();
+        let c = read(&path).unwrap().unwrap().unwrap();
+        assert!(c.records.is_empty());
+        assert_eq!(c.header, header());
+        j.remove().unwrap();
+        assert!(read(&path).unwrap().is_none());
+    }
+}
