@@ -242,9 +242,11 @@ where
         let mut idle: VecDeque<usize> = VecDeque::from([0]);
         let mut stopped = vec![false; size];
         let mut result: Result<(), E> = Ok(());
+        // An outcome of the local worker that arrived while the loop waited for one.
+        let mut arrived: Option<Outcome> = None;
         loop {
             let mut progressed = false;
-            while let Ok(o) = from_local.try_recv() {
+            while let Some(o) = arrived.take().or_else(|| from_local.try_recv().ok()) {
                 master.complete(&o);
                 if result.is_ok() {
                     result = sink(&o);
@@ -282,7 +284,15 @@ where
                 break;
             }
             if !progressed {
-                std::thread::sleep(Duration::from_millis(1));
+                // Wake as soon as the local worker finishes; poll the other ranks (and the
+                // drain flag) meanwhile. A fixed sleep here would cap a sweep of short runs
+                // at one run per sleep.
+                let wait = if world.is_some() {
+                    Duration::from_micros(200)
+                } else {
+                    Duration::from_millis(50)
+                };
+                arrived = from_local.recv_timeout(wait).ok();
             }
         }
         busy[0] = local.join().expect("local worker thread");
