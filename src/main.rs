@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sharpsweep::analysis::{AnalysisParams, FitAxis, PlotFormat, PlotOptions};
-use sharpsweep::commands::{analyze_file, export, inspect_file, plot_file, run_single, RunPoint};
+use sharpsweep::commands::{
+    analyze_file, export, inspect_file, plot_file, run_single, watch_file, RunPoint, WatchOptions,
+};
 use sharpsweep::sweep::{self, drain, SweepOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,6 +187,24 @@ enum Command {
     },
     /// Figures: the phase diagram, loss and sharpness trajectories, λ_τ/λ₀ against c.
     Plot(PlotArgs),
+    /// Follow a sweep: every few seconds, the runs finished so far (also those still in
+    /// the journal of a running sweep), the critical-value table, and the phase diagram
+    /// redrawn; ends when the sweep closes the file.
+    Watch {
+        /// Results file.
+        file: PathBuf,
+        /// Seconds between two looks.
+        #[arg(long, default_value_t = 10.0)]
+        every: f64,
+        /// Directory where the phase diagram is redrawn (none: text only).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Look once and exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        params: AnalysisArgs,
+    },
     /// What a results file holds: grid, progress, provenance, history.
     Inspect {
         /// Results file.
@@ -364,6 +384,36 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Plot(args) => plot_command(args),
+        Command::Watch {
+            file,
+            every,
+            out_dir,
+            once,
+            params,
+        } => {
+            let opts = WatchOptions {
+                every,
+                out_dir,
+                once,
+                params: params.params(),
+                plot: PlotOptions {
+                    format: PlotFormat::Png,
+                    size: (1200, 800),
+                    x_axis: FitAxis::DepthOverWidth,
+                },
+            };
+            let clear = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !once;
+            let shown = watch_file(&file, &opts, |text| {
+                if clear {
+                    print!("\x1b[2J\x1b[H");
+                }
+                println!("{text}");
+            });
+            match shown {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::Inspect { file, config } => match inspect_file(&file, config) {
             Ok(text) => {
                 print!("{text}");

@@ -18,6 +18,12 @@ use std::time::Instant;
 /// Memory allowed for the Lanczos basis (f64 vectors of length P) before it restarts.
 const LANCZOS_BASIS_BYTES: usize = 1 << 31;
 
+/// Vectors of length `n_params` the Lanczos basis keeps (the rest of the iteration
+/// restarts): as many as `max_iter` asks for, within [`LANCZOS_BASIS_BYTES`], at least 8.
+pub fn lanczos_basis_vectors(n_params: usize, max_iter: usize) -> usize {
+    (LANCZOS_BASIS_BYTES / (8 * n_params.max(1))).clamp(8, max_iter.max(8))
+}
+
 /// The data a sweep trains on, in the network's precision: the training subset, the
 /// fixed measurement set, and their one-hot targets (examples are columns).
 #[derive(Clone, Debug)]
@@ -215,8 +221,7 @@ pub fn measure_sharpness<T: Float>(
     let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
     match s.method {
         SharpnessMethod::Lanczos => {
-            let p = params.len().max(1);
-            let max_basis = (LANCZOS_BASIS_BYTES / (8 * p)).clamp(8, s.max_iter.max(8));
+            let max_basis = lanczos_basis_vectors(params.len(), s.max_iter);
             lanczos_top(
                 &mut op,
                 start,

@@ -102,14 +102,22 @@ fn a_hundred_sigkills_lose_nothing_and_resume_reaches_the_uninterrupted_file() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_2026_u64);
     let mut rng = Rng(seed | 1);
-    let path = d.join("fuzz.h5");
-    let (mut kills, mut seen) = (0, 0);
+    // Kill starts of the sweep until 110 kills; should a sweep finish first (a fast
+    // machine), check it and start another file, so the count never depends on speed.
+    let (mut kills, mut seen, mut round) = (0, 0, 0);
+    let mut name = String::from("fuzz0.h5");
     while kills < 110 {
+        let path = d.join(&name);
         // Early instants hit the start-up (file creation, resume, the first snapshot);
         // later ones the runs and the snapshots between them.
         let after = Duration::from_millis(5 + rng.below(if kills % 3 == 0 { 60 } else { 250 }));
-        if start_and_kill(d, &cfg, "fuzz.h5", after) {
-            break;
+        if start_and_kill(d, &cfg, &name, after) {
+            assert!(!journal_path(&path).exists());
+            assert_same_data(&full, &read(&path), &format!("{name}, killed and resumed"));
+            round += 1;
+            name = format!("fuzz{round}.h5");
+            seen = 0;
+            continue;
         }
         kills += 1;
         if !path.exists() {
@@ -125,19 +133,14 @@ fn a_hundred_sigkills_lose_nothing_and_resume_reaches_the_uninterrupted_file() {
         assert!(n >= seen, "{what}: {n} finished runs, {seen} before");
         seen = n;
     }
-    assert!(
-        kills >= 100,
-        "the sweep finished after {kills} kills: make it longer"
-    );
     eprintln!(
-        "{kills} SIGKILLs (seed {seed}); {seen} of {} runs finished before the last",
+        "{kills} SIGKILLs (seed {seed}) over {} sweep(s); {seen} of {} runs finished before the last",
+        round + 1,
         full.keys.len()
     );
-    let out = sharpsweep(
-        d,
-        &["sweep", &cfg, "--out", "fuzz.h5", "--resume", "--quiet"],
-    );
+    let out = sharpsweep(d, &["sweep", &cfg, "--out", &name, "--resume", "--quiet"]);
     expect_code(&out, 0, "final resume");
+    let path = d.join(&name);
     assert!(!journal_path(&path).exists());
     assert_same_data(&full, &read(&path), "killed 100+ times and resumed");
     assert_eq!(finished(&full), full.keys.len());
@@ -205,6 +208,26 @@ fn a_journal_cut_anywhere_keeps_every_record_before_the_cut() {
         finished(&whole),
         "the whole journal gives every run"
     );
+
+    // `watch --once` and `analyze --no-write` see the killed sweep's runs, journal included;
+    // `analyze` refuses to write into a file whose sweep is still open.
+    let out = sharpsweep(d, &["watch", "cut.h5", "--once", "--out-dir", "fig"]);
+    expect_code(&out, 0, "watch --once");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = format!("{} of {} runs finished", finished(&whole), whole.keys.len());
+    assert!(
+        text.contains(&line) && text.contains("sweep open"),
+        "{line} in: {text}"
+    );
+    assert!(d.join("fig/phase_diagram.png").exists());
+    expect_code(
+        &sharpsweep(d, &["analyze", "cut.h5", "--no-write"]),
+        0,
+        "analyze --no-write",
+    );
+    let out = sharpsweep(d, &["analyze", "cut.h5"]);
+    expect_code(&out, 1, "analyze writing into an open sweep's file");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-write"));
 }
 
 #[test]
@@ -338,4 +361,44 @@ fn a_worker_killed_under_mpirun_ends_the_job_and_resume_completes_it() {
     expect_code(&out, 0, "resume with 2 ranks");
     assert_same_data(&full, &read(&d.join("mpi.h5")), "dead worker + resume");
     eprintln!("job ended {ended_in:?} after its worker was killed");
+}
+
+#[test]
+fn a_run_that_cannot_fit_in_memory_is_refused_before_anything_starts() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = fast_config(d, 0.5, 2);
+    let huge = [
+        "--set",
+        "model.width=[100000000]",
+        "--set",
+        "model.depth=[2]",
+    ];
+    let mut args = vec!["sweep", cfg.as_str(), "--out", "huge.h5"];
+    args.extend(huge);
+    let out = sharpsweep(d, &args);
+    expect_code(&out, 1, "a grid beyond the node's memory");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "not enough memory",
+        "model.width = 100000000",
+        "sharpness.measure_n",
+        "bytes",
+    ] {
+        assert!(err.contains(key), "{key} in: {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !d.join("huge.h5").exists(),
+        "{err}"
+    );
+    // The dry run says the same, with the per-network table.
+    let mut args = vec!["sweep", cfg.as_str(), "--dry-run"];
+    args.extend(huge);
+    let out = sharpsweep(d, &args);
+    expect_code(&out, 0, "dry run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("DOES NOT FIT") && text.contains("largest run"),
+        "{text}"
+    );
 }

@@ -2,10 +2,10 @@
 //! results file, run the analysis, write its tables into the file's `analysis` group
 //! (never touching the raw variables), draw the figures, summarize the file.
 
-use crate::analysis::plot::{plot_all, PlotError, PlotOptions};
+use crate::analysis::plot::{plot_all, plot_phase_diagram, PlotError, PlotOptions};
 use crate::analysis::{analyze, Analysis, AnalysisParams};
 use crate::record::{Column, RunStatus};
-use crate::store::{read_results, write_group_table, StoreError};
+use crate::store::{journal_path, read_results, write_group_table, StoreError};
 use std::path::{Path, PathBuf};
 
 /// Errors of the file-level commands.
@@ -132,6 +132,13 @@ pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandErr
         out += &format!("  Slurm job: {job}\n");
     }
     out += &format!("  config sha256: {}\n", m.config_sha256);
+    if journal_path(path).exists() {
+        out += &format!(
+            "  open: a sweep is running, or was killed (`sweep --resume` finishes it); {} \
+             finished run(s) are in its journal, not yet in the HDF5 file\n",
+            stored.journal_runs
+        );
+    }
     out += "  history:\n";
     for h in &stored.history {
         out += &format!("    {h}\n");
@@ -143,4 +150,78 @@ pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandErr
         }
     }
     Ok(out)
+}
+
+/// Options of `sharpsweep watch`.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// Seconds between two looks at the file.
+    pub every: f64,
+    /// Where the phase diagram is redrawn (none: no figure).
+    pub out_dir: Option<PathBuf>,
+    /// Look once and return.
+    pub once: bool,
+    /// Analysis parameters.
+    pub params: AnalysisParams,
+    /// Figure options.
+    pub plot: PlotOptions,
+}
+
+/// One look at a results file for `watch`: the progress line and the critical-value
+/// table of every run finished so far (a sweep in progress included), and the phase
+/// diagram redrawn when `out_dir` is given. Returns the text and whether the sweep is
+/// still open (its journal exists: running, or killed and not yet resumed).
+pub fn watch_once(path: &Path, opts: &WatchOptions) -> Result<(String, bool), CommandError> {
+    let (results, stored) = read_results(path)?;
+    let analysis = analyze(&results, &opts.params);
+    let n = results.keys.len();
+    let count = |s: RunStatus| (0..n).filter(|&i| results.status(i) == s).count();
+    let open = journal_path(path).exists();
+    let mut text = format!(
+        "{}: {} of {n} runs finished ({} diverged, {} failed){}; {}\n\n",
+        path.display(),
+        n - count(RunStatus::Pending),
+        count(RunStatus::Diverged),
+        count(RunStatus::Failed),
+        if stored.journal_runs > 0 {
+            format!(", {} of them still in the journal", stored.journal_runs)
+        } else {
+            String::new()
+        },
+        if open {
+            "sweep open (running, or killed: resume it)"
+        } else {
+            "sweep closed"
+        }
+    );
+    text += &analysis.render_table();
+    if let Some(dir) = &opts.out_dir {
+        std::fs::create_dir_all(dir).map_err(|source| CommandError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        match plot_phase_diagram(&results, &analysis, dir, &opts.plot) {
+            Ok(p) => text += &format!("\nphase diagram: {}\n", p.display()),
+            Err(PlotError::NoData { .. }) => text += "\nphase diagram: no finished runs yet\n",
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((text, open))
+}
+
+/// `sharpsweep watch`: redraws the table (and the phase diagram) every `every` seconds
+/// while the sweep is open, then once more; `print` receives each look's text.
+pub fn watch_file(
+    path: &Path,
+    opts: &WatchOptions,
+    mut print: impl FnMut(&str),
+) -> Result<(), CommandError> {
+    loop {
+        let (text, open) = watch_once(path, opts)?;
+        print(&text);
+        if opts.once || !open {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(opts.every.max(0.1)));
+    }
 }

@@ -1,24 +1,74 @@
 //! The commands of the `sharpsweep` binary, each one library function that `main.rs`
 //! calls with parsed arguments: `sweep` lives in [`crate::sweep`]; `run` ([`run`]), the
-//! file commands `analyze`, `plot`, `inspect` ([`files`]) and the dry run are here.
+//! file commands `analyze`, `plot`, `inspect`, `watch` ([`files`]) and the dry run are here.
 
 pub mod files;
 pub mod run;
 
-pub use files::{analyze_file, export, inspect_file, plot_file, CommandError};
+pub use files::{
+    analyze_file, export, inspect_file, plot_file, watch_file, watch_once, CommandError,
+    WatchOptions,
+};
 pub use run::{run_single, RunPoint, SingleRunError};
 
 use crate::config::{Config, ConfigError};
-use crate::sweep::grid;
+use crate::sweep::{grid, preflight};
 use std::path::Path;
 
-/// `sharpsweep sweep --dry-run`: the size of the grid and the cost model's estimate.
+/// Sustained speed the estimates assume, per core.
+const ASSUMED_GFLOPS: f64 = 100.0;
+
+/// `sharpsweep sweep --dry-run`: the size of the grid, the peak memory of the runs of
+/// each network, the estimated time of the largest run, the total core-hours, and whether
+/// the largest run fits in a rank's memory here.
 pub fn dry_run(config: &Path, overrides: &[String]) -> Result<String, ConfigError> {
     let (cfg, _) = Config::load(config, overrides)?;
     let keys = grid::expand(&cfg);
-    Ok(format!(
-        "{} runs; estimated {:.2} core-hours at 100 GFLOP/s per core\n",
+    let mut out = format!(
+        "{} runs; estimated {:.2} core-hours at {ASSUMED_GFLOPS} GFLOP/s per core\n",
         keys.len(),
-        grid::core_hours(&cfg, 100.0)
-    ))
+        grid::core_hours(&cfg, ASSUMED_GFLOPS)
+    );
+    out += "peak memory per run (every c and seed of a network needs the same):\n";
+    out += "  depth  width      params    weights  activations    lanczos       data      total\n";
+    let mut shapes: Vec<(u32, u32)> = keys.iter().map(|k| (k.depth, k.width)).collect();
+    shapes.sort_unstable();
+    shapes.dedup();
+    for (depth, width) in shapes {
+        let m = preflight::run_memory(&cfg, depth, width);
+        out += &format!(
+            "  {depth:>5} {width:>6} {:>11} {:>10} {:>12} {:>10} {:>10} {:>10}\n",
+            m.n_params,
+            preflight::gib(m.weights),
+            preflight::gib(m.activations),
+            preflight::gib(m.lanczos),
+            preflight::gib(m.data),
+            preflight::gib(m.total())
+        );
+    }
+    if let Some(k) = keys
+        .iter()
+        .max_by(|a, b| grid::run_cost(&cfg, a).total_cmp(&grid::run_cost(&cfg, b)))
+    {
+        out += &format!(
+            "largest run: depth {}, width {}: about {:.1} s at {ASSUMED_GFLOPS} GFLOP/s\n",
+            k.depth,
+            k.width,
+            grid::run_cost(&cfg, k) / (ASSUMED_GFLOPS * 1e9)
+        );
+    }
+    if let Some(available) = preflight::memory_per_rank() {
+        match preflight::check_memory(&cfg, &keys, available) {
+            Ok(()) => {
+                out += &format!(
+                    "memory: fits ({} per rank: {} available here, {} rank(s) on this node)\n",
+                    preflight::gib(available.0),
+                    preflight::gib(available.1),
+                    available.2
+                )
+            }
+            Err(e) => out += &format!("memory: DOES NOT FIT: {e}\n"),
+        }
+    }
+    Ok(out)
 }

@@ -3,6 +3,8 @@
 use crate::config::{Config, ConfigError, ModelKind};
 use crate::data::DataError;
 use crate::model::{Float, PrecisionTask};
+use crate::record::TaskKey;
+use crate::sweep::preflight;
 use crate::train::{lambda0, train_run, Problem, RunSettings};
 use faer::Par;
 use std::path::Path;
@@ -16,6 +18,9 @@ pub enum SingleRunError {
     /// Data.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The run cannot fit in memory.
+    #[error("not enough memory: {0}")]
+    Memory(String),
 }
 
 /// The grid point of `sharpsweep run` (coordinates not given default to the config's
@@ -49,6 +54,16 @@ pub fn run_single(
     });
     let width = point.width.unwrap_or(cfg.model.width[0]);
     let seed = point.seed.unwrap_or(cfg.train.seeds[0]);
+    if let Some(available) = preflight::memory_per_rank() {
+        let key = TaskKey {
+            c: point.c,
+            depth,
+            width,
+            seed,
+            sgd_seed: seed,
+        };
+        preflight::check_memory(&cfg, &[key], available).map_err(SingleRunError::Memory)?;
+    }
     let task = SingleRun {
         cfg: &cfg,
         c: point.c,

@@ -6,12 +6,14 @@
 //! - [`schedule`]: master/worker scheduling over MPI point-to-point messages;
 //! - [`wire`]: the messages (work units, outcomes) and their encoding;
 //! - [`drain`]: signals and deadlines that stop a sweep early without losing work;
+//! - [`preflight`]: the memory a run needs, checked before anything is loaded;
 //! - `launch`, `provenance`, `progress`: MPI set-up, what the file records about the run,
 //!   and the progress report.
 
 pub mod drain;
 pub(crate) mod grid;
 mod launch;
+pub mod preflight;
 mod progress;
 pub(crate) mod provenance;
 pub(crate) mod schedule;
@@ -61,6 +63,9 @@ pub enum SweepError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[from] std::io::Error),
+    /// The largest run of the grid cannot fit in a rank's share of the node's memory.
+    #[error("not enough memory: {0}")]
+    Memory(String),
     /// Another rank reported an error; rank 0 prints it.
     #[error("stopped because rank 0 reported an error")]
     Remote,
@@ -160,6 +165,10 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
     let (mut cfg, _) = Config::load(&opts.config, &opts.overrides)?;
     if let Some(out) = &opts.out {
         cfg.output.path = out.clone();
+    }
+    if let Some(available) = preflight::memory_per_rank() {
+        preflight::check_memory(&cfg, &grid::expand(&cfg), available)
+            .map_err(SweepError::Memory)?;
     }
     let world = launch.world();
     cfg.train.precision.dispatch(SweepTask {
