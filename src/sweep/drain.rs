@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Exit status of a sweep that stopped with runs left to do: "incomplete, resume me".
 pub const EXIT_INCOMPLETE: i32 = 3;
@@ -34,6 +34,30 @@ pub fn drain_flag(deadline: Option<SystemTime>) -> std::io::Result<Arc<AtomicBoo
         });
     }
     Ok(flag)
+}
+
+/// Seconds before Slurm's end of the job at which a sweep with no `--deadline` stops
+/// handing out work.
+pub const SLURM_END_MARGIN: Duration = Duration::from_secs(120);
+
+/// The deadline a sweep takes from Slurm when it was given none: the job's end time
+/// (`SLURM_JOB_END_TIME`, a Unix time, set by recent Slurm versions) less
+/// [`SLURM_END_MARGIN`].
+pub fn slurm_deadline() -> Option<SystemTime> {
+    let end: u64 = std::env::var("SLURM_JOB_END_TIME")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (UNIX_EPOCH + Duration::from_secs(end)).checked_sub(SLURM_END_MARGIN)
+}
+
+/// `deadline` as an [`Instant`] (now, when it has passed).
+pub fn instant_of(deadline: SystemTime) -> Instant {
+    let now = Instant::now();
+    deadline
+        .duration_since(SystemTime::now())
+        .map_or(now, |left| now + left)
 }
 
 /// Parses a deadline: `+90s`, `+45m`, `+2h` (from now), a Unix time in seconds, or an

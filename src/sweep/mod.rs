@@ -161,7 +161,8 @@ fn par_of(threads: usize) -> faer::Par {
 /// Runs `sharpsweep sweep`: every rank calls this; rank 0 writes the file and reports.
 pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
     let launch = launch::launch()?;
-    let drain = drain::drain_flag(opts.deadline)?;
+    let deadline = opts.deadline.or_else(drain::slurm_deadline);
+    let drain = drain::drain_flag(deadline)?;
     let (mut cfg, _) = Config::load(&opts.config, &opts.overrides)?;
     if let Some(out) = &opts.out {
         cfg.output.path = out.clone();
@@ -178,6 +179,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
         rank: launch.rank,
         size: launch.size,
         drain: &drain,
+        deadline,
     })
 }
 
@@ -189,6 +191,8 @@ struct SweepTask<'a> {
     rank: usize,
     size: usize,
     drain: &'a AtomicBool,
+    /// `--deadline`, or Slurm's end of the job less a margin.
+    deadline: Option<SystemTime>,
 }
 
 impl PrecisionTask for SweepTask<'_> {
@@ -309,6 +313,7 @@ impl SweepTask<'_> {
             &diverged_rows,
             cfg.grid.stop_after_divergence,
         );
+        master.set_deadline(self.deadline.map(drain::instant_of));
         let mut progress = Progress::new(total, tally.finished, tally.diverged, self.opts);
         let mut ran_now = 0;
         let sink = |o: &Outcome| -> Result<(), StoreError> {
@@ -327,6 +332,12 @@ impl SweepTask<'_> {
         let drained = self.drain.load(Ordering::Relaxed);
         let what = if tally.finished == total {
             "finished".to_string()
+        } else if master.out_of_time() && !drained {
+            format!(
+                "stopped before the deadline: {} of {total} runs finished; the next could not \
+                 finish in time (measured run times)",
+                tally.finished
+            )
         } else if drained {
             format!(
                 "drained (signal or deadline): {} of {total} runs finished",
@@ -346,7 +357,7 @@ impl SweepTask<'_> {
         file.close()?;
         let busy = result?;
         // Runs skipped by stop_after_divergence count as settled.
-        let settled = if cfg.grid.stop_after_divergence && !drained {
+        let settled = if cfg.grid.stop_after_divergence && !drained && !master.out_of_time() {
             total
         } else {
             tally.finished

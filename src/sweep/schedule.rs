@@ -13,7 +13,7 @@ use mpi::traits::*;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum LineState {
@@ -50,7 +50,20 @@ pub struct Master {
     diverged_c: std::collections::HashMap<LineKey, f64>,
     in_flight: usize,
     draining: bool,
+    /// Estimated cost of each task (the cost model's flops).
+    costs: Vec<f64>,
+    /// When the last unit must have finished (a drain starts there anyway).
+    deadline: Option<Instant>,
+    /// (seconds, estimated cost) summed over the runs finished in this start: the measured
+    /// speed that predicts how long a run will take.
+    measured: (f64, f64),
+    /// Work was left undone because it could not finish before the deadline.
+    out_of_time: bool,
 }
+
+/// A run is predicted to take its cost times the measured seconds per unit of cost, times
+/// this margin (runs of one network vary with c, and a rank may be slower).
+const TIME_MARGIN: f64 = 1.5;
 
 impl Master {
     /// Schedules the tasks `todo` (rows of `keys`) with costs `cost` (per task) and
@@ -101,11 +114,43 @@ impl Master {
             diverged_c: Default::default(),
             in_flight: 0,
             draining: false,
+            costs,
+            deadline: None,
+            measured: (0.0, 0.0),
+            out_of_time: false,
         };
         for &t in diverged {
             m.note_divergence(t);
         }
         m
+    }
+
+    /// Hand out only units that are predicted to finish by `deadline` (from the speed
+    /// measured on the runs finished so far; before the first, everything is handed out).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// Whether work was left undone because it could not finish before the deadline.
+    pub fn out_of_time(&self) -> bool {
+        self.out_of_time
+    }
+
+    /// Whether a unit of estimated `cost` is predicted to finish before the deadline.
+    fn fits(&self, cost: f64) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let (secs, measured_cost) = self.measured;
+        if measured_cost <= 0.0 {
+            return true;
+        }
+        let predicted = TIME_MARGIN * cost * secs / measured_cost;
+        predicted.is_finite() && predicted < (deadline - now).as_secs_f64()
     }
 
     /// Units handed out and not yet returned.
@@ -156,17 +201,30 @@ impl Master {
             }
         }
         if let Some(l) = best {
+            if !self.fits(self.init_cost[l]) {
+                self.out_of_time = true;
+                return Next::Stop;
+            }
             self.lambda[l] = LineState::Running;
             self.in_flight += 1;
             return Next::Work(Unit::Lambda0 {
                 init: self.inits[l],
             });
         }
-        let ready = self
-            .pending
-            .iter()
-            .position(|&t| matches!(self.lambda[self.init_of[t]], LineState::Known(_)));
-        match ready {
+        let mut any_ready = false;
+        let mut chosen = None;
+        for (i, &t) in self.pending.iter().enumerate() {
+            if matches!(self.lambda[self.init_of[t]], LineState::Known(_)) {
+                any_ready = true;
+                // Most expensive first, but a run that cannot finish in time gives way to
+                // a cheaper one that can.
+                if self.fits(self.costs[t]) {
+                    chosen = Some(i);
+                    break;
+                }
+            }
+        }
+        match chosen {
             Some(i) => {
                 let task = self.pending.remove(i);
                 let LineState::Known(lambda0) = self.lambda[self.init_of[task]] else {
@@ -174,6 +232,10 @@ impl Master {
                 };
                 self.in_flight += 1;
                 Next::Work(Unit::Run { task, lambda0 })
+            }
+            None if any_ready => {
+                self.out_of_time = true;
+                Next::Stop
             }
             None if self.pending.is_empty() => Next::Stop,
             None => Next::Wait,
@@ -192,6 +254,10 @@ impl Master {
             Outcome::Run { task, record } => {
                 if record.status == RunStatus::Diverged {
                     self.note_divergence(*task);
+                }
+                if record.seconds.is_finite() && record.seconds > 0.0 {
+                    self.measured.0 += record.seconds;
+                    self.measured.1 += self.costs[*task];
                 }
             }
         }
@@ -443,6 +509,67 @@ mod tests {
             panic!()
         };
         assert_eq!(k[task].width, 64);
+    }
+
+    fn run_outcome(task: usize, seconds: f64) -> Outcome {
+        let mut record = crate::record::RunRecord::unmeasured(1.0, 1.0, RunStatus::Done, 2, 0);
+        record.seconds = seconds;
+        Outcome::Run { task, record }
+    }
+
+    #[test]
+    fn no_run_starts_that_its_measured_time_says_cannot_finish_by_the_deadline() {
+        let k = keys();
+        let l8 = InitKey {
+            depth: 2,
+            width: 8,
+            seed: 1,
+        };
+        let l64 = InitKey { width: 64, ..l8 };
+        // Costs: width 64 runs cost 8 times the width 8 ones.
+        let mut m = Master::new(
+            k.clone(),
+            (0..6).collect(),
+            |k| k.width as f64,
+            |_| 1.0,
+            &[(l8, est()), (l64, est())],
+            &[],
+            false,
+        );
+        m.set_deadline(Some(Instant::now() + Duration::from_secs(10)));
+        // Nothing measured yet: the most expensive run goes out.
+        let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
+            panic!()
+        };
+        assert_eq!(k[task].width, 64);
+        // It took 4 s for cost 64: a width-64 run now predicts 6 s (with the margin), fits
+        // in the 10 s left; a run of 2 s per unit of cost would not.
+        m.complete(&run_outcome(task, 4.0));
+        let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
+            panic!()
+        };
+        assert_eq!(k[task].width, 64);
+        m.complete(&run_outcome(task, 40.0)); // slower: 44 s for 128 units of cost
+        assert!(!m.out_of_time());
+        // A width-64 run now predicts 1.5·64·44/128 = 33 s > 10 s; width 8 predicts 4.1 s.
+        let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
+            panic!()
+        };
+        assert_eq!(k[task].width, 8, "a cheaper run that fits goes first");
+        for _ in 0..2 {
+            let Next::Work(Unit::Run { task, .. }) = m.next_unit() else {
+                panic!()
+            };
+            assert_eq!(k[task].width, 8);
+        }
+        // Only width-64 runs are left, and none can finish in time.
+        assert_eq!(m.next_unit(), Next::Stop);
+        assert!(m.out_of_time());
+        // Past the deadline nothing goes out, not even a λ₀.
+        let mut late = Master::new(k, vec![0], |_| 1.0, |_| 1.0, &[], &[], false);
+        late.set_deadline(Some(Instant::now()));
+        assert_eq!(late.next_unit(), Next::Stop);
+        assert!(late.out_of_time());
     }
 
     #[test]
