@@ -103,8 +103,9 @@ struct SweepArgs {
     /// Matmul threads per rank (ranks × threads ≤ cores).
     #[arg(long, default_value_t = 1, env = "SHARPSWEEP_THREADS")]
     threads: usize,
-    /// Stop handing out work at this time and exit 3: +90m, +2h, a Unix time, or
-    /// YYYY-MM-DDTHH:MM:SSZ.
+    /// Finish by this time and exit 3 (+90m, +2h, a Unix time, or YYYY-MM-DDTHH:MM:SSZ): no
+    /// run starts that the measured run times say cannot finish before it. Default inside
+    /// a Slurm job: SLURM_JOB_END_TIME less 120 s, when set.
     #[arg(long)]
     deadline: Option<String>,
     /// Seconds between progress lines when stderr is not a terminal (Slurm logs).
