@@ -269,6 +269,15 @@ fn a_running_sweep_is_readable_without_environment_variables() {
                 .output()
                 .unwrap();
             expect_code(&py, 0, "xarray on a running sweep");
+            if reads == 0 {
+                // A second writer is refused while this sweep holds the file.
+                let second = sharpsweep(d, &["sweep", &cfg, "--out", "live.h5", "--resume"]);
+                if child.try_wait().unwrap().is_none() {
+                    expect_code(&second, 1, "a second sweep on a running sweep's file");
+                    let err = String::from_utf8_lossy(&second.stderr);
+                    assert!(err.contains("another sweep is writing"), "{err}");
+                }
+            }
             reads += 1;
         }
         std::thread::sleep(Duration::from_millis(50));

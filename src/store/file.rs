@@ -340,9 +340,10 @@ impl ResultsFile {
             meta::describe(meta)
         )];
         let hdf5_version = meta::hdf5_library_version();
-        write_snapshot(path, meta, &hdf5_version, &history, results)?;
+        // The journal (and its lock) first: a sweep still writing the file refuses us.
         let journal = Journal::create(&journal_path(path), &journal_header(meta, results))
             .map_err(|e| journal_io(path, e))?;
+        write_snapshot(path, meta, &hdf5_version, &history, results)?;
         Ok(ResultsFile {
             path: path.to_path_buf(),
             meta: meta.clone(),

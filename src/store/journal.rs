@@ -157,6 +157,28 @@ pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Takes the writer's exclusive lock on the journal: two sweeps writing one results file
+/// would interleave their runs. The lock goes with the process, however it ends.
+fn lock(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!(
+                "another sweep is writing this results file (it holds the lock on {})",
+                path.display()
+            ),
+        ));
+    }
+    Err(err)
+}
+
 /// A journal open for appending (rank 0 only).
 #[derive(Debug)]
 pub struct Journal {
@@ -168,13 +190,16 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates (or empties) the journal at `path` with `header`, durably.
+    /// Creates (or empties) the journal at `path` with `header`, durably, and locks it
+    /// for this process.
     pub fn create(path: &Path, header: &JournalHeader) -> std::io::Result<Journal> {
         let file = OpenOptions::new()
             .create(true)
+            .truncate(false)
             .write(true)
-            .truncate(true)
             .open(path)?;
+        lock(&file, path)?;
+        file.set_len(0)?;
         let mut j = Journal {
             path: path.to_path_buf(),
             file,
@@ -201,6 +226,7 @@ impl Journal {
     /// torn or corrupt tail is cut off).
     pub fn reopen(path: &Path, contents: &JournalContents) -> std::io::Result<Journal> {
         let mut file = OpenOptions::new().write(true).open(path)?;
+        lock(&file, path)?;
         file.set_len(contents.valid_len)?;
         file.seek(SeekFrom::End(0))?;
         file.sync_data()?;
@@ -328,6 +354,10 @@ mod tests {
         let c = read(&path).unwrap().unwrap().unwrap();
         assert!(c.records.is_empty());
         assert_eq!(c.header, header());
+        // A second writer is refused while the first holds the journal.
+        let err = Journal::reopen(&path, &c).unwrap_err();
+        assert!(err.to_string().contains("another sweep"), "{err}");
+        assert!(Journal::create(&path, &header()).is_err());
         j.remove().unwrap();
         assert!(read(&path).unwrap().is_none());
     }
