@@ -278,13 +278,19 @@ fn a_running_sweep_is_readable_without_environment_variables() {
                     assert!(err.contains("another sweep is writing"), "{err}");
                 }
             }
-            reads += 1;
+            // Count the reads that certainly overlapped the sweep.
+            if child.try_wait().unwrap().is_none() {
+                reads += 1;
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(reads >= 2, "read the running file {reads} times");
+    assert!(
+        reads >= 1,
+        "read the running file {reads} times while it ran"
+    );
 }
 
 /// The rank-1 process of an mpirun job started in `dir` (found by its environment).
