@@ -365,7 +365,8 @@ impl ResultsFile {
         if !path.exists() {
             return Err(not_results(path, "the file does not exist"));
         }
-        let contents = read_journal(path)?;
+        // The snapshot first here: no reader races with a resume, and the journal's lock
+        // (taken below) refuses a second writer.
         let (mut results, stored) = read_snapshot(path)?;
         if stored.meta.config_sha256 != meta.config_sha256 {
             return Err(StoreError::ConfigMismatch {
@@ -374,14 +375,25 @@ impl ResultsFile {
                 this_config: meta.config_sha256.clone(),
             });
         }
-        let journal = match &contents {
-            Some(c) => {
-                merge_journal(path, &mut results, &stored.meta, c)?;
-                Journal::reopen(&journal_path(path), c)
+        let state = read_journal(path, &stored.meta, &results)?;
+        let jpath = journal_path(path);
+        let header = journal_header(&stored.meta, &results);
+        let (journal, contents, set_aside) = match state {
+            JournalState::Absent => (Journal::create(&jpath, &header), None, None),
+            JournalState::Usable(c) => {
+                merge_journal(&mut results, &c);
+                (Journal::reopen(&jpath, &c), Some(c), None)
             }
-            None => Journal::create(&journal_path(path), &journal_header(&stored.meta, &results)),
-        }
-        .map_err(|e| journal_io(path, e))?;
+            JournalState::Unusable(why) => {
+                let aside = journal::set_aside(&jpath).map_err(|e| journal_io(path, e))?;
+                let note = format!(
+                    "; its journal was unusable ({why}) and was moved to {}: runs it held are run again",
+                    aside.display()
+                );
+                (Journal::create(&jpath, &header), None, Some(note))
+            }
+        };
+        let journal = journal.map_err(|e| journal_io(path, e))?;
         let mut out = ResultsFile {
             path: path.to_path_buf(),
             meta: stored.meta,
@@ -404,10 +416,11 @@ impl ResultsFile {
             _ => String::new(),
         };
         out.history.push(format!(
-            "{} resumed by {}: {finished} of {} runs finished{journal_note}",
+            "{} resumed by {}: {finished} of {} runs finished{journal_note}{}",
             meta::iso_now(),
             meta::describe(meta),
             out.results.keys.len(),
+            set_aside.unwrap_or_default(),
         ));
         out.flush()?;
         let results = out.results.clone();
@@ -495,43 +508,52 @@ impl ResultsFile {
     }
 }
 
-/// The journal of the file at `path`: `None` when there is none; an error when it is not a
-/// journal at all (its header is unreadable).
-fn read_journal(path: &Path) -> Result<Option<JournalContents>, StoreError> {
-    let jpath = journal_path(path);
-    match journal::read(&jpath) {
-        Ok(None) => Ok(None),
-        Ok(Some(Ok(c))) => Ok(Some(c)),
-        // A journal cut inside its header holds no run: nothing to replay.
-        Ok(Some(Err(_))) if std::fs::metadata(&jpath).map_or(0, |m| m.len()) < 128 => Ok(None),
-        Ok(Some(Err(e))) => Err(not_results(path, format!("{}: {e}", jpath.display()))),
-        Err(e) => Err(journal_io(path, e)),
-    }
+/// What lies beside a results file as its journal.
+enum JournalState {
+    /// No journal: the file was closed, or its sweep was killed right after a snapshot
+    /// emptied the journal, or before it wrote one.
+    Absent,
+    /// A journal of this file: its runs, up to the first torn or corrupt frame.
+    Usable(JournalContents),
+    /// A journal that cannot belong to this file (garbled header, or another config's or
+    /// shape's): its runs are not this file's and are ignored (a resume recomputes them).
+    Unusable(String),
 }
 
-/// Adds the journal's runs to `results` after checking that it belongs to this file.
-fn merge_journal(
+/// The journal beside the file at `path`, checked against the file's provenance and shape.
+fn read_journal(
     path: &Path,
-    results: &mut Results,
     meta: &FileMeta,
-    contents: &JournalContents,
-) -> Result<(), StoreError> {
-    let expected = journal_header(meta, results);
-    if contents.header != expected {
-        return Err(not_results(
-            path,
-            format!(
-                "its journal {} belongs to another sweep ({:?}, the file is {:?})",
-                journal_path(path).display(),
-                contents.header,
-                expected
-            ),
-        ));
-    }
+    results: &Results,
+) -> Result<JournalState, StoreError> {
+    let jpath = journal_path(path);
+    Ok(match journal::read(&jpath) {
+        Ok(None) => JournalState::Absent,
+        Ok(Some(Ok(c))) => {
+            let expected = journal_header(meta, results);
+            if c.header == expected {
+                JournalState::Usable(c)
+            } else {
+                JournalState::Unusable(format!(
+                    "it belongs to another sweep ({:?}; the file is {:?})",
+                    c.header, expected
+                ))
+            }
+        }
+        // A journal cut inside its header (a power loss during a reset) holds no run.
+        Ok(Some(Err(_))) if std::fs::metadata(&jpath).map_or(0, |m| m.len()) < 128 => {
+            JournalState::Absent
+        }
+        Ok(Some(Err(e))) => JournalState::Unusable(e),
+        Err(e) => return Err(journal_io(path, e)),
+    })
+}
+
+/// Adds the journal's runs to `results`.
+fn merge_journal(results: &mut Results, contents: &JournalContents) {
     for (row, rec) in &contents.records {
         results.records[*row] = Some(rec.clone());
     }
-    Ok(())
 }
 
 /// The length of the coordinate variable of `dim` (0 when an `interp` one is absent).
@@ -635,14 +657,14 @@ pub fn read_snapshot(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
 /// finished so far: its last snapshot plus the runs of its journal. Needs no lock and no
 /// environment variable; never writes.
 pub fn read_results(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
-    // The journal first: a snapshot taken meanwhile holds its runs, so none is missed.
-    let contents = read_journal(path)?;
+    // The journal's bytes first: a snapshot taken meanwhile holds its runs, so none is
+    // missed. Its header is checked against the snapshot read after it.
+    let bytes = std::fs::read(journal_path(path)).ok();
     let (mut results, mut stored) = read_snapshot(path)?;
-    if let Some(c) = &contents {
-        merge_journal(path, &mut results, &stored.meta, c)?;
-        if !c.records.is_empty() {
-            stored.journal_runs = c.records.len();
-        }
+    let contents = bytes.and_then(|b| journal::parse(&b).ok());
+    if let Some(c) = contents.filter(|c| c.header == journal_header(&stored.meta, &results)) {
+        merge_journal(&mut results, &c);
+        stored.journal_runs = c.records.len();
     }
     Ok((results, stored))
 }
@@ -785,6 +807,47 @@ mod tests {
 
     fn read_history(f: &ResultsFile) -> Vec<String> {
         f.history.clone()
+    }
+
+    #[test]
+    fn an_unusable_journal_is_ignored_by_readers_and_set_aside_by_resume() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        let expect = sample(&path, &[]);
+        // Garbage, then another sweep's journal: neither is this file's.
+        let garbage: Vec<u8> = (0..500u32).map(|i| (i * 37 % 251) as u8).collect();
+        std::fs::write(journal_path(&path), &garbage).unwrap();
+        let (got, stored) = read_results(&path).unwrap();
+        assert_same(&expect, &got);
+        assert_eq!(stored.journal_runs, 0);
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert_same(&expect, &again);
+        let last = read_history(&f).last().unwrap().clone();
+        assert!(
+            last.contains("unusable") && last.contains(".unusable"),
+            "{last}"
+        );
+        f.close().unwrap();
+        let aside = dir.path().join("x.h5.journal.unusable");
+        assert_eq!(std::fs::read(&aside).unwrap(), garbage);
+        let other = JournalHeader {
+            config_sha256: "other".into(),
+            runs: 5,
+            steps: 6,
+            interp: 0,
+        };
+        let mut j = Journal::create(&journal_path(&path), &other).unwrap();
+        j.append(3, &done(6, 0, 9.0)).unwrap();
+        drop(j);
+        let (got, _) = read_results(&path).unwrap();
+        assert!(
+            got.records[3].is_none(),
+            "another sweep's run is not merged"
+        );
+        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        assert!(read_history(&f).last().unwrap().contains("another sweep"));
+        f.close().unwrap();
     }
 
     #[test]

@@ -179,6 +179,19 @@ fn lock(file: &File, path: &Path) -> std::io::Result<()> {
     Err(err)
 }
 
+/// Moves an unusable journal (garbled header, or another sweep's) out of the way, to
+/// `<journal>.unusable`, after making sure no live sweep holds it. Returns the new path.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    lock(&file, path)?;
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".unusable");
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)?;
+    sync_dir_of(path)?;
+    Ok(aside)
+}
+
 /// A journal open for appending (rank 0 only).
 #[derive(Debug)]
 pub struct Journal {
