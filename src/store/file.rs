@@ -329,6 +329,14 @@ impl ResultsFile {
             ));
         }
         meta::check_convention_keys(path, meta)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    path,
+                    format!("the directory {} does not exist", dir.display()),
+                ));
+            }
+        }
         if !force && path.exists() {
             return Err(StoreError::Exists {
                 path: path.to_path_buf(),
@@ -1019,6 +1027,14 @@ mod tests {
         m.conventions.push(("bad key".into(), "v".into()));
         assert!(ResultsFile::create(&path, &m, &empty(1, 3, &[]), false).is_err());
         assert!(!path.exists());
+        let nowhere = dir.path().join("no/such/dir/r.h5");
+        let err = ResultsFile::create(&nowhere, &meta("h"), &empty(1, 3, &[]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not exist") && err.contains("no/such/dir"),
+            "{err}"
+        );
     }
 
     /// Descriptors of this process that point at `path`, with their close-on-exec flag.
