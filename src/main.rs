@@ -217,7 +217,11 @@ enum Command {
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("sharpsweep: error: {e}");
+    // One write of the whole line: every rank of an MPI job may report the same error into
+    // one log, and `eprintln!` writes piece by piece, so lines of several ranks would mix.
+    use std::io::Write;
+    let line = format!("sharpsweep: error: {e}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     ExitCode::from(1)
 }
 
