@@ -415,10 +415,6 @@ pub struct Var {
 }
 
 impl Var {
-    /// The variable of `name`, if the schema has one.
-    pub fn named(name: &str) -> Option<&'static Var> {
-        SCHEMA.iter().find(|v| v.name == name)
-    }
     /// Entries of one row (the inner dimension's length; 1 for a (run) variable).
     pub fn row_len(&self, steps_plus_one: usize, interp: usize) -> usize {
         match self.dims.get(1) {

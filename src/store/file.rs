@@ -239,10 +239,21 @@ fn write_hdf5(
 }
 
 /// The temporary name a snapshot is written under before it replaces the file.
-fn snapshot_tmp(path: &Path) -> PathBuf {
+pub(super) fn snapshot_tmp(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     PathBuf::from(name)
+}
+
+/// Puts the complete file `tmp` in place of `path`, atomically and durably: `fsync` it,
+/// rename it over `path`, `fsync` the directory.
+pub(super) fn replace_with(path: &Path, tmp: &Path) -> Result<(), StoreError> {
+    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("syncing the new file", e))?;
+    std::fs::rename(tmp, path).map_err(|e| io("renaming the new file into place", e))?;
+    journal::sync_dir_of(path).map_err(|e| io("syncing the directory", e))
 }
 
 /// Replaces the file at `path` atomically and durably by a complete new HDF5 file
@@ -255,13 +266,8 @@ fn write_snapshot(
     results: &Results,
 ) -> Result<(), StoreError> {
     let tmp = snapshot_tmp(path);
-    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
     write_hdf5(&tmp, path, meta, hdf5_version, &history.join("\n"), results)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("syncing the snapshot", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming the snapshot into place", e))?;
-    journal::sync_dir_of(path).map_err(|e| io("syncing the directory", e))
+    replace_with(path, &tmp)
 }
 
 /// A results file open for writing (rank 0 only): the results in memory, the file at the

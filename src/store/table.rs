@@ -7,7 +7,8 @@ use std::path::Path;
 use ::hdf5::types::{TypeDescriptor, VarLenUnicode};
 use ::hdf5::File;
 
-use super::journal::{journal_path, sync_dir_of};
+use super::file::{replace_with, snapshot_tmp};
+use super::journal::journal_path;
 use super::nc::write_str_attr;
 use super::nc::{attach_scales, create_filled, open_file, read_str_attr, set_scale};
 use super::{invalid, not_results, Ctx, StoreError};
@@ -95,19 +96,12 @@ pub fn write_group_table(
     }
     // Like a snapshot: the tables go into a copy, which then replaces the file whole, so
     // a kill at any instant leaves the old file or the new one.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
-    std::fs::copy(path, &tmp).map_err(|e| io("copying the file", e))?;
+    let tmp = snapshot_tmp(path);
+    std::fs::copy(path, &tmp).map_err(|e| invalid(path, format!("copying the file: {e}")))?;
     let file = open_file(path, "opening the copy for writing", || File::open_rw(&tmp))?;
     write_table(&file, path, group, columns, attrs, len, &names)?;
     file.close().ctx(path, || "closing the copy".into())?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("syncing the copy", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming the copy into place", e))?;
-    sync_dir_of(path).map_err(|e| io("syncing the directory", e))
+    replace_with(path, &tmp)
 }
 
 /// Replaces group `group` of the open `file` by the table.
