@@ -23,7 +23,12 @@ fn record(steps: usize) -> RunRecord {
     r
 }
 
-fn file(dir: &std::path::Path, name: &str, runs: usize, steps: usize) -> ResultsFile {
+fn file(
+    dir: &std::path::Path,
+    name: &str,
+    runs: usize,
+    steps: usize,
+) -> (ResultsFile, Vec<TaskKey>) {
     let keys = (0..runs)
         .map(|i| TaskKey {
             c: 2f64.powf(0.25 * (i % 23) as f64),
@@ -47,28 +52,28 @@ fn file(dir: &std::path::Path, name: &str, runs: usize, steps: usize) -> Results
     };
     let mut f = ResultsFile::create(&dir.join(name), &meta, &results, true).unwrap();
     let rec = record(steps);
-    for i in 0..runs {
-        f.write_record(i, &rec).unwrap();
+    for k in &results.keys {
+        f.write_record(k, &rec).unwrap();
     }
     f.flush().unwrap();
-    f
+    (f, results.keys)
 }
 
 fn store(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let rec = record(10);
-    let mut small = file(dir.path(), "small.h5", 414, 10);
+    let (mut small, keys) = file(dir.path(), "small.h5", 414, 10);
     let mut i = 0;
     c.bench_function("commit one record (journal append)", |b| {
         b.iter(|| {
-            small.write_record(i % 414, &rec).unwrap();
+            small.write_record(&keys[i % 414], &rec).unwrap();
             i += 1;
         })
     });
     c.bench_function("snapshot of 414 runs x 11 steps", |b| {
         b.iter(|| small.flush().unwrap())
     });
-    let mut large = file(dir.path(), "large.h5", 4140, 10);
+    let (mut large, _) = file(dir.path(), "large.h5", 4140, 10);
     c.bench_function("snapshot of 4140 runs x 11 steps", |b| {
         b.iter(|| large.flush().unwrap())
     });

@@ -209,10 +209,28 @@ pub struct Log2Range {
     pub step: f64,
 }
 
+/// How the c values of each line are chosen (`grid.search`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchKind {
+    /// Every c of the grid.
+    #[default]
+    Grid,
+    /// A coarse scan over `grid.log2_c`, then bisection (k-section) of each critical value's
+    /// first bracket down to `grid.resolution` ([`crate::sweep::search`]).
+    Adaptive,
+}
+
 /// `[grid]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GridConfig {
+    /// `"grid"` (every c) or `"adaptive"` (search for the critical values).
+    /// Search keys at their defaults are left out of the effective config text, so a fixed
+    /// grid's text and `config_sha256` are those of versions before the search (their
+    /// files resume).
+    #[serde(skip_serializing_if = "is_grid")]
+    pub search: SearchKind,
     /// c = 2^x over a range (exclusive with `c`). When neither this nor `c` is in the file
     /// it defaults to `{ start = 0.0, stop = 4.0, step = 0.1 }`; when only `c` is given it is
     /// `None` (decided by [`Config::from_toml_str`] / [`Config::load`] from the keys present).
@@ -223,6 +241,29 @@ pub struct GridConfig {
     pub stop_after_divergence: bool,
     /// Points of the θ₀ → θ_T loss interpolation per run (0: none; needed for c_barrier).
     pub interp_points: usize,
+    /// Adaptive search: the width in log₂ c to which each critical value is bracketed.
+    #[serde(skip_serializing_if = "is_default_resolution")]
+    pub resolution: f64,
+    /// Adaptive search: ε of the sharpness criterion λ_t > (1+ε)·λ₀ it resolves.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub eps_sharp: f64,
+    /// Adaptive search: points a line tries at once (the coarse scan's batch, and the
+    /// k-section's points inside one bracket).
+    #[serde(skip_serializing_if = "is_one")]
+    pub probes: usize,
+}
+
+fn is_grid(s: &SearchKind) -> bool {
+    *s == SearchKind::Grid
+}
+fn is_default_resolution(r: &f64) -> bool {
+    r.to_bits() == GridConfig::default().resolution.to_bits()
+}
+fn is_zero(x: &f64) -> bool {
+    x.to_bits() == 0f64.to_bits()
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for GridConfig {
@@ -236,6 +277,10 @@ impl Default for GridConfig {
             c: None,
             stop_after_divergence: false,
             interp_points: 0,
+            search: SearchKind::Grid,
+            resolution: 0.05,
+            eps_sharp: 0.0,
+            probes: 1,
         }
     }
 }
@@ -405,6 +450,11 @@ fn schema_table() -> toml::Table {
     let mut full = Config::default();
     full.grid.c = Some(vec![1.0]);
     full.train.sgd_seeds = Some(vec![1]);
+    // Keys left out of the text at their defaults (the search's) must be listed too.
+    full.grid.search = SearchKind::Adaptive;
+    full.grid.resolution = 1.0;
+    full.grid.eps_sharp = 1.0;
+    full.grid.probes = 2;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }
 
@@ -527,6 +577,22 @@ impl Config {
         if grid_c_given && !grid_log2_given {
             config.grid.log2_c = None;
         }
+        if config.grid.search == SearchKind::Grid {
+            // A search key set away from its default would be silently ignored.
+            let d = GridConfig::default();
+            let g = &config.grid;
+            let set = [
+                ("resolution", g.resolution != d.resolution),
+                ("eps_sharp", g.eps_sharp != d.eps_sharp),
+                ("probes", g.probes != d.probes),
+            ];
+            if let Some((k, _)) = set.into_iter().find(|(_, changed)| *changed) {
+                return Err(invalid(
+                    &format!("grid.{k}"),
+                    "applies only to an adaptive search: set grid.search = \"adaptive\" (or remove it)",
+                ));
+            }
+        }
         if config.model.kind == ModelKind::Uv && !depth_given {
             config.model.depth = vec![2];
         }
@@ -541,6 +607,7 @@ impl Config {
         self.validate_train()?;
         self.validate_sharpness()?;
         self.validate_grid()?;
+        self.validate_search()?;
         if self.output.path.as_os_str().is_empty() {
             return Err(invalid("output.path", "must not be empty"));
         }
@@ -680,7 +747,7 @@ impl Config {
                         format!("must be >= start = {} (got {})", r.start, r.stop),
                     ));
                 }
-                let points = ((r.stop - r.start) / r.step).floor() + 1.0;
+                let points = ((r.stop - r.start) / self.lattice_spacing()).floor() + 1.0;
                 if points > MAX_GRID_POINTS as f64 {
                     return Err(invalid(
                         "grid.log2_c.step",
@@ -694,10 +761,74 @@ impl Config {
         Ok(())
     }
 
+    /// Checks the keys of an adaptive search (`grid.search = "adaptive"`).
+    fn validate_search(&self) -> Result<(), ConfigError> {
+        let g = &self.grid;
+        if g.search != SearchKind::Adaptive {
+            return Ok(());
+        }
+        if g.log2_c.is_none() {
+            return Err(invalid(
+                "grid.search",
+                "an adaptive search needs grid.log2_c (its range, and its step is the coarse scan's), not grid.c",
+            ));
+        }
+        if !(g.resolution.is_finite() && g.resolution > 0.0) {
+            return Err(invalid(
+                "grid.resolution",
+                format!("must be finite and > 0 (got {})", g.resolution),
+            ));
+        }
+        if !(g.eps_sharp.is_finite() && g.eps_sharp >= 0.0) {
+            return Err(invalid(
+                "grid.eps_sharp",
+                format!("must be finite and >= 0 (got {})", g.eps_sharp),
+            ));
+        }
+        if g.probes == 0 || g.probes > 64 {
+            return Err(invalid(
+                "grid.probes",
+                format!("must be between 1 and 64 (got {})", g.probes),
+            ));
+        }
+        if g.stop_after_divergence {
+            return Err(invalid(
+                "grid.stop_after_divergence",
+                "an adaptive search already stops its coarse scan above the first divergence: remove this key",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The spacing in log₂ c of the c values a sweep may run: `grid.log2_c.step` for a
+    /// fixed grid; for an adaptive search step/2ʲ with the smallest j ≥ 0 that makes it at
+    /// most `grid.resolution` (the search's lattice). NaN without `grid.log2_c`.
+    pub fn lattice_spacing(&self) -> f64 {
+        let Some(r) = &self.grid.log2_c else {
+            return f64::NAN;
+        };
+        if self.grid.search == SearchKind::Grid
+            || self.grid.resolution.is_nan()
+            || self.grid.resolution <= 0.0
+        {
+            return r.step;
+        }
+        let mut h = r.step;
+        for _ in 0..40 {
+            if h <= self.grid.resolution * (1.0 + 1e-9) {
+                break;
+            }
+            h /= 2.0;
+        }
+        h
+    }
+
     /// The c grid, ascending. An explicit `grid.c` list is sorted and deduplicated. A
-    /// `grid.log2_c` range gives c = 2^x for x = start + i·step, i = 0, 1, … while
+    /// `grid.log2_c` range gives c = 2^x for x = start + i·h, i = 0, 1, … while
     /// x ≤ stop + 1e-9, with x rounded to 10 decimal places first so that e.g. 2^(0.1·i)
-    /// is the same number however it was accumulated (x = 1 gives exactly 2.0). When `grid.c`
+    /// is the same number however it was accumulated (x = 1 gives exactly 2.0); h is
+    /// [`Config::lattice_spacing`]: the step, or for an adaptive search its lattice (every c
+    /// it may try; a fixed grid with step = h has the same values). When `grid.c`
     /// is set it takes precedence; with neither set (rejected by [`Config::validate`]) the
     /// grid is empty.
     pub fn c_values(&self) -> Vec<f64> {
@@ -710,12 +841,13 @@ impl Config {
         let Some(r) = &self.grid.log2_c else {
             return Vec::new();
         };
-        if !(r.step > 0.0 && r.start.is_finite() && r.stop.is_finite()) {
+        let h = self.lattice_spacing();
+        if !(h > 0.0 && r.start.is_finite() && r.stop.is_finite()) {
             return Vec::new();
         }
         let mut out = Vec::new();
         for i in 0..=MAX_GRID_POINTS {
-            let x = round_decimals(r.start + i as f64 * r.step, 10);
+            let x = round_decimals(r.start + i as f64 * h, 10);
             if x > r.stop + 1e-9 {
                 break;
             }

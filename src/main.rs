@@ -61,8 +61,9 @@ enum XAxis {
 #[derive(clap::Args, Clone)]
 struct AnalysisArgs {
     /// ε of the sharpness catapult criterion λ_t > (1+ε)λ₀ (stored with the analysis).
-    #[arg(long, default_value_t = 0.0)]
-    eps_sharp: f64,
+    /// Default: the `grid.eps_sharp` an adaptive search of the file resolved, else 0.
+    #[arg(long)]
+    eps_sharp: Option<f64>,
     /// Early window T: c_loss and c_sharp look at steps 1..=T.
     #[arg(long, default_value_t = 10)]
     window: usize,
@@ -72,9 +73,12 @@ struct AnalysisArgs {
 }
 
 impl AnalysisArgs {
-    fn params(&self) -> AnalysisParams {
+    /// The parameters for the results file `file`.
+    fn params(&self, file: &std::path::Path) -> AnalysisParams {
         let mut p = AnalysisParams {
-            eps_sharp: self.eps_sharp,
+            eps_sharp: self
+                .eps_sharp
+                .unwrap_or_else(|| sharpsweep::commands::default_eps_sharp(file)),
             early_window: self.window,
             ..Default::default()
         };
@@ -326,7 +330,7 @@ fn plot_command(args: PlotArgs) -> ExitCode {
             XAxis::InverseWidth => FitAxis::InverseWidth,
         },
     };
-    match plot_file(&file, &out_dir, &params.params(), &opts) {
+    match plot_file(&file, &out_dir, &params.params(&file), &opts) {
         Ok(paths) => {
             for p in paths {
                 println!("{}", p.display());
@@ -373,7 +377,7 @@ fn main() -> ExitCode {
             json,
             no_write,
         } => {
-            let analysis = match analyze_file(&file, &params.params(), !no_write) {
+            let analysis = match analyze_file(&file, &params.params(&file), !no_write) {
                 Ok(a) => a,
                 Err(e) => return fail(e),
             };
@@ -400,7 +404,7 @@ fn main() -> ExitCode {
                 every,
                 out_dir,
                 once,
-                params: params.params(),
+                params: params.params(&file),
                 plot: PlotOptions {
                     format: PlotFormat::Png,
                     size: (1200, 800),

@@ -4,9 +4,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// A grid of 40 runs that takes a few seconds in one process.
 fn slow_config(dir: &Path) -> String {
@@ -30,46 +28,6 @@ log2_c = { start = 0.0, stop = 4.5, step = 0.5 }
     p.to_str().unwrap().to_string()
 }
 
-/// Starts a sweep, waits until its progress lines report `after` finished runs, sends
-/// `signal`, and returns the exit status.
-fn interrupt(dir: &Path, cfg: &str, out: &str, after: usize, signal: i32) -> Option<i32> {
-    let mut child = Command::new(bin())
-        .args(["sweep", cfg, "--out", out, "--progress-every", "0.001"])
-        .current_dir(dir)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    let mut lines = stderr.lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log += &line;
-        log.push('\n');
-        let done: Option<usize> = line
-            .strip_prefix("sharpsweep: ")
-            .and_then(|l| l.split('/').next())
-            .and_then(|n| n.parse().ok());
-        if done.is_some_and(|d| d >= after) {
-            // SAFETY: plain kill(2) on our own child.
-            unsafe { libc::kill(child.id() as i32, signal) };
-            break;
-        }
-    }
-    // keep reading, so the child never writes into a closed pipe
-    for line in lines {
-        log += &line.unwrap_or_default();
-    }
-    let status = child.wait().unwrap();
-    assert!(
-        log.contains(&format!("{after}/40")) || log.lines().count() > 0,
-        "no progress lines seen:\n{log}"
-    );
-    use std::os::unix::process::ExitStatusExt;
-    status.code().or(status.signal().map(|s| -s))
-}
-
 #[test]
 fn sigterm_drains_and_resume_completes_identically() {
     let _turn = serial();
@@ -80,7 +38,7 @@ fn sigterm_drains_and_resume_completes_identically() {
     expect_code(&out, 0, "uninterrupted sweep");
     let full = read(&d.join("full.h5"));
 
-    let code = interrupt(d, &cfg, "part.h5", 5, libc::SIGTERM);
+    let code = interrupt(d, &["sweep", &cfg, "--out", "part.h5"], 5, libc::SIGTERM);
     assert_eq!(
         code,
         Some(3),
@@ -134,7 +92,7 @@ fn sigkill_leaves_a_readable_file_with_every_finished_run() {
     let dir = tempdir();
     let d = dir.path();
     let cfg = slow_config(d);
-    let code = interrupt(d, &cfg, "killed.h5", 4, libc::SIGKILL);
+    let code = interrupt(d, &["sweep", &cfg, "--out", "killed.h5"], 4, libc::SIGKILL);
     assert_eq!(code, Some(-libc::SIGKILL));
     let killed = read(&d.join("killed.h5"));
     let finished: Vec<usize> = (0..40).filter(|&i| killed.records[i].is_some()).collect();

@@ -86,12 +86,21 @@ fn write_sample(path: &Path) {
         slurm_job_id: None,
     };
     let mut f = ResultsFile::create(path, &meta, &results, false).unwrap();
-    f.write_record(0, &record(steps, RunStatus::Done, 0.0))
-        .unwrap();
-    f.write_record(1, &record(steps, RunStatus::Diverged, 5.0))
-        .unwrap();
-    f.write_record(2, &record(steps, RunStatus::Failed, 0.0))
-        .unwrap();
+    f.write_record(
+        &results.keys[0].clone(),
+        &record(steps, RunStatus::Done, 0.0),
+    )
+    .unwrap();
+    f.write_record(
+        &results.keys[1].clone(),
+        &record(steps, RunStatus::Diverged, 5.0),
+    )
+    .unwrap();
+    f.write_record(
+        &results.keys[2].clone(),
+        &record(steps, RunStatus::Failed, 0.0),
+    )
+    .unwrap();
     f.close().unwrap();
 }
 

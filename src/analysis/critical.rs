@@ -102,6 +102,14 @@ pub struct CriticalValue {
 }
 
 impl CriticalValue {
+    /// Width of the bracket in log₂ c, log₂(c_at / c_below) (NaN without both ends).
+    pub fn log2_width(&self) -> f64 {
+        match (self.c_below, self.c_at) {
+            (Some(b), Some(a)) => (a / b).log2(),
+            _ => f64::NAN,
+        }
+    }
+
     /// Whether grid point `c` lies at or above the transition: `Some(true)` for c ≥ c_at,
     /// `Some(false)` for c ≤ c_below, `None` where the grid leaves it open.
     pub fn at_or_above(&self, c: f64) -> Option<bool> {
@@ -420,6 +428,39 @@ fn barrier_outcome(rec: &RunRecord) -> Verdict {
     }
 }
 
+/// The verdicts of one finished run on the four criteria, in [`Boundary`] order (c_loss,
+/// c_sharp, c_max, c_barrier; c_barrier "fails" without interpolation data).
+fn run_verdicts(rec: &RunRecord, t_max: usize, eps: f64, with_barrier: bool) -> [Verdict; 4] {
+    [
+        loss_outcome(rec, t_max),
+        sharp_outcome(rec, t_max, eps),
+        diverge_outcome(rec),
+        if with_barrier {
+            barrier_outcome(rec)
+        } else {
+            Verdict::Fails
+        },
+    ]
+}
+
+/// Whether each criterion holds for a run (`None`: unknown — pending, failed, or not
+/// measured), exactly as the analysis judges it: what the adaptive search bisects on.
+pub(crate) fn criteria_hold(
+    rec: &RunRecord,
+    t_max: usize,
+    eps: f64,
+    with_barrier: bool,
+) -> [Option<bool>; 4] {
+    if matches!(rec.status, RunStatus::Pending | RunStatus::Failed) {
+        return [None; 4];
+    }
+    run_verdicts(rec, t_max, eps, with_barrier).map(|v| match v {
+        Verdict::Holds => Some(true),
+        Verdict::Fails => Some(false),
+        Verdict::Unknown(_) => None,
+    })
+}
+
 /// Locates the transition of a criterion along a line (c ascending).
 fn locate(c: &[f64], outcomes: &[Verdict], max_ratio: f64, is_cmax: bool) -> CriticalValue {
     let first_hold = outcomes.iter().position(|o| *o == Verdict::Holds);
@@ -548,16 +589,7 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                 let rec = results.records[i]
                     .as_ref()
                     .expect("usable run has a record");
-                let outs = [
-                    loss_outcome(rec, t_max),
-                    sharp_outcome(rec, t_max, params.eps_sharp),
-                    diverge_outcome(rec),
-                    if with_barrier {
-                        barrier_outcome(rec)
-                    } else {
-                        Verdict::Fails
-                    },
-                ];
+                let outs = run_verdicts(rec, t_max, params.eps_sharp, with_barrier);
                 // c_max (outs[2]) is always known for a finished run.
                 let reasons: Vec<String> = [
                     (&outs[0], "loss"),

@@ -256,6 +256,18 @@ impl Analysis {
                     .map(|v| i64::from(v.as_ref().is_some_and(|v| v.coarse)))
                     .collect(),
             );
+            lines.f64(
+                format!("{n}_log2_width"),
+                vals.iter()
+                    .map(|v| v.as_ref().map_or(f64::NAN, CriticalValue::log2_width))
+                    .collect(),
+            );
+            lines.i64(
+                format!("{n}_non_monotone"),
+                vals.iter()
+                    .map(|v| i64::from(v.as_ref().is_some_and(|v| v.non_monotone)))
+                    .collect(),
+            );
         }
         lines
     }
@@ -446,6 +458,43 @@ impl Analysis {
     pub fn render_table(&self) -> String {
         self.to_string()
     }
+
+    /// One line per (depth, width, seed, sgd_seed) line: each value's bracket
+    /// c_below..c_at, its width in log₂ c, and how well it is resolved.
+    fn fmt_brackets(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Brackets per line: c_below..c_at (width in log2 c), resolution"
+        )?;
+        let bounds = self.boundaries();
+        for l in &self.lines {
+            let k = &l.line;
+            let mut row = format!(
+                "  d={} w={} seed={}/{} ({} runs):",
+                k.depth,
+                k.width,
+                k.seed,
+                k.sgd_seed,
+                l.c.len()
+            );
+            for &b in &bounds {
+                let Some(v) = l.get(b) else { continue };
+                let end = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.4}"));
+                let _ = write!(
+                    row,
+                    " {} {}..{} ({:.3}) {}{};",
+                    b.name(),
+                    end(v.c_below),
+                    end(v.c_at),
+                    v.log2_width(),
+                    v.resolution.name(),
+                    if v.non_monotone { ", non-monotone" } else { "" }
+                );
+            }
+            writeln!(f, "{}", row.trim_end_matches(';'))?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Analysis {
@@ -506,6 +555,8 @@ impl fmt::Display for Analysis {
                 )?,
             }
         }
+        writeln!(f)?;
+        self.fmt_brackets(f)?;
         writeln!(f)?;
         if self.missing.is_empty() {
             writeln!(f, "No missing or failed runs.")?;

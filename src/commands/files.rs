@@ -3,9 +3,12 @@
 //! (never touching the raw variables), draw the figures, summarize the file.
 
 use crate::analysis::plot::{plot_all, plot_phase_diagram, PlotError, PlotOptions};
-use crate::analysis::{analyze, Analysis, AnalysisParams};
-use crate::record::{Column, RunStatus};
-use crate::store::{journal_path, read_results, write_group_table, StoreError};
+use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
+use crate::config::{Config, SearchKind};
+use crate::record::{Column, Results, RunStatus};
+use crate::store::{
+    journal_path, read_file_meta, read_results, write_group_table, StoreError, StoredMeta,
+};
 use std::path::{Path, PathBuf};
 
 /// Errors of the file-level commands.
@@ -51,6 +54,77 @@ pub fn analyze_file(
         }
     }
     Ok(analysis)
+}
+
+/// The config of an adaptive search stored in a file (None for a fixed grid's file).
+fn stored_search(meta: &StoredMeta) -> Option<Config> {
+    Config::from_toml_str(&meta.meta.config_text)
+        .ok()
+        .filter(|c| c.grid.search == SearchKind::Adaptive)
+}
+
+/// The ε of the sharpness criterion that the adaptive search of the file at `path`
+/// resolved (its `grid.eps_sharp`), so that `analyze` judges c_sharp as the search did;
+/// 0 for a fixed grid's file, or one that cannot be read (the command then reports why).
+pub fn default_eps_sharp(path: &Path) -> f64 {
+    read_file_meta(path)
+        .ok()
+        .as_ref()
+        .and_then(stored_search)
+        .map_or(0.0, |c| c.grid.eps_sharp)
+}
+
+/// `inspect`'s lines about an adaptive search: its lattice, rounds, and how wide each
+/// critical value's bracket is on the widest line.
+fn search_summary(cfg: &Config, results: &Results) -> String {
+    let g = &cfg.grid;
+    let r = g.log2_c.as_ref().expect("an adaptive search has a range");
+    let rounds = results
+        .records
+        .iter()
+        .flatten()
+        .map(|r| r.search_round)
+        .max()
+        .unwrap_or(-1);
+    let mut out = format!(
+        "  search: adaptive over log2 c in [{}, {}], coarse step {}, lattice spacing {}, \
+         resolution {}, eps_sharp {}, {} probe(s); rounds 0..={rounds} so far\n",
+        r.start,
+        r.stop,
+        r.step,
+        cfg.lattice_spacing(),
+        g.resolution,
+        g.eps_sharp,
+        g.probes
+    );
+    let params = AnalysisParams {
+        eps_sharp: g.eps_sharp,
+        ..Default::default()
+    };
+    let a = analyze(results, &params);
+    for b in a.boundaries() {
+        let vals: Vec<_> = a.lines.iter().filter_map(|l| l.get(b)).collect();
+        let resolved = vals
+            .iter()
+            .filter(|v| v.resolution == Resolution::Resolved)
+            .count();
+        let widest = vals
+            .iter()
+            .map(|v| v.log2_width())
+            .filter(|w| w.is_finite())
+            .fold(f64::NAN, f64::max);
+        let flag = if widest > g.resolution * (1.0 + 1e-9) {
+            " (open: the search goes on)"
+        } else {
+            ""
+        };
+        out += &format!(
+            "    {}: {resolved} of {} line(s) resolved, widest bracket {widest:.4} in log2 c{flag}\n",
+            b.name(),
+            vals.len()
+        );
+    }
+    out
 }
 
 /// Writes `text` to `path`.
@@ -130,6 +204,9 @@ pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandErr
     out += &format!("  CPU: {}\n", m.cpu_features);
     if let Some(job) = &m.slurm_job_id {
         out += &format!("  Slurm job: {job}\n");
+    }
+    if let Some(cfg) = stored_search(&stored) {
+        out += &search_summary(&cfg, &results);
     }
     out += &format!("  config sha256: {}\n", m.config_sha256);
     if journal_path(path).exists() {

@@ -6,12 +6,14 @@ pub mod files;
 pub mod run;
 
 pub use files::{
-    analyze_file, export, inspect_file, plot_file, watch_file, watch_once, CommandError,
-    WatchOptions,
+    analyze_file, default_eps_sharp, export, inspect_file, plot_file, watch_file, watch_once,
+    CommandError, WatchOptions,
 };
 pub use run::{run_single, RunPoint, SingleRunError};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SearchKind};
+use crate::record::{InitKey, LineKey, TaskKey};
+use crate::sweep::search::Search;
 use crate::sweep::{grid, preflight};
 use std::path::Path;
 
@@ -24,11 +26,14 @@ const ASSUMED_GFLOPS: f64 = 100.0;
 pub fn dry_run(config: &Path, overrides: &[String]) -> Result<String, ConfigError> {
     let (cfg, _) = Config::load(config, overrides)?;
     let keys = grid::expand(&cfg);
-    let mut out = format!(
-        "{} runs; estimated {:.2} core-hours at {ASSUMED_GFLOPS} GFLOP/s per core\n",
-        keys.len(),
-        grid::core_hours(&cfg, ASSUMED_GFLOPS)
-    );
+    let mut out = match cfg.grid.search {
+        SearchKind::Grid => format!(
+            "{} runs; estimated {:.2} core-hours at {ASSUMED_GFLOPS} GFLOP/s per core\n",
+            keys.len(),
+            grid::core_hours(&cfg, ASSUMED_GFLOPS)
+        ),
+        SearchKind::Adaptive => search_estimate(&cfg, &keys),
+    };
     out += "peak memory per run (every c and seed of a network needs the same):\n";
     out += "  depth  width      params    weights  activations    lanczos       data      total\n";
     let mut shapes: Vec<(u32, u32)> = keys.iter().map(|k| (k.depth, k.width)).collect();
@@ -71,4 +76,33 @@ pub fn dry_run(config: &Path, overrides: &[String]) -> Result<String, ConfigErro
         }
     }
     Ok(out)
+}
+
+/// The dry run's first lines for an adaptive search: a bound on its runs and core-hours
+/// (every line scans its whole range and refines every criterion from a coarse step),
+/// next to the fixed grid at its lattice spacing (`keys`).
+fn search_estimate(cfg: &Config, keys: &[TaskKey]) -> String {
+    let per_line = Search::new(cfg).runs_bound_per_line();
+    let mut lines: Vec<(LineKey, TaskKey)> = keys.iter().map(|k| (LineKey::from(k), *k)).collect();
+    lines.dedup_by_key(|l| l.0);
+    let lambda0: f64 = grid::init_keys(keys)
+        .iter()
+        .map(|i: &InitKey| grid::lambda0_cost(cfg, i))
+        .sum();
+    let runs: f64 = lines
+        .iter()
+        .map(|(_, k)| per_line as f64 * grid::run_cost(cfg, k))
+        .sum();
+    let hours = |flops: f64| flops / (ASSUMED_GFLOPS * 1e9) / 3600.0;
+    format!(
+        "adaptive search: at most {} runs ({} line(s) x {per_line}); estimated at most {:.2} \
+         core-hours at {ASSUMED_GFLOPS} GFLOP/s per core\n\
+         full grid at its lattice spacing ({}): {} runs, {:.2} core-hours\n",
+        per_line * lines.len(),
+        lines.len(),
+        hours(runs + lambda0),
+        cfg.lattice_spacing(),
+        keys.len(),
+        grid::core_hours(cfg, ASSUMED_GFLOPS)
+    )
 }

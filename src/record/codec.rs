@@ -2,7 +2,7 @@
 //! exact — shared by the MPI messages and the results journal. A record is written
 //! variable by variable in [`SCHEMA`] order, so a new schema variable needs nothing here.
 
-use super::{Column, Kind, Role, RunRecord, SCHEMA};
+use super::{Column, Kind, Role, RunRecord, TaskKey, SCHEMA};
 
 /// Appends little-endian values to a byte buffer.
 #[derive(Debug, Default)]
@@ -34,6 +34,14 @@ impl ByteWriter {
             Column::I8(v) => v.iter().for_each(|x| self.0.push(*x as u8)),
             Column::Str(v) => v.iter().for_each(|s| self.bytes(s.as_bytes())),
         }
+    }
+    /// A task key: c (its bits), depth, width, seed, sgd_seed.
+    pub fn key(&mut self, k: &TaskKey) {
+        self.f64(k.c);
+        self.u64(u64::from(k.depth));
+        self.u64(u64::from(k.width));
+        self.u64(k.seed);
+        self.u64(k.sgd_seed);
     }
     /// Every outcome variable of `rec`, in [`SCHEMA`] order.
     ///
@@ -112,6 +120,16 @@ impl<'a> ByteReader<'a> {
                     })
                     .collect::<Result<_, String>>()?,
             ),
+        })
+    }
+    /// A key written by [`ByteWriter::key`].
+    pub fn key(&mut self) -> Result<TaskKey, String> {
+        Ok(TaskKey {
+            c: self.f64()?,
+            depth: self.u32()?,
+            width: self.u32()?,
+            seed: self.u64()?,
+            sgd_seed: self.u64()?,
         })
     }
     /// A record written by [`ByteWriter::record`].

@@ -100,6 +100,29 @@ pub struct TaskKey {
     pub sgd_seed: u64,
 }
 
+impl TaskKey {
+    /// The key's exact identity (c by its bits): equal keys, and only they, give equal
+    /// identities, so it can index a map.
+    pub fn identity(&self) -> (u32, u32, u64, u64, u64) {
+        (
+            self.depth,
+            self.width,
+            self.seed,
+            self.sgd_seed,
+            self.c.to_bits(),
+        )
+    }
+
+    /// The row order of a results file that grows as an adaptive search makes runs:
+    /// (depth, width, seed, sgd_seed, c) ascending, so its rows do not depend on the order
+    /// in which runs finished.
+    pub fn row_order(&self, other: &TaskKey) -> std::cmp::Ordering {
+        (self.depth, self.width, self.seed, self.sgd_seed)
+            .cmp(&(other.depth, other.width, other.seed, other.sgd_seed))
+            .then(self.c.total_cmp(&other.c))
+    }
+}
+
 /// One network at initialization: a (depth, width, init seed) triple. Every task of it
 /// shares one λ₀.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -178,6 +201,8 @@ pub struct RunRecord {
     pub message: String,
     /// Wall-clock seconds this run took (training + measurement).
     pub seconds: f64,
+    /// The round of the adaptive search that made this run (-1: a fixed grid's run).
+    pub search_round: i32,
 }
 
 impl RunRecord {
@@ -220,6 +245,26 @@ pub struct Results {
 }
 
 impl Results {
+    /// The row of the run `key`, if the table has it.
+    pub fn row_of(&self, key: &TaskKey) -> Option<usize> {
+        let id = key.identity();
+        self.keys.iter().position(|k| k.identity() == id)
+    }
+
+    /// Adds a pending row for `key` at its place in [`TaskKey::row_order`] (after equal
+    /// keys' neighbours) and returns it; a key the table already has keeps its row.
+    pub fn insert_key(&mut self, key: TaskKey) -> usize {
+        if let Some(row) = self.row_of(&key) {
+            return row;
+        }
+        let row = self
+            .keys
+            .partition_point(|k| k.row_order(&key) == std::cmp::Ordering::Less);
+        self.keys.insert(row, key);
+        self.records.insert(row, None);
+        row
+    }
+
     /// Status of run `i` (pending when no record is present).
     pub fn status(&self, i: usize) -> RunStatus {
         self.records[i]
@@ -680,6 +725,23 @@ pub static SCHEMA: &[Var] = &[
             get: |r| Ok(Column::F64(vec![r.seconds])),
             set: |r, v| {
                 r.seconds = one(v.into_f64()?)?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "search_round",
+        dims: RUN,
+        kind: Kind::I32,
+        fill: -1.0,
+        long_name: "round of the adaptive search that made the run (-1: fixed grid)",
+        units: "",
+        flags: &[],
+        doc: "with `grid.search = \"adaptive\"`, the round of its line's search that made the run (0: the coarse scan's first points); −1 = a fixed grid's run",
+        role: Role::Outcome {
+            get: |r| Ok(Column::I32(vec![r.search_round])),
+            set: |r, v| {
+                r.search_round = one(v.into_i32()?)?;
                 Ok(())
             },
         },

@@ -300,7 +300,6 @@ fn journal_header(meta: &FileMeta, results: &Results) -> JournalHeader {
     let shape = Shape::of(results);
     JournalHeader {
         config_sha256: meta.config_sha256.clone(),
-        runs: shape.runs,
         steps: shape.steps,
         interp: shape.interp,
     }
@@ -456,31 +455,31 @@ impl ResultsFile {
         self.results.steps
     }
 
-    /// Commits the finished run `run`: checks that the file can hold it (per-step vectors
+    /// Commits the finished run `key`: checks that the file can hold it (per-step vectors
     /// shorter than `steps + 1`, and an `interp_loss` shorter than `interp`, are padded
     /// with the fill value; longer ones are refused), appends it to the journal, and takes
-    /// a snapshot when one is due.
-    pub fn write_record(&mut self, run: usize, rec: &RunRecord) -> Result<(), StoreError> {
+    /// a snapshot when one is due. A key the file has no row for gets one
+    /// ([`Results::insert_key`]: the file of an adaptive search grows).
+    pub fn write_record(&mut self, key: &TaskKey, rec: &RunRecord) -> Result<(), StoreError> {
         let path = self.path.as_path();
-        let shape = Shape::of(&self.results);
-        if run >= shape.runs {
-            return Err(invalid(
-                path,
-                format!(
-                    "run {run} is out of range (the file has {} runs)",
-                    shape.runs
-                ),
-            ));
-        }
-        let rec = normalized(path, rec, shape)?;
+        let rec = normalized(path, rec, Shape::of(&self.results))?;
         self.journal
-            .append(run, &rec)
+            .append(key, &rec)
             .map_err(|e| journal_io(path, e))?;
-        self.results.records[run] = Some(rec);
+        let row = self.results.insert_key(*key);
+        self.results.records[row] = Some(rec);
         if Instant::now() >= self.next_snapshot {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Adds pending rows for the runs `keys` that the file does not have yet (an adaptive
+    /// search's next points). They are not journaled: a resume recomputes them.
+    pub fn add_pending(&mut self, keys: &[TaskKey]) {
+        for k in keys {
+            self.results.insert_key(*k);
+        }
     }
 
     /// Appends the line "`<ISO time> <what>`" to the `history` attribute (written with the
@@ -563,10 +562,11 @@ fn read_journal(
     })
 }
 
-/// Adds the journal's runs to `results`.
+/// Adds the journal's runs to `results` (rows for keys it lacks are added).
 fn merge_journal(results: &mut Results, contents: &JournalContents) {
-    for (row, rec) in &contents.records {
-        results.records[*row] = Some(rec.clone());
+    for (key, rec) in &contents.records {
+        let row = results.insert_key(*key);
+        results.records[row] = Some(rec.clone());
     }
 }
 
@@ -667,6 +667,17 @@ pub fn read_snapshot(path: &Path) -> Result<(Results, StoredMeta), StoreError> {
     Ok((results, meta))
 }
 
+/// Reads the provenance of the results file at `path` alone (its root attributes), without
+/// its variables.
+pub fn read_file_meta(path: &Path) -> Result<StoredMeta, StoreError> {
+    if !path.exists() {
+        return Err(not_results(path, "the file does not exist"));
+    }
+    let file = nc::open_file(path, "opening the file", || File::open(path))?;
+    meta::check_format(&file, path)?;
+    meta::read_meta(&file, path)
+}
+
 /// Reads a results file — finished, or of a sweep running or killed — with every run
 /// finished so far: its last snapshot plus the runs of its journal. Needs no lock and no
 /// environment variable; never writes.
@@ -716,15 +727,17 @@ mod tests {
         rec.loss = vec![];
         rec.hvps = vec![7];
         rec.interp_loss = vec![];
-        f.write_record(0, &rec).unwrap();
+        f.write_record(&key(0), &rec).unwrap();
         let mut long = done(3, 1, 0.0);
         long.loss.push(1.0);
-        let err = f.write_record(1, &long).unwrap_err().to_string();
+        let err = f.write_record(&key(1), &long).unwrap_err().to_string();
         assert!(err.contains("loss") && err.contains("pad.h5"), "{err}");
-        let err = f.write_record(2, &rec).unwrap_err().to_string();
-        assert!(err.contains("out of range"), "{err}");
+        // A key the file lacks gets a row (an adaptive search's file grows).
+        f.write_record(&key(2), &rec).unwrap();
         drop(f);
         let (got, _) = read_results(&path).unwrap();
+        assert_eq!(got.keys.len(), 3);
+        assert_eq!(got.row_of(&key(2)), Some(2));
         let r = got.records[0].as_ref().unwrap();
         assert_eq!(r.loss.len(), 4);
         assert!(r.loss.iter().all(|x| x.is_nan()));
@@ -806,7 +819,7 @@ mod tests {
             assert!(history[round].contains("4 of 5 runs finished") || round == 2);
             if round == 1 {
                 let rec = done(6, 1, 3.0);
-                f.write_record(3, &rec).unwrap();
+                f.write_record(&key(3), &rec).unwrap();
                 expect.records[3] = Some(rec);
             }
         }
@@ -847,12 +860,11 @@ mod tests {
         assert_eq!(std::fs::read(&aside).unwrap(), garbage);
         let other = JournalHeader {
             config_sha256: "other".into(),
-            runs: 5,
             steps: 6,
             interp: 0,
         };
         let mut j = Journal::create(&journal_path(&path), &other).unwrap();
-        j.append(3, &done(6, 0, 9.0)).unwrap();
+        j.append(&key(3), &done(6, 0, 9.0)).unwrap();
         drop(j);
         let (got, _) = read_results(&path).unwrap();
         assert!(
@@ -873,8 +885,8 @@ mod tests {
         let mut f = ResultsFile::create(&path, &meta("h1"), &empty(4, steps, &[]), false).unwrap();
         let a = done(steps, 0, 0.0);
         let b = diverged(steps, 0);
-        f.write_record(2, &a).unwrap();
-        f.write_record(0, &b).unwrap();
+        f.write_record(&key(2), &a).unwrap();
+        f.write_record(&key(0), &b).unwrap();
         // What is on disk now is what a SIGKILL would leave: copy the bytes (the last
         // snapshot and the journal) while the writer is live, then leak the writer.
         let copy = dir.path().join("copy.h5");
@@ -891,7 +903,7 @@ mod tests {
         // The copy can be resumed as a killed job's file would be.
         let (mut g, again) = ResultsFile::open_resume(&copy, &meta("h1")).unwrap();
         assert_same_record(again.records[2].as_ref().unwrap(), &a, 2);
-        g.write_record(1, &a).unwrap();
+        g.write_record(&key(1), &a).unwrap();
         g.close().unwrap();
         // A fresh read of the original path also sees the records.
         let (orig, _) = read_results(&path).unwrap();
@@ -908,8 +920,8 @@ mod tests {
         };
         let path = PathBuf::from(path);
         let mut f = ResultsFile::create(&path, &meta("h1"), &empty(3, 4, &[]), false).unwrap();
-        f.write_record(0, &done(4, 0, 0.0)).unwrap();
-        f.write_record(2, &diverged(4, 0)).unwrap();
+        f.write_record(&key(0), &done(4, 0, 0.0)).unwrap();
+        f.write_record(&key(2), &diverged(4, 0)).unwrap();
         // SAFETY: signals this process; nothing after it runs.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         unreachable!("SIGKILL did not stop the process");

@@ -1,10 +1,12 @@
 //! The results journal: an append-only, checksummed log of the runs finished since the
 //! last snapshot of the results file, kept beside it as `<file>.journal`.
 //!
-//! Layout: the magic line `sharpsweep-journal-1\n`, then frames of
+//! Layout: the magic line `sharpsweep-journal-2\n`, then frames of
 //! `[u32 length][u32 CRC-32 of the payload][payload]` (little-endian). The first frame is
-//! the header (config hash and file shape); every later one is a finished run: its row
-//! index and its record in the [`codec`](crate::record::codec) encoding. A reader takes
+//! the header (config hash, steps and interpolation points); every later one is a
+//! finished run: its key (c, depth, width, seed, sgd_seed) and its record in the
+//! [`codec`](crate::record::codec) encoding. Runs are named by key, not row, because the
+//! file of an adaptive search gains rows as it goes. A reader takes
 //! frames up to the first that is incomplete or fails its checksum: a killed writer or
 //! a lost page cache can only cut or garble the tail, never change what precedes it.
 //!
@@ -18,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::record::codec::{ByteReader, ByteWriter};
-use crate::record::RunRecord;
+use crate::record::{RunRecord, TaskKey};
 
 /// The first bytes of every journal.
-const MAGIC: &[u8] = b"sharpsweep-journal-1\n";
+const MAGIC: &[u8] = b"sharpsweep-journal-2\n";
 /// Longest time between two `fsync`s of a journal that is being appended to.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest frame a reader accepts (a corrupt length must not allocate gigabytes).
@@ -39,8 +41,6 @@ pub fn journal_path(path: &Path) -> PathBuf {
 pub struct JournalHeader {
     /// `config_sha256` of the results file.
     pub config_sha256: String,
-    /// Runs (rows) of the file.
-    pub runs: usize,
     /// SGD steps per run.
     pub steps: usize,
     /// Interpolation points per run.
@@ -53,8 +53,8 @@ pub struct JournalHeader {
 pub struct JournalContents {
     /// The header.
     pub header: JournalHeader,
-    /// (row, record) of each finished run, in the order they were appended.
-    pub records: Vec<(usize, RunRecord)>,
+    /// (key, record) of each finished run, in the order they were appended.
+    pub records: Vec<(TaskKey, RunRecord)>,
     /// Bytes of the file that hold whole, valid frames.
     pub valid_len: u64,
     /// Bytes after that (0 for a journal that was closed cleanly or killed between frames).
@@ -78,7 +78,6 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 fn header_payload(h: &JournalHeader) -> Vec<u8> {
     let mut w = ByteWriter::default();
     w.bytes(h.config_sha256.as_bytes());
-    w.u64(h.runs as u64);
     w.u64(h.steps as u64);
     w.u64(h.interp as u64);
     w.0
@@ -90,7 +89,6 @@ fn parse_header(payload: &[u8]) -> Result<JournalHeader, String> {
     let hash = String::from_utf8(r.take(len)?.to_vec()).map_err(|e| e.to_string())?;
     Ok(JournalHeader {
         config_sha256: hash,
-        runs: r.usize()?,
         steps: r.usize()?,
         interp: r.usize()?,
     })
@@ -120,12 +118,12 @@ pub fn parse(bytes: &[u8]) -> Result<JournalContents, String> {
     let mut records = Vec::new();
     while let Some((payload, next)) = next_frame(bytes, pos) {
         let mut r = ByteReader(payload);
-        let Ok(row) = r.usize() else { break };
+        let Ok(key) = r.key() else { break };
         let Ok(rec) = r.record() else { break };
-        if row >= header.runs || !r.0.is_empty() {
+        if !r.0.is_empty() {
             break;
         }
-        records.push((row, rec));
+        records.push((key, rec));
         pos = next;
     }
     Ok(JournalContents {
@@ -252,11 +250,11 @@ impl Journal {
         })
     }
 
-    /// Appends the finished run `row` (one `write`), and `fsync`s when the last one is
+    /// Appends the finished run `key` (one `write`), and `fsync`s when the last one is
     /// [`SYNC_INTERVAL`] old.
-    pub fn append(&mut self, row: usize, rec: &RunRecord) -> std::io::Result<()> {
+    pub fn append(&mut self, key: &TaskKey, rec: &RunRecord) -> std::io::Result<()> {
         let mut w = ByteWriter::default();
-        w.u64(row as u64);
+        w.key(key);
         w.record(rec);
         self.file.write_all(&frame(&w.0))?;
         self.unsynced = true;
@@ -300,9 +298,18 @@ mod tests {
     fn header() -> JournalHeader {
         JournalHeader {
             config_sha256: "abc".into(),
-            runs: 10,
             steps: 3,
             interp: 0,
+        }
+    }
+
+    fn key(i: usize) -> TaskKey {
+        TaskKey {
+            c: i as f64 / 4.0,
+            depth: 2,
+            width: 8,
+            seed: 1,
+            sgd_seed: 1,
         }
     }
 
@@ -319,7 +326,7 @@ mod tests {
         let mut j = Journal::create(&path, &header()).unwrap();
         let mut ends = vec![std::fs::metadata(&path).unwrap().len()];
         for i in 0..5 {
-            j.append(i * 2, &rec(i as f64 + 1.0)).unwrap();
+            j.append(&key(i * 2), &rec(i as f64 + 1.0)).unwrap();
             ends.push(std::fs::metadata(&path).unwrap().len());
         }
         j.sync().unwrap();
@@ -331,8 +338,8 @@ mod tests {
                     let whole = ends.iter().filter(|&&e| e as usize <= cut).count() - 1;
                     assert_eq!(c.records.len(), whole, "cut {cut}");
                     assert_eq!(c.valid_len, ends[whole], "cut {cut}");
-                    for (k, (row, r)) in c.records.iter().enumerate() {
-                        assert_eq!(*row, k * 2);
+                    for (k, (got, r)) in c.records.iter().enumerate() {
+                        assert_eq!(*got, key(k * 2));
                         assert_eq!(r.lambda0, k as f64 + 1.0);
                     }
                 }
@@ -351,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.h5.journal");
         let mut j = Journal::create(&path, &header()).unwrap();
-        j.append(1, &rec(2.0)).unwrap();
+        j.append(&key(1), &rec(2.0)).unwrap();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[7, 0, 0, 0, 1, 2]).unwrap();
@@ -359,9 +366,12 @@ mod tests {
         let c = read(&path).unwrap().unwrap().unwrap();
         assert_eq!((c.records.len(), c.discarded), (1, 6));
         let mut j = Journal::reopen(&path, &c).unwrap();
-        j.append(3, &rec(4.0)).unwrap();
+        j.append(&key(3), &rec(4.0)).unwrap();
         let c = read(&path).unwrap().unwrap().unwrap();
-        assert_eq!(c.records.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(
+            c.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [key(1), key(3)]
+        );
         assert_eq!(c.discarded, 0);
         j.reset().unwrap();
         let c = read(&path).unwrap().unwrap().unwrap();

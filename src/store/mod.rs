@@ -24,7 +24,7 @@ mod testutil;
 
 use std::path::{Path, PathBuf};
 
-pub use self::file::{read_results, read_snapshot, ResultsFile};
+pub use self::file::{read_file_meta, read_results, read_snapshot, ResultsFile};
 pub use self::journal::journal_path;
 pub use self::meta::{hdf5_library_version, FileMeta, StoredMeta, FORMAT};
 pub use self::table::{read_group_table, write_group_table, GroupTable};

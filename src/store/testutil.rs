@@ -158,7 +158,7 @@ pub(crate) fn sample(path: &Path, interp: &[f64]) -> Results {
     expect.records[2] = Some(failed(steps, k));
     expect.records[4] = Some(done(steps, k, 4.0));
     for i in [0, 1, 2, 4] {
-        f.write_record(i, expect.records[i].as_ref().unwrap())
+        f.write_record(&key(i), expect.records[i].as_ref().unwrap())
             .unwrap();
     }
     f.close().unwrap();

@@ -7,6 +7,7 @@
 //! - [`wire`]: the messages (work units, outcomes) and their encoding;
 //! - [`drain`]: signals and deadlines that stop a sweep early without losing work;
 //! - [`preflight`]: the memory a run needs, checked before anything is loaded;
+//! - [`search`]: the adaptive search for the critical values (`grid.search = "adaptive"`);
 //! - `launch`, `provenance`, `progress`: MPI set-up, what the file records about the run,
 //!   and the progress report.
 
@@ -17,9 +18,10 @@ pub mod preflight;
 mod progress;
 pub(crate) mod provenance;
 pub(crate) mod schedule;
+pub mod search;
 pub(crate) mod wire;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SearchKind};
 use crate::data::DataError;
 use crate::model::{Float, PrecisionTask};
 use crate::record::{InitKey, Results, RunStatus, TaskKey};
@@ -28,6 +30,7 @@ use crate::train::{self, Lambda0, Problem, RunSettings};
 use mpi::topology::SimpleCommunicator;
 use progress::Progress;
 use schedule::Master;
+use search::Search;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
@@ -200,7 +203,6 @@ impl PrecisionTask for SweepTask<'_> {
 
     fn run<T: Float>(self) -> Self::Output {
         let cfg = self.cfg;
-        let keys = grid::expand(cfg);
         let problem = Problem::<T>::from_config(cfg)?;
         let par = par_of(self.opts.threads);
         let settings = |depth: u32, width: u32| RunSettings::new(cfg, &problem, depth, width, par);
@@ -210,22 +212,27 @@ impl PrecisionTask for SweepTask<'_> {
                     init,
                     est: train::lambda0(&settings(init.depth, init.width), &problem, init.seed),
                 },
-                Unit::Run { task, lambda0 } => {
-                    let k = keys[task];
-                    let s = settings(k.depth, k.width);
+                Unit::Run { task, key, lambda0 } => {
+                    let s = settings(key.depth, key.width);
                     let (record, _) =
-                        train::train_run(&s, &problem, k.c, k.seed, k.sgd_seed, &lambda0);
-                    Outcome::Run { task, record }
+                        train::train_run(&s, &problem, key.c, key.seed, key.sgd_seed, &lambda0);
+                    Outcome::Run { task, key, record }
                 }
             }
         };
+        // A fixed grid's rows are all its tasks; an adaptive search's file starts with the
+        // first round of every line and grows.
+        let initial = match cfg.grid.search {
+            SearchKind::Grid => grid::expand(cfg),
+            SearchKind::Adaptive => Search::new(cfg).resume(std::iter::empty()),
+        };
         if self.rank != 0 {
             schedule::run_worker(self.world.expect("workers exist only under MPI"), &work);
-            return Ok(SweepSummary::empty(cfg.output.path.clone(), keys.len()));
+            return Ok(SweepSummary::empty(cfg.output.path.clone(), initial.len()));
         }
         let meta = provenance::file_meta(cfg, &problem.description, self.size);
         // Rank 0 opens the file first, so a refusal costs no computation.
-        let opened = open_results(cfg, self.opts, &meta, &keys);
+        let opened = open_results(cfg, self.opts, &meta, &initial);
         let (file, existing) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -233,12 +240,12 @@ impl PrecisionTask for SweepTask<'_> {
                 return Err(e.into());
             }
         };
-        self.run_root(file, &existing, &keys, &work)
+        self.run_root(file, &existing, &work)
     }
 }
 
-/// Creates the results file, or reopens it with `--resume` when it exists; returns it and
-/// what it already holds.
+/// Creates the results file (rows `keys`, all pending), or reopens it with `--resume`
+/// when it exists; returns it and what it already holds.
 fn open_results(
     cfg: &Config,
     opts: &SweepOptions,
@@ -278,78 +285,139 @@ impl Tally {
     }
 }
 
+/// What rank 0 schedules at the start: the tasks to run, and what the file already knows.
+struct Plan {
+    /// Tasks to schedule (all to run).
+    todo: Vec<TaskKey>,
+    /// λ₀ of the networks with a finished run.
+    known: Vec<(InitKey, Lambda0)>,
+    /// Tasks already finished as diverged (for `stop_after_divergence`).
+    diverged: Vec<TaskKey>,
+    /// Counts of the finished runs.
+    tally: Tally,
+    /// The adaptive search, replayed on the file's runs.
+    search: Option<Search>,
+}
+
+impl Plan {
+    fn of(cfg: &Config, existing: &Results) -> Plan {
+        let mut plan = Plan {
+            todo: Vec::new(),
+            known: Vec::new(),
+            diverged: Vec::new(),
+            tally: Tally::default(),
+            search: None,
+        };
+        for (key, rec) in existing.keys.iter().zip(&existing.records) {
+            match rec {
+                Some(rec) => {
+                    plan.tally.add(rec.status);
+                    if rec.status == RunStatus::Diverged {
+                        plan.diverged.push(*key);
+                    }
+                    plan.known
+                        .push((InitKey::from(key), Lambda0::of_record(rec)));
+                }
+                None => plan.todo.push(*key),
+            }
+        }
+        if cfg.grid.search == SearchKind::Adaptive {
+            let mut search = Search::new(cfg);
+            let finished = existing.keys.iter().zip(&existing.records);
+            plan.todo = search.resume(finished.filter_map(|(k, r)| r.as_ref().map(|r| (*k, r))));
+            plan.search = Some(search);
+        }
+        plan
+    }
+}
+
+/// The history line of a sweep's end.
+fn ending(finished: usize, total: usize, out_of_time: bool, drained: bool) -> String {
+    if finished == total {
+        "finished".to_string()
+    } else if out_of_time && !drained {
+        format!(
+            "stopped before the deadline: {finished} of {total} runs finished; the next could \
+             not finish in time (measured run times)"
+        )
+    } else if drained {
+        format!("drained (signal or deadline): {finished} of {total} runs finished")
+    } else {
+        format!(
+            "stopped: {finished} of {total} runs finished ({} skipped after divergence)",
+            total - finished
+        )
+    }
+}
+
 impl SweepTask<'_> {
-    /// Rank 0: schedules what `existing` lacks, writes every outcome, reports.
+    /// Rank 0: schedules what `existing` lacks (for an adaptive search, what its replayed
+    /// state asks for, and then each round as the last one finishes), writes every
+    /// outcome, reports.
     fn run_root<W>(
         &self,
         mut file: ResultsFile,
         existing: &Results,
-        keys: &[TaskKey],
         work: &W,
     ) -> Result<SweepSummary, SweepError>
     where
         W: Fn(&Unit) -> Outcome + Sync,
     {
-        let (cfg, total) = (self.cfg, keys.len());
-        let mut tally = Tally::default();
-        let mut known: Vec<(InitKey, Lambda0)> = Vec::new();
-        let mut diverged_rows = Vec::new();
-        for (i, rec) in existing.records.iter().enumerate() {
-            if let Some(rec) = rec {
-                tally.add(rec.status);
-                if rec.status == RunStatus::Diverged {
-                    diverged_rows.push(i);
-                }
-                known.push((InitKey::from(&keys[i]), Lambda0::of_record(rec)));
-            }
-        }
-        let todo = (0..total).filter(|&i| existing.records[i].is_none());
+        let cfg = self.cfg;
+        let Plan {
+            todo,
+            known,
+            diverged,
+            mut tally,
+            mut search,
+        } = Plan::of(cfg, existing);
+        file.add_pending(&todo);
+        let total = file.n_runs();
+        let n = todo.len();
         let mut master = Master::new(
-            keys.to_vec(),
-            todo.collect(),
+            todo,
+            (0..n).collect(),
             |k| grid::run_cost(cfg, k),
             |l| grid::lambda0_cost(cfg, l),
             &known,
-            &diverged_rows,
+            &[],
             cfg.grid.stop_after_divergence,
         );
+        for key in &diverged {
+            master.note_diverged(key);
+        }
         master.set_deadline(self.deadline.map(drain::instant_of));
         let mut progress = Progress::new(total, tally.finished, tally.diverged, self.opts);
         let mut ran_now = 0;
-        let sink = |o: &Outcome| -> Result<(), StoreError> {
-            if let Outcome::Run { task, record } = o {
-                file.write_record(*task, record)?;
+        let sink = |o: &Outcome| -> Result<Vec<TaskKey>, StoreError> {
+            let Outcome::Run { key, record, .. } = o else {
+                return Ok(Vec::new());
+            };
+            let Some(search) = search.as_mut() else {
+                file.write_record(key, record)?;
                 ran_now += 1;
                 tally.add(record.status);
                 progress.update(tally.finished, tally.diverged);
-            }
-            Ok(())
+                return Ok(Vec::new());
+            };
+            let mut record = record.clone();
+            record.search_round = search.round_of(key);
+            file.write_record(key, &record)?;
+            let next = search.finished(key, &record);
+            file.add_pending(&next);
+            progress.set_total(file.n_runs());
+            ran_now += 1;
+            tally.add(record.status);
+            progress.update(tally.finished, tally.diverged);
+            Ok(next)
         };
         let loop_start = Instant::now();
         let result = schedule::run_master(&mut master, self.world, work, sink, self.drain);
         let wall = loop_start.elapsed().as_secs_f64();
         progress.finish();
+        let total = file.n_runs();
         let drained = self.drain.load(Ordering::Relaxed);
-        let what = if tally.finished == total {
-            "finished".to_string()
-        } else if master.out_of_time() && !drained {
-            format!(
-                "stopped before the deadline: {} of {total} runs finished; the next could not \
-                 finish in time (measured run times)",
-                tally.finished
-            )
-        } else if drained {
-            format!(
-                "drained (signal or deadline): {} of {total} runs finished",
-                tally.finished
-            )
-        } else {
-            format!(
-                "stopped: {} of {total} runs finished ({} skipped after divergence)",
-                tally.finished,
-                total - tally.finished
-            )
-        };
+        let what = ending(tally.finished, total, master.out_of_time(), drained);
         file.append_history(&format!(
             "{what}; {ran_now} runs this start on {} rank(s)",
             self.size

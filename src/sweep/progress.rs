@@ -42,6 +42,14 @@ impl Progress {
         }
     }
 
+    /// The runs to do changed (an adaptive search added a round).
+    pub(crate) fn set_total(&mut self, total: usize) {
+        self.total = total;
+        if let Some(b) = &self.bar {
+            b.set_length(total as u64);
+        }
+    }
+
     pub(crate) fn update(&mut self, done: usize, diverged: usize) {
         if let Some(b) = &self.bar {
             b.set_position(done as u64);
@@ -53,7 +61,7 @@ impl Progress {
             self.last_line = Instant::now();
             let el = self.started.elapsed().as_secs_f64();
             let now = (done - self.start_done).max(1) as f64;
-            let eta = el / now * (self.total - done) as f64;
+            let eta = el / now * self.total.saturating_sub(done) as f64;
             // A closed stderr (a log pipe gone) must never stop the sweep.
             use std::io::Write;
             let _ = writeln!(

@@ -33,13 +33,20 @@ pub enum Next {
     Stop,
 }
 
-/// The master's bookkeeping: which units are pending, in flight and done.
-pub struct Master {
+/// The master's bookkeeping: which units are pending, in flight and done. Tasks are
+/// numbered in the order they were added; an adaptive search adds tasks as results
+/// arrive ([`Master::add_tasks`]).
+pub struct Master<'a> {
     keys: Vec<TaskKey>,
-    /// The networks whose λ₀ the tasks need ([`grid::init_keys`]).
+    /// The networks whose λ₀ the tasks need (first those of [`grid::init_keys`]).
     inits: Vec<InitKey>,
+    /// Index into `inits` of each network.
+    init_index: std::collections::HashMap<InitKey, usize>,
     /// Index into `inits` of each task.
     init_of: Vec<usize>,
+    /// The cost model of a run and of a λ₀.
+    cost: Box<dyn Fn(&TaskKey) -> f64 + 'a>,
+    lambda0_cost: Box<dyn Fn(&InitKey) -> f64 + 'a>,
     /// Estimated cost of each network's λ₀.
     init_cost: Vec<f64>,
     lambda: Vec<LineState>,
@@ -65,7 +72,7 @@ pub struct Master {
 /// this margin (runs of one network vary with c, and a rank may be slower).
 const TIME_MARGIN: f64 = 1.5;
 
-impl Master {
+impl<'a> Master<'a> {
     /// Schedules the tasks `todo` (rows of `keys`) with costs `cost` (per task) and
     /// `lambda0_cost` (per network). `known` gives λ₀ of networks already measured
     /// (resume); `diverged` are tasks already finished as diverged (for
@@ -73,56 +80,88 @@ impl Master {
     pub fn new(
         keys: Vec<TaskKey>,
         todo: Vec<usize>,
-        cost: impl Fn(&TaskKey) -> f64,
-        lambda0_cost: impl Fn(&InitKey) -> f64,
+        cost: impl Fn(&TaskKey) -> f64 + 'a,
+        lambda0_cost: impl Fn(&InitKey) -> f64 + 'a,
         known: &[(InitKey, Lambda0)],
         diverged: &[usize],
         stop_after_divergence: bool,
     ) -> Self {
-        let inits = grid::init_keys(&keys);
-        let init_of: Vec<usize> = keys
-            .iter()
-            .map(|k| {
-                inits
-                    .binary_search(&InitKey::from(k))
-                    .expect("init_keys holds every task's network")
-            })
-            .collect();
-        let mut lambda = vec![LineState::Unknown; inits.len()];
-        for (init, est) in known {
-            if let Ok(i) = inits.binary_search(init) {
-                lambda[i] = LineState::Known(*est);
-            }
+        let mut m = Master {
+            keys: Vec::new(),
+            inits: Vec::new(),
+            init_index: Default::default(),
+            init_of: Vec::new(),
+            cost: Box::new(cost),
+            lambda0_cost: Box::new(lambda0_cost),
+            init_cost: Vec::new(),
+            lambda: Vec::new(),
+            pending: Vec::new(),
+            stop_after_divergence,
+            diverged_c: Default::default(),
+            in_flight: 0,
+            draining: false,
+            costs: Vec::new(),
+            deadline: None,
+            measured: (0.0, 0.0),
+            out_of_time: false,
+        };
+        for init in grid::init_keys(&keys) {
+            m.network(init);
         }
-        let costs: Vec<f64> = keys.iter().map(&cost).collect();
-        let mut pending = todo;
-        pending.sort_by(|&a, &b| {
+        for (init, est) in known {
+            let l = m.network(*init);
+            m.lambda[l] = LineState::Known(*est);
+        }
+        for k in &keys {
+            let l = m.network(InitKey::from(k));
+            m.init_of.push(l);
+            m.costs.push((m.cost)(k));
+        }
+        m.keys = keys;
+        for &t in diverged {
+            m.note_divergence(t);
+        }
+        m.schedule(todo);
+        m
+    }
+
+    /// The index of network `init`, added when new.
+    fn network(&mut self, init: InitKey) -> usize {
+        if let Some(&l) = self.init_index.get(&init) {
+            return l;
+        }
+        self.inits.push(init);
+        self.init_cost.push((self.lambda0_cost)(&init));
+        self.lambda.push(LineState::Unknown);
+        self.init_index.insert(init, self.inits.len() - 1);
+        self.inits.len() - 1
+    }
+
+    /// Adds tasks `todo` to the pending ones, keeping them most expensive first (then by
+    /// network, then c ascending).
+    fn schedule(&mut self, todo: Vec<usize>) {
+        self.pending.extend(todo);
+        let (costs, init_of, keys) = (&self.costs, &self.init_of, &self.keys);
+        self.pending.sort_by(|&a, &b| {
             costs[b]
                 .total_cmp(&costs[a])
                 .then(init_of[a].cmp(&init_of[b]))
                 .then(keys[a].sgd_seed.cmp(&keys[b].sgd_seed))
                 .then(keys[a].c.total_cmp(&keys[b].c))
         });
-        let mut m = Master {
-            init_cost: inits.iter().map(lambda0_cost).collect(),
-            keys,
-            inits,
-            init_of,
-            lambda,
-            pending,
-            stop_after_divergence,
-            diverged_c: Default::default(),
-            in_flight: 0,
-            draining: false,
-            costs,
-            deadline: None,
-            measured: (0.0, 0.0),
-            out_of_time: false,
-        };
-        for &t in diverged {
-            m.note_divergence(t);
+    }
+
+    /// Adds new tasks (an adaptive search's next points) to the schedule.
+    pub fn add_tasks(&mut self, new: &[TaskKey]) {
+        let first = self.keys.len();
+        for k in new {
+            let l = self.network(InitKey::from(k));
+            self.keys.push(*k);
+            self.init_of.push(l);
+            let c = (self.cost)(k);
+            self.costs.push(c);
         }
-        m
+        self.schedule((first..self.keys.len()).collect());
     }
 
     /// Hand out only units that are predicted to finish by `deadline` (from the speed
@@ -165,9 +204,14 @@ impl Master {
 
     fn note_divergence(&mut self, task: usize) {
         let k = self.keys[task];
+        self.note_diverged(&k);
+    }
+
+    /// Run `k` (finished before this start) diverged: for `stop_after_divergence`.
+    pub fn note_diverged(&mut self, k: &TaskKey) {
         let e = self
             .diverged_c
-            .entry(LineKey::from(&k))
+            .entry(LineKey::from(k))
             .or_insert(f64::INFINITY);
         *e = e.min(k.c);
     }
@@ -231,7 +275,11 @@ impl Master {
                     unreachable!()
                 };
                 self.in_flight += 1;
-                Next::Work(Unit::Run { task, lambda0 })
+                Next::Work(Unit::Run {
+                    task,
+                    key: self.keys[task],
+                    lambda0,
+                })
             }
             None if any_ready => {
                 self.out_of_time = true;
@@ -247,11 +295,11 @@ impl Master {
         self.in_flight -= 1;
         match o {
             Outcome::Lambda0 { init, est } => {
-                if let Ok(l) = self.inits.binary_search(init) {
+                if let Some(&l) = self.init_index.get(init) {
                     self.lambda[l] = LineState::Known(*est);
                 }
             }
-            Outcome::Run { task, record } => {
+            Outcome::Run { task, record, .. } => {
                 if record.status == RunStatus::Diverged {
                     self.note_divergence(*task);
                 }
@@ -270,9 +318,27 @@ const TAG_UNIT: i32 = 10;
 const TAG_STOP: i32 = 11;
 const TAG_BYE: i32 = 12;
 
+/// Hands outcome `o` to the master and to `sink`, and schedules the tasks the sink
+/// returns; after a sink error, outcomes only reach the master.
+fn deliver<E>(
+    master: &mut Master,
+    o: &Outcome,
+    sink: &mut impl FnMut(&Outcome) -> Result<Vec<TaskKey>, E>,
+    result: &mut Result<(), E>,
+) {
+    master.complete(o);
+    if result.is_ok() {
+        match sink(o) {
+            Ok(new) => master.add_tasks(&new),
+            Err(e) => *result = Err(e),
+        }
+    }
+}
+
 /// Runs the master on rank 0 (or alone, `world = None`): its own compute thread plus,
 /// with MPI, the other ranks. `sink` receives every outcome in arrival order (it writes
-/// run records); `drain` is polled, and once set no new work is handed out.
+/// run records) and returns the tasks it creates (an adaptive search's next points);
+/// `drain` is polled, and once set no new work is handed out.
 /// Returns, when every worker has stopped, each rank's busy seconds (time spent in
 /// units; index = rank).
 pub fn run_master<W, S, E>(
@@ -284,7 +350,7 @@ pub fn run_master<W, S, E>(
 ) -> Result<Vec<f64>, E>
 where
     W: Fn(&Unit) -> Outcome + Sync,
-    S: FnMut(&Outcome) -> Result<(), E>,
+    S: FnMut(&Outcome) -> Result<Vec<TaskKey>, E>,
 {
     let size = world.map_or(1, |w| w.size() as usize);
     std::thread::scope(|scope| {
@@ -313,10 +379,7 @@ where
         loop {
             let mut progressed = false;
             while let Some(o) = arrived.take().or_else(|| from_local.try_recv().ok()) {
-                master.complete(&o);
-                if result.is_ok() {
-                    result = sink(&o);
-                }
+                deliver(master, &o, &mut sink, &mut result);
                 idle.push_back(0);
                 progressed = true;
             }
@@ -333,10 +396,7 @@ where
                     if status.tag() == TAG_OUTCOME {
                         let o = wire::decode_outcome(&bytes)
                             .unwrap_or_else(|e| panic!("from rank {}: {e}", status.source_rank()));
-                        master.complete(&o);
-                        if result.is_ok() {
-                            result = sink(&o);
-                        }
+                        deliver(master, &o, &mut sink, &mut result);
                     }
                     idle.push_back(status.source_rank() as usize);
                     progressed = true;
@@ -514,7 +574,11 @@ mod tests {
     fn run_outcome(task: usize, seconds: f64) -> Outcome {
         let mut record = crate::record::RunRecord::unmeasured(1.0, 1.0, RunStatus::Done, 2, 0);
         record.seconds = seconds;
-        Outcome::Run { task, record }
+        Outcome::Run {
+            task,
+            key: TaskKey::default(),
+            record,
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! run record travels whole, so a new schema variable needs nothing here.
 
 use crate::record::codec::{ByteReader, ByteWriter};
-use crate::record::{stop_code, stop_of_code, InitKey, RunRecord};
+use crate::record::{stop_code, stop_of_code, InitKey, RunRecord, TaskKey};
 use crate::train::Lambda0;
 
 /// One piece of work.
@@ -14,17 +14,21 @@ pub enum Unit {
         /// The network.
         init: InitKey,
     },
-    /// Train task `task` with its network's λ₀.
+    /// Train one run with its network's λ₀.
     Run {
-        /// Row of the run table.
+        /// The master's number for the task (returned with its outcome).
         task: usize,
+        /// What to run.
+        key: TaskKey,
         /// λ₀ of the task's network.
         lambda0: Lambda0,
     },
 }
 
-/// What a unit produced.
+/// What a unit produced. (A run's record is large, but an outcome is built once and moved
+/// once: boxing it would buy nothing.)
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// λ₀ of a network.
     Lambda0 {
@@ -35,8 +39,10 @@ pub enum Outcome {
     },
     /// A finished run.
     Run {
-        /// Row of the run table.
+        /// The master's number for the task.
         task: usize,
+        /// What ran.
+        key: TaskKey,
         /// Its record.
         record: RunRecord,
     },
@@ -87,9 +93,10 @@ pub fn encode_unit(u: &Unit) -> Vec<u8> {
             w.u64(0);
             write_init(&mut w, init);
         }
-        Unit::Run { task, lambda0 } => {
+        Unit::Run { task, key, lambda0 } => {
             w.u64(1);
             w.u64(*task as u64);
+            w.key(key);
             write_lambda0(&mut w, lambda0);
         }
     }
@@ -105,6 +112,7 @@ pub fn decode_unit(b: &[u8]) -> Result<Unit, WireError> {
         },
         1 => Unit::Run {
             task: r.usize().map_err(WireError)?,
+            key: r.key().map_err(WireError)?,
             lambda0: read_lambda0(&mut r).map_err(WireError)?,
         },
         other => return Err(WireError(format!("unit kind {other}"))),
@@ -121,9 +129,10 @@ pub fn encode_outcome(o: &Outcome) -> Vec<u8> {
             write_init(&mut w, init);
             write_lambda0(&mut w, est);
         }
-        Outcome::Run { task, record } => {
+        Outcome::Run { task, key, record } => {
             w.u64(1);
             w.u64(*task as u64);
+            w.key(key);
             w.record(record);
         }
     }
@@ -140,6 +149,7 @@ pub fn decode_outcome(b: &[u8]) -> Result<Outcome, WireError> {
         },
         1 => Outcome::Run {
             task: r.usize().map_err(WireError)?,
+            key: r.key().map_err(WireError)?,
             record: r.record().map_err(WireError)?,
         },
         other => return Err(WireError(format!("outcome kind {other}"))),
@@ -173,13 +183,26 @@ mod tests {
     #[test]
     fn round_trips_are_exact() {
         let rec = record();
+        let key = TaskKey {
+            c: 2f64.powf(0.3),
+            depth: 4,
+            width: 64,
+            seed: u64::MAX,
+            sgd_seed: 7,
+        };
         let o = Outcome::Run {
             task: 17,
+            key,
             record: rec.clone(),
         };
         match decode_outcome(&encode_outcome(&o)).unwrap() {
-            Outcome::Run { task, record } => {
+            Outcome::Run {
+                task,
+                key: k,
+                record,
+            } => {
                 assert_eq!(task, 17);
+                assert_eq!(k, key);
                 assert_eq!(format!("{record:?}"), format!("{rec:?}"));
             }
             _ => panic!("wrong kind"),
@@ -193,6 +216,7 @@ mod tests {
         };
         let u = Unit::Run {
             task: 3,
+            key,
             lambda0: est,
         };
         assert_eq!(decode_unit(&encode_unit(&u)).unwrap(), u);
@@ -211,6 +235,7 @@ mod tests {
     fn truncated_messages_are_errors_not_panics() {
         let bytes = encode_outcome(&Outcome::Run {
             task: 1,
+            key: TaskKey::default(),
             record: record(),
         });
         for cut in [0, 7, 8, 20, bytes.len() - 1] {

@@ -160,3 +160,46 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Starts `sharpsweep ARGS` (a sweep; progress lines are turned on), waits until its
+/// progress lines report `after` finished runs, sends `signal`, and returns the exit code
+/// (minus the signal number when a signal ended it).
+pub fn interrupt(dir: &Path, args: &[&str], after: usize, signal: i32) -> Option<i32> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .args(args)
+        .args(["--progress-every", "0.001"])
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let mut lines = stderr.lines();
+    let mut seen = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log += &line;
+        log.push('\n');
+        let done: Option<usize> = line
+            .strip_prefix("sharpsweep: ")
+            .and_then(|l| l.split('/').next())
+            .and_then(|n| n.parse().ok());
+        seen |= done.is_some();
+        if done.is_some_and(|d| d >= after) {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            break;
+        }
+    }
+    // keep reading, so the child never writes into a closed pipe
+    for line in lines {
+        log += &line.unwrap_or_default();
+    }
+    let status = child.wait().unwrap();
+    assert!(seen, "no progress lines seen:\n{log}");
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or(status.signal().map(|s| -s))
+}
