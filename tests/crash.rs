@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 /// A sweep of many tiny runs on synthetic data (hundreds to a thousand records a second):
 /// 16 lines × (1 + 6/`log2_step`) values of c, `steps` SGD steps each.
 fn fast_config(dir: &Path, log2_step: f64, steps: usize) -> String {
+    fast_config_with(
+        dir,
+        &format!("log2_c = {{ start = 0.0, stop = 6.0, step = {log2_step} }}"),
+        steps,
+    )
+}
+
+/// The runs of [`fast_config`], `grid` the c keys of its `[grid]` section.
+fn fast_config_with(dir: &Path, grid: &str, steps: usize) -> String {
     let text = format!(
         r#"
 [data]
@@ -31,7 +40,7 @@ seeds = [1, 2, 3, 4]
 measure_n = 64
 tol = 1e-4
 [grid]
-log2_c = {{ start = 0.0, stop = 6.0, step = {log2_step} }}
+{grid}
 interp_points = 2
 "#
     );
@@ -96,22 +105,40 @@ fn a_hundred_sigkills_lose_nothing_and_resume_reaches_the_uninterrupted_file() {
     let d = dir.path();
     // Long enough (several seconds) to take more than a hundred kills.
     let cfg = fast_config(d, 0.025, 10);
-    let full = reference(d, &cfg);
+    kill_fuzz(d, &cfg, 110);
+}
+
+#[test]
+fn sigkills_of_an_adaptive_search_lose_nothing_and_resume_reaches_its_file() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    // A search of about 30 runs per line (4 criteria, brackets down to 1/64).
+    let grid = "search = \"adaptive\"\nlog2_c = { start = 0.0, stop = 6.0, step = 1.0 }\nresolution = 0.016";
+    let cfg = fast_config_with(d, grid, 10);
+    kill_fuzz(d, &cfg, 40);
+}
+
+/// SIGKILLs `sweep --resume` of `cfg` at seeded random instants (`SHARPSWEEP_FUZZ_SEED`
+/// replays a seed) `kills` times; after each kill the HDF5 file alone and with its journal
+/// hold only correct runs, never fewer; a final resume gives the uninterrupted file.
+fn kill_fuzz(d: &Path, cfg: &str, kill_count: usize) {
+    let full = reference(d, cfg);
     let seed = std::env::var("SHARPSWEEP_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_2026_u64);
     let mut rng = Rng(seed | 1);
-    // Kill starts of the sweep until 110 kills; should a sweep finish first (a fast
-    // machine), check it and start another file, so the count never depends on speed.
+    // Kill starts of the sweep until `kill_count` kills; should a sweep finish first (a
+    // fast machine), check it and start another file, so the count never depends on speed.
     let (mut kills, mut seen, mut round) = (0, 0, 0);
     let mut name = String::from("fuzz0.h5");
-    while kills < 110 {
+    while kills < kill_count {
         let path = d.join(&name);
         // Early instants hit the start-up (file creation, resume, the first snapshot);
         // later ones the runs and the snapshots between them.
         let after = Duration::from_millis(5 + rng.below(if kills % 3 == 0 { 60 } else { 250 }));
-        if start_and_kill(d, &cfg, &name, after) {
+        if start_and_kill(d, cfg, &name, after) {
             assert!(!journal_path(&path).exists());
             assert_same_data(&full, &read(&path), &format!("{name}, killed and resumed"));
             round += 1;
@@ -138,11 +165,11 @@ fn a_hundred_sigkills_lose_nothing_and_resume_reaches_the_uninterrupted_file() {
         round + 1,
         full.keys.len()
     );
-    let out = sharpsweep(d, &["sweep", &cfg, "--out", &name, "--resume", "--quiet"]);
+    let out = sharpsweep(d, &["sweep", cfg, "--out", &name, "--resume", "--quiet"]);
     expect_code(&out, 0, "final resume");
     let path = d.join(&name);
     assert!(!journal_path(&path).exists());
-    assert_same_data(&full, &read(&path), "killed 100+ times and resumed");
+    assert_same_data(&full, &read(&path), "killed and resumed");
     assert_eq!(finished(&full), full.keys.len());
 }
 

@@ -63,6 +63,19 @@ fn uv_search_finds_c_loss_2_and_c_max_4_from_few_runs() {
         .collect();
     assert_eq!(rounds.iter().min(), Some(&0));
     assert!(rounds.iter().max().unwrap() > &5, "{rounds:?}");
+    // xarray opens the file of a search as any other.
+    let py = format!(
+        "import xarray as xr\nds = xr.open_dataset('{}', engine='h5netcdf')\n\
+         assert ds.sizes['run'] == {runs}, ds.sizes\nprint(int(ds.search_round.max()))\n",
+        d.join("uv.h5").display()
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &py])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let max_round: i32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert_eq!(max_round, *rounds.iter().max().unwrap());
     // inspect reports the search and its brackets.
     let o = sharpsweep(d, &["inspect", "uv.h5"]);
     expect_code(&o, 0, "inspect");

@@ -173,12 +173,20 @@ fn pow2_label(y: &f64) -> String {
     }
 }
 
-/// A number with three significant digits, without exponent for ordinary magnitudes.
+/// A number with three significant digits: plain for ordinary magnitudes, with an
+/// exponent (`3.32e8`, `1e-5`) beyond them, so a label never outgrows its axis.
 fn sig3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
-    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    let e = v.abs().log10().floor() as i32;
+    if !(-3..5).contains(&e) {
+        let m = v / 10f64.powi(e);
+        let m = format!("{m:.2}");
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        return format!("{m}e{e}");
+    }
+    let digits = (2 - e).clamp(0, 6) as usize;
     format!("{v:.digits$}")
 }
 
@@ -499,7 +507,7 @@ impl Figure for Trajectories {
         root.fill(&WHITE)?;
         let root = root.titled(&self.title, font(22))?;
         let (w, _) = root.dim_in_pixel();
-        let (panels, bar) = root.split_horizontally(w.saturating_sub(110));
+        let (panels, bar) = root.split_horizontally(w.saturating_sub(120));
         let halves = panels.split_evenly((1, 2));
         let lc: Vec<f64> = self.runs.iter().map(|r| r.c.log2()).collect();
         let (c_lo, c_hi) = (
@@ -547,17 +555,21 @@ impl Figure for Trajectories {
             }
         }
         // Colour bar: the colour of each c, labelled in c.
+        // Labels on the bar's right, with room for "45.3" after the tick.
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(40)
             .margin_bottom(54)
-            .margin_right(10)
-            .y_label_area_size(56)
+            .margin_left(8)
+            .margin_right(4)
+            .right_y_label_area_size(62)
             .build_cartesian_2d(0f64..1.0, c_lo..c_hi)?;
         cb.configure_mesh()
             .disable_x_mesh()
             .disable_y_mesh()
             .disable_x_axis()
             .y_desc("c")
+            .y_labels(8)
+            .set_tick_mark_size(LabelAreaPosition::Right, 7)
             .y_label_formatter(&pow2_label)
             .label_style(font(13))
             .axis_desc_style(font(15))
@@ -741,8 +753,8 @@ pub fn plot_trajectories(
     runs.sort_by(|a, b| a.c.total_cmp(&b.c));
     let fig = Trajectories {
         title: format!(
-            "Early training, depth {}, width {}, seed {}",
-            sel.depth, sel.width, sel.seed
+            "{} steps of SGD, depth {}, width {}, seed {}",
+            results.steps, sel.depth, sel.width, sel.seed
         ),
         runs,
         steps: results.steps,
@@ -940,6 +952,18 @@ mod tests {
         line(&mut res, 8, 128, 0, &cs, "lllsssLLSDDD");
         line(&mut res, 8, 128, 1, &cs, "lllssLLSSDDD");
         res
+    }
+
+    #[test]
+    fn tick_labels_stay_short() {
+        assert_eq!(sig3(0.1), "0.100");
+        assert_eq!(sig3(45.254834), "45.3");
+        assert_eq!(sig3(1000.0), "1000");
+        assert_eq!(sig3(332463616.0), "3.32e8");
+        assert_eq!(sig3(1e10), "1e10");
+        assert_eq!(sig3(2.5e-5), "2.5e-5");
+        assert_eq!(pow2_label(&3.0), "8");
+        assert_eq!(pow2_label(&5.5), "45.3");
     }
 
     #[test]

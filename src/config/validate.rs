@@ -1,0 +1,247 @@
+//! Validation of a parsed [`Config`]: every value checked, the error naming the first
+//! offending key.
+
+use super::{invalid, Config, ConfigError, DatasetKind, ModelKind, SearchKind, MAX_GRID_POINTS};
+use std::collections::BTreeSet;
+
+impl Config {
+    /// Checks every value; the error names the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_data()?;
+        self.validate_model()?;
+        self.validate_train()?;
+        self.validate_sharpness()?;
+        self.validate_grid()?;
+        self.validate_search()?;
+        if self.output.path.as_os_str().is_empty() {
+            return Err(invalid("output.path", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_data(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        if d.n_train == 0 {
+            return Err(invalid("data.n_train", "must be >= 1 (got 0)"));
+        }
+        if d.dataset == DatasetKind::Synthetic && d.synthetic_input_dim == 0 {
+            return Err(invalid("data.synthetic_input_dim", "must be >= 1 (got 0)"));
+        }
+        if d.dataset != DatasetKind::Synthetic && d.dir.as_os_str().is_empty() {
+            return Err(invalid("data.dir", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_model(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        check_list("model.depth", &m.depth)?;
+        check_list("model.width", &m.width)?;
+        if m.kind == ModelKind::Uv && m.depth != [2] {
+            return Err(invalid(
+                "model.depth",
+                format!(
+                    "the uv model always has 2 layers: omit model.depth or set [2] (got {:?})",
+                    m.depth
+                ),
+            ));
+        }
+        check_positive("model.sigma2_hidden", m.net.sigma2_hidden)?;
+        check_positive("model.sigma2_readout", m.net.sigma2_readout)?;
+        check_positive("model.loss_scale", m.net.loss_scale)?;
+        Ok(())
+    }
+
+    fn validate_train(&self) -> Result<(), ConfigError> {
+        let (t, d, m) = (&self.train, &self.data, &self.model);
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be >= 1 (got 0)"));
+        }
+        if m.kind == ModelKind::Mlp && t.batch_size > d.n_train {
+            return Err(invalid(
+                "train.batch_size",
+                format!(
+                    "must be <= data.n_train = {} (got {}): batches are drawn without replacement",
+                    d.n_train, t.batch_size
+                ),
+            ));
+        }
+        if t.steps == 0 {
+            return Err(invalid("train.steps", "must be >= 1 (got 0)"));
+        }
+        check_distinct("train.seeds", &t.seeds)?;
+        if let Some(sgd) = &t.sgd_seeds {
+            check_distinct("train.sgd_seeds", sgd)?;
+        }
+        if t.divergence_loss.is_nan() || t.divergence_loss <= 0.0 {
+            return Err(invalid(
+                "train.divergence_loss",
+                format!("must be > 0 (got {})", t.divergence_loss),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_sharpness(&self) -> Result<(), ConfigError> {
+        let s = &self.sharpness;
+        if s.measure_n == 0 {
+            return Err(invalid("sharpness.measure_n", "must be >= 1 (got 0)"));
+        }
+        if s.every == 0 {
+            return Err(invalid("sharpness.every", "must be >= 1 (got 0)"));
+        }
+        if !(s.tol > 0.0 && s.tol < 1.0) {
+            return Err(invalid(
+                "sharpness.tol",
+                format!("must be in (0, 1) (got {})", s.tol),
+            ));
+        }
+        if s.max_iter == 0 {
+            return Err(invalid("sharpness.max_iter", "must be >= 1 (got 0)"));
+        }
+        if s.power_iters == 0 {
+            return Err(invalid("sharpness.power_iters", "must be >= 1 (got 0)"));
+        }
+        Ok(())
+    }
+
+    fn validate_grid(&self) -> Result<(), ConfigError> {
+        let g = &self.grid;
+        match (&g.c, &g.log2_c) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "grid.c",
+                    "give either grid.c or grid.log2_c, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "grid.log2_c",
+                    "give one of grid.c or grid.log2_c (neither is set)",
+                ))
+            }
+            (Some(c), None) => {
+                if c.is_empty() {
+                    return Err(invalid("grid.c", "must not be empty"));
+                }
+                if let Some(bad) = c.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err(invalid(
+                        "grid.c",
+                        format!("every c must be finite and > 0 (got {bad})"),
+                    ));
+                }
+            }
+            (None, Some(r)) => {
+                for (name, v) in [("start", r.start), ("stop", r.stop), ("step", r.step)] {
+                    if !v.is_finite() {
+                        return Err(invalid(
+                            &format!("grid.log2_c.{name}"),
+                            format!("must be finite (got {v})"),
+                        ));
+                    }
+                }
+                if r.step <= 0.0 {
+                    return Err(invalid(
+                        "grid.log2_c.step",
+                        format!("must be > 0 (got {})", r.step),
+                    ));
+                }
+                if r.stop < r.start {
+                    return Err(invalid(
+                        "grid.log2_c.stop",
+                        format!("must be >= start = {} (got {})", r.start, r.stop),
+                    ));
+                }
+                let points = ((r.stop - r.start) / self.lattice_spacing()).floor() + 1.0;
+                if points > MAX_GRID_POINTS as f64 {
+                    return Err(invalid(
+                        "grid.log2_c.step",
+                        format!(
+                            "gives {points} c values, more than {MAX_GRID_POINTS}: step too small"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the keys of an adaptive search (`grid.search = "adaptive"`).
+    fn validate_search(&self) -> Result<(), ConfigError> {
+        let g = &self.grid;
+        if g.search != SearchKind::Adaptive {
+            return Ok(());
+        }
+        if g.log2_c.is_none() {
+            return Err(invalid(
+                "grid.search",
+                "an adaptive search needs grid.log2_c (its range, and its step is the coarse scan's), not grid.c",
+            ));
+        }
+        if !(g.resolution.is_finite() && g.resolution > 0.0) {
+            return Err(invalid(
+                "grid.resolution",
+                format!("must be finite and > 0 (got {})", g.resolution),
+            ));
+        }
+        if !(g.eps_sharp.is_finite() && g.eps_sharp >= 0.0) {
+            return Err(invalid(
+                "grid.eps_sharp",
+                format!("must be finite and >= 0 (got {})", g.eps_sharp),
+            ));
+        }
+        if g.probes == 0 || g.probes > 64 {
+            return Err(invalid(
+                "grid.probes",
+                format!("must be between 1 and 64 (got {})", g.probes),
+            ));
+        }
+        if g.stop_after_divergence {
+            return Err(invalid(
+                "grid.stop_after_divergence",
+                "an adaptive search already stops its coarse scan above the first divergence: remove this key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A list of depths or widths: nonempty, every entry >= 1, no duplicates.
+fn check_list(key: &str, values: &[u32]) -> Result<(), ConfigError> {
+    if values.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    if let Some(bad) = values.iter().find(|&&v| v == 0) {
+        return Err(invalid(key, format!("must be >= 1 (got {bad})")));
+    }
+    check_distinct(key, values)
+}
+
+/// Nonempty and without duplicates.
+fn check_distinct<T: Ord + Copy + std::fmt::Display>(
+    key: &str,
+    values: &[T],
+) -> Result<(), ConfigError> {
+    if values.is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    let mut seen = BTreeSet::new();
+    for &v in values {
+        if !seen.insert(v) {
+            return Err(invalid(key, format!("duplicate value {v}")));
+        }
+    }
+    Ok(())
+}
+
+/// Finite and > 0.
+fn check_positive(key: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("must be finite and > 0 (got {value})"),
+        ))
+    }
+}
