@@ -39,6 +39,7 @@ fn file(
         })
         .collect();
     let results = Results {
+        eig: 1,
         steps,
         interp_alpha: Vec::new(),
         keys,

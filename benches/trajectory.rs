@@ -1,7 +1,8 @@
 //! Whole-trajectory benchmark (issue: one (c, d, w, seed) run): d = 4, w = 512, real
 //! Fashion-MNIST n = 4096, measurement set 2048, B = 512, 10 steps, sharpness every step,
 //! f32, one thread. Reports the total time, the split between training and measurement,
-//! and HVPs per measurement with and without warm starts (equal tolerance), as medians of
+//! and HVPs per measurement with and without warm starts (equal tolerance), for the sharpness
+//! alone and for the top 4 (`sharpness.k = 4`, block Lanczos), as medians of
 //! `SHARPSWEEP_BENCH_REPEATS` (default 3) runs of each variant, interleaved.
 //!
 //! `cargo bench --bench trajectory`
@@ -56,8 +57,22 @@ fn main() {
         "lambda0 = {:.4} ({} HVPs, residual {:.1e}, {:.2} s; computed once per (d, w, seed) and shared by every c)",
         l0.value, l0.hvps, l0.residual, l0_secs
     );
+    // The top 4 (sharpness.k = 4: block Lanczos), warm and cold.
+    let warm4 = RunSettings {
+        k: 4,
+        ..warm.clone()
+    };
+    let cold4 = RunSettings {
+        k: 4,
+        ..cold.clone()
+    };
     let mut rows = Vec::new();
-    for (name, s) in [("warm", &warm), ("cold", &cold)] {
+    for (name, s) in [
+        ("warm", &warm),
+        ("cold", &cold),
+        ("warm k=4", &warm4),
+        ("cold k=4", &cold4),
+    ] {
         rows.push((
             name,
             s,
@@ -99,12 +114,18 @@ fn main() {
             median(h.clone()),
             median(h2.clone()),
         );
-        println!("{name:7}  {tot:7.2}  {tr:7.2}  {me:9.2}  {h:16.1}  {h2:16.1}");
+        println!("{name:8}  {tot:7.2}  {tr:7.2}  {me:9.2}  {h:16.1}  {h2:16.1}");
         per.push((tot, h2));
     }
     println!(
         "warm/cold: time {:.2}x, HVPs per tracked measurement cut {:.2}x (medians of {repeats})",
         per[0].0 / per[1].0,
         per[1].1 / per[0].1
+    );
+    println!(
+        "k=4: warm/cold HVPs per tracked measurement cut {:.2}x; top-4/top-1 HVPs (warm) {:.2}x, time {:.2}x",
+        per[3].1 / per[2].1,
+        per[2].1 / per[0].1,
+        per[2].0 / per[0].0
     );
 }

@@ -2,12 +2,15 @@
 //! sharpness after every `sharpness.every` steps. Divergence is a result (recorded in the
 //! [`RunRecord`]), never an error. A run knows nothing of the grid or of files.
 
-use crate::config::{Config, ModelKind, SharpnessMethod};
+use crate::config::{Config, ModelKind, SharpnessMethod, SpectrumOperator};
 use crate::data::{self, Dataset};
-use crate::hessian::{lanczos_top, power_top, EigenEstimate, LanczosOptions, StopReason};
+use crate::hessian::{
+    block_top_k, lanczos_top, power_top, BlockOptions, EigenEstimate, LanczosOptions, Negated,
+    Spectrum, StopReason,
+};
 use crate::model::param::init_params;
 use crate::model::uv::uv_spec;
-use crate::model::{Float, HvpOperator, MlpSpec, MlpWorkspace};
+use crate::model::{Curvature, Float, HvpOperator, MlpSpec, MlpWorkspace};
 use crate::record::{RunRecord, RunStatus};
 use crate::rng::{shuffle, NetStream};
 use faer::Par;
@@ -159,6 +162,12 @@ pub struct RunSettings {
     pub warm_start: bool,
     /// Points of the θ₀ → θ_T loss interpolation (0: none).
     pub interp_points: usize,
+    /// Eigenvalues per stored spectrum (`sharpness.k`).
+    pub k: usize,
+    /// Whose top-k spectra are stored.
+    pub operator: SpectrumOperator,
+    /// Whether the Hessian's smallest eigenvalue is measured too.
+    pub bottom: bool,
     /// Matmul parallelism.
     pub par: Par,
 }
@@ -189,8 +198,16 @@ impl RunSettings {
             power_iters: cfg.sharpness.power_iters,
             warm_start: cfg.sharpness.warm_start,
             interp_points: cfg.grid.interp_points,
+            k: cfg.sharpness.k.max(1),
+            operator: cfg.sharpness.operator,
+            bottom: cfg.sharpness.bottom,
             par,
         }
+    }
+
+    /// Whether a measurement goes beyond the sharpness (top-k, Gauss-Newton, bottom).
+    pub fn spectra(&self) -> bool {
+        self.k > 1 || self.operator != SpectrumOperator::Hessian || self.bottom
     }
 
     /// The interpolation coefficients α of the θ₀ → θ_T line (empty when off).
@@ -355,6 +372,157 @@ fn record_measurement(rec: &mut RunRecord, t: usize, m: &Lambda0) {
     rec.stop_reason[t] = m.stop;
 }
 
+/// The eigenvectors a measurement leaves for the next one's warm start.
+#[derive(Default)]
+struct Warm {
+    hessian: Vec<Vec<f64>>,
+    gauss_newton: Vec<Vec<f64>>,
+    bottom: Vec<Vec<f64>>,
+}
+
+/// The top `s.k` eigenpairs of `curvature` at `params` by the block method.
+fn top_k<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+    curvature: Curvature,
+    start: &[Vec<f64>],
+    seed: u64,
+) -> Spectrum {
+    let m = problem.n_meas();
+    let mut op = HvpOperator::of(params, &problem.x_meas, &problem.y_meas, m, ws, curvature);
+    let opts = BlockOptions {
+        tol: s.tol,
+        max_iter: s.max_iter * s.k,
+        max_basis: lanczos_basis_vectors(params.len(), s.max_iter).max(3 * s.k),
+        seed,
+    };
+    block_top_k(&mut op, s.k, start, &opts)
+}
+
+/// Row `t` of a (step, eig) variable of `k` eigenvalues per step.
+fn eig_row(v: &mut [f64], t: usize, k: usize, values: &[f64]) {
+    for (dst, x) in v[t * k..(t + 1) * k].iter_mut().zip(values) {
+        *dst = *x;
+    }
+}
+
+/// One measurement at state `t`: the sharpness (by the configured method, or by the block
+/// method when `s.k` > 1, whose first pair it is) unless `lambda0` gives it (t = 0), and
+/// the spectra `s` asks for — the Hessian's top k, the Gauss-Newton top k, the smallest
+/// Hessian eigenvalue — into `rec`; every product counts in `hvps`. `warm` passes the
+/// eigenvectors on to the next measurement.
+#[allow(clippy::too_many_arguments)]
+fn measure_at<T: Float>(
+    rec: &mut RunRecord,
+    t: usize,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+    warm: &mut Warm,
+    lambda0: Option<&Lambda0>,
+    seed: u64,
+) {
+    let k = s.k;
+    let take = |v: &[Vec<f64>]| if s.warm_start { v.to_vec() } else { Vec::new() };
+    if s.operator.hessian() && k > 1 {
+        let sp = top_k(
+            s,
+            problem,
+            params,
+            ws,
+            Curvature::Hessian,
+            &take(&warm.hessian),
+            seed,
+        );
+        let top = Lambda0 {
+            value: sp.values[0],
+            hvps: sp.applications,
+            residual: sp.residuals[0],
+            converged: sp.converged,
+            stop: Some(sp.stop),
+        };
+        match lambda0 {
+            Some(l0) => {
+                record_measurement(rec, t, l0);
+                rec.hvps[t] += sp.applications as i32;
+            }
+            None => record_measurement(rec, t, &top),
+        }
+        eig_row(&mut rec.eigenvalues, t, k, &sp.values);
+        eig_row(&mut rec.eig_residual, t, k, &sp.residuals);
+        warm.hessian = sp.vectors;
+    } else {
+        let m = match lambda0 {
+            Some(l0) => *l0,
+            None => {
+                let start = take(&warm.hessian);
+                let est =
+                    measure_sharpness(s, problem, params, ws, start.first().map(|v| &v[..]), seed);
+                warm.hessian = vec![est.vector.clone()];
+                Lambda0::of_estimate(&est)
+            }
+        };
+        record_measurement(rec, t, &m);
+        rec.eigenvalues[t * k] = m.value;
+        rec.eig_residual[t * k] = m.residual;
+    }
+    if s.operator.gauss_newton() {
+        let start = take(&warm.gauss_newton);
+        let sp = top_k(
+            s,
+            problem,
+            params,
+            ws,
+            Curvature::GaussNewton,
+            &start,
+            seed ^ 0x9e37,
+        );
+        eig_row(&mut rec.gn_eigenvalues, t, k, &sp.values);
+        rec.hvps[t] += sp.applications as i32;
+        warm.gauss_newton = sp.vectors;
+    }
+    if s.bottom {
+        let m = problem.n_meas();
+        let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+        let start = take(&warm.bottom);
+        let opts = LanczosOptions {
+            tol: s.tol,
+            max_iter: s.max_iter,
+            max_basis: lanczos_basis_vectors(params.len(), s.max_iter),
+            seed: seed ^ 0x7f4a,
+        };
+        let est = lanczos_top(&mut Negated(&mut op), start.first().map(|v| &v[..]), &opts);
+        rec.min_eigenvalue[t] = -est.value;
+        rec.hvps[t] += est.applications as i32;
+        warm.bottom = vec![est.vector];
+    }
+}
+
+/// State 0: λ₀ is the network's (shared by its runs, so the sharpness measurement after it
+/// starts cold); a spectrum `s` asks for is measured here, in the run, and warms the next.
+#[allow(clippy::too_many_arguments)]
+fn measure_init<T: Float>(
+    rec: &mut RunRecord,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+    warm: &mut Warm,
+    lambda0: &Lambda0,
+    seed: u64,
+) {
+    if s.spectra() {
+        measure_at(rec, 0, s, problem, params, ws, warm, Some(lambda0), seed);
+    } else {
+        record_measurement(rec, 0, lambda0);
+        rec.eigenvalues[0] = lambda0.value;
+        rec.eig_residual[0] = lambda0.residual;
+    }
+}
+
 /// The training loss along θ₀ + α(θ_T − θ₀) at the interpolation coefficients α.
 fn interpolation_losses<T: Float>(
     s: &RunSettings,
@@ -405,7 +573,8 @@ pub fn train_run<T: Float>(
     let steps = s.steps;
     let lambda0 = lambda0_est.value;
     let eta = c / lambda0;
-    let mut rec = RunRecord::unmeasured(lambda0, eta, RunStatus::Done, steps, s.interp_points);
+    let mut rec =
+        RunRecord::unmeasured_spectrum(lambda0, eta, RunStatus::Done, steps, s.interp_points, s.k);
     if !(lambda0.is_finite() && lambda0 > 0.0) {
         rec.status = RunStatus::Failed;
         rec.message = format!("sharpness at initialization is {lambda0}: η = c/λ₀ is undefined");
@@ -422,13 +591,13 @@ pub fn train_run<T: Float>(
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
     let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
     let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
-    let mut eigvec: Option<Vec<f64>> = None;
+    let mut warm = Warm::default();
     let eta_t = T::of(eta);
 
-    // t = 0
     let t0 = Instant::now();
     rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
-    record_measurement(&mut rec, 0, lambda0_est);
+    let (ws, w0, seed0) = (&mut ws_meas, &mut warm, lanczos_seed.wrapping_sub(1));
+    measure_init(&mut rec, s, problem, &params, ws, w0, lambda0_est, seed0);
     timing.measure_s += t0.elapsed().as_secs_f64();
     let diverged = |l: f64| !l.is_finite() || l > s.divergence_loss;
     if diverged(rec.loss[0]) {
@@ -463,21 +632,18 @@ pub fn train_run<T: Float>(
                 timing.measure_s += t2.elapsed().as_secs_f64();
                 break;
             }
-            let start = if s.warm_start {
-                eigvec.as_deref()
-            } else {
-                None
-            };
-            let est = measure_sharpness(
+            let seed = lanczos_seed.wrapping_add(t as u64);
+            measure_at(
+                &mut rec,
+                t,
                 s,
                 problem,
                 &params,
                 &mut ws_meas,
-                start,
-                lanczos_seed.wrapping_add(t as u64),
+                &mut warm,
+                None,
+                seed,
             );
-            record_measurement(&mut rec, t, &Lambda0::of_estimate(&est));
-            eigvec = Some(est.vector);
             timing.measure_s += t2.elapsed().as_secs_f64();
         }
     }

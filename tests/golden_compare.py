@@ -32,7 +32,15 @@ SKIP_ROOT_ATTRS = {
 }
 SCALE_ATTRS = {"DIMENSION_LIST", "REFERENCE_LIST"}
 # What the run-record schema and the analysis added since the golden file was written.
-ADDED_OBJECTS = {"/stop_reason", "/search_round"} | {
+ADDED_OBJECTS = {
+    "/stop_reason",
+    "/search_round",
+    "/eig",
+    "/eigenvalues",
+    "/eig_residual",
+    "/gn_eigenvalues",
+    "/min_eigenvalue",
+} | {
     f"/analysis/lines/{b}_{suffix}"
     for b in ("c_loss", "c_sharp", "c_max", "c_barrier")
     for suffix in ("log2_width", "non_monotone")

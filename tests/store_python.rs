@@ -69,6 +69,7 @@ fn write_sample(path: &Path) {
         })
         .collect();
     let results = Results {
+        eig: 1,
         steps,
         interp_alpha: vec![0.0, 1.0],
         records: vec![None; keys.len()],

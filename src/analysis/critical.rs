@@ -921,6 +921,7 @@ pub(crate) mod tests {
     #[test]
     fn resolved_line_reproduces_known_critical_values() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -963,6 +964,7 @@ pub(crate) mod tests {
     #[test]
     fn fine_grid_is_not_coarse() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -977,6 +979,7 @@ pub(crate) mod tests {
     #[test]
     fn pending_and_failed_runs_inside_bracket_unresolve() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1001,6 +1004,7 @@ pub(crate) mod tests {
     #[test]
     fn pending_after_first_divergence_keeps_c_max_resolved() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1014,6 +1018,7 @@ pub(crate) mod tests {
         assert_eq!(l.missing.len(), 2);
         // Pending right at the edge of divergence makes c_max unresolved.
         let mut res2 = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1027,6 +1032,7 @@ pub(crate) mod tests {
     #[test]
     fn divergence_at_step_zero_or_one_counts_as_catapult() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1053,6 +1059,7 @@ pub(crate) mod tests {
     #[test]
     fn nan_and_inf_entries() {
         let mut res = Results {
+            eig: 1,
             steps: 4,
             ..Default::default()
         };
@@ -1086,6 +1093,7 @@ pub(crate) mod tests {
     #[test]
     fn unmeasured_window_is_reported_and_unresolves() {
         let mut res = Results {
+            eig: 1,
             steps: 3,
             ..Default::default()
         };
@@ -1122,6 +1130,7 @@ pub(crate) mod tests {
     #[test]
     fn all_diverging_line_is_below_grid() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1138,6 +1147,7 @@ pub(crate) mod tests {
     #[test]
     fn line_without_catapult_is_above_grid() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1151,6 +1161,7 @@ pub(crate) mod tests {
         }
         // Pending at the top of a line without catapult: cannot say "above grid".
         let mut res2 = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1162,6 +1173,7 @@ pub(crate) mod tests {
     #[test]
     fn epsilon_sets_sharpness_threshold() {
         let mut res = Results {
+            eig: 1,
             steps: 3,
             ..Default::default()
         };
@@ -1194,6 +1206,7 @@ pub(crate) mod tests {
     #[test]
     fn early_window_ignores_late_rise() {
         let mut res = Results {
+            eig: 1,
             steps: 30,
             ..Default::default()
         };
@@ -1221,6 +1234,7 @@ pub(crate) mod tests {
     #[test]
     fn barrier_from_interpolation() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             interp_alpha: vec![0.0, 0.5, 1.0],
             ..Default::default()
@@ -1244,6 +1258,7 @@ pub(crate) mod tests {
     #[test]
     fn seed_average_has_known_mean_and_se() {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };

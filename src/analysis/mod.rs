@@ -1,12 +1,15 @@
 //! Findings from the results table: critical learning-rate multipliers per line and their
-//! seed averages ([`critical`]), the regimes of longer runs ([`regimes`]), the collected
+//! seed averages ([`critical`]), the regimes of longer runs ([`regimes`]), the measured
+//! spectra ([`spectra`]), the collected
 //! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
 //! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
 
 pub(crate) mod critical;
 pub(crate) mod plot;
+pub(crate) mod plot_spectrum;
 pub(crate) mod regimes;
 pub(crate) mod report;
+pub(crate) mod spectra;
 
 use serde::Serialize;
 
@@ -19,6 +22,7 @@ pub use critical::{
 pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection};
 pub use regimes::{RegimeParams, RunRegime};
 pub use report::{Analysis, NamedColumn, Table};
+pub use spectra::RunSpectrum;
 
 /// Parameters of the analysis (all stored with its output).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -63,5 +67,6 @@ pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {
         fits,
         missing,
         regimes: regimes::run_regimes(results, &params.regimes),
+        spectra: spectra::run_spectra(results),
     }
 }

@@ -123,14 +123,14 @@ fn ensure_font() -> bool {
 }
 
 /// A figure that can draw itself on any plotters backend.
-trait Figure {
+pub(super) trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
     where
         DB::ErrorType: 'static;
 }
 
 /// Draws `fig` into `dir/stem.{png,svg}`.
-fn render<F: Figure>(
+pub(super) fn render<F: Figure>(
     fig: &F,
     dir: &Path,
     stem: &str,
@@ -190,7 +190,7 @@ fn sig3(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(super) fn font(size: u32) -> TextStyle<'static> {
     TextStyle::from(("sans-serif", size).into_font()).color(&BLACK)
 }
 
@@ -833,6 +833,10 @@ pub fn plot_all(
                 Err(PlotError::NoData { .. }) => {}
                 Err(e) => return Err(e),
             }
+            let line = (l.line.depth, l.line.width, l.line.seed, l.line.sgd_seed);
+            out.extend(super::plot_spectrum::plot_spectrum(
+                results, dir, opts, line,
+            )?);
         }
     }
     Ok(out)
@@ -941,6 +945,7 @@ mod tests {
 
     fn sample() -> Results {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };
@@ -1025,6 +1030,7 @@ mod tests {
     fn saturation_figure_and_missing_data_errors() {
         let steps = 100;
         let mut res = Results {
+            eig: 1,
             steps,
             ..Default::default()
         };

@@ -241,6 +241,7 @@ mod tests {
             sgd_seed: 0,
         };
         let res = Results {
+            eig: 1,
             steps,
             interp_alpha: vec![],
             keys: vec![key],
@@ -279,6 +280,7 @@ mod tests {
             sgd_seed: 0,
         };
         let res = Results {
+            eig: 1,
             steps,
             interp_alpha: vec![],
             keys: vec![key],
@@ -295,6 +297,7 @@ mod tests {
     #[test]
     fn short_runs_and_divergence() {
         let short = Results {
+            eig: 1,
             steps: 10,
             interp_alpha: vec![],
             keys: vec![],
@@ -317,6 +320,7 @@ mod tests {
             sgd_seed: 0,
         };
         let res = Results {
+            eig: 1,
             steps,
             interp_alpha: vec![],
             keys: vec![key],

@@ -38,6 +38,8 @@ pub struct Analysis {
     pub missing: Vec<(TaskKey, String)>,
     /// Regime markers of long runs (empty for short runs).
     pub regimes: Vec<RunRegime>,
+    /// Spectral summaries of the runs that measured more than the sharpness.
+    pub spectra: Vec<super::spectra::RunSpectrum>,
 }
 
 /// One named column.
@@ -70,25 +72,25 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         Table {
             name: name.into(),
             columns: Vec::new(),
         }
     }
-    fn f64(&mut self, name: impl Into<String>, v: Vec<f64>) {
+    pub(super) fn f64(&mut self, name: impl Into<String>, v: Vec<f64>) {
         self.columns.push(NamedColumn {
             name: name.into(),
             data: Column::F64(v),
         });
     }
-    fn i64(&mut self, name: impl Into<String>, v: Vec<i64>) {
+    pub(super) fn i64(&mut self, name: impl Into<String>, v: Vec<i64>) {
         self.columns.push(NamedColumn {
             name: name.into(),
             data: Column::I64(v),
         });
     }
-    fn str(&mut self, name: impl Into<String>, v: Vec<String>) {
+    pub(super) fn str(&mut self, name: impl Into<String>, v: Vec<String>) {
         self.columns.push(NamedColumn {
             name: name.into(),
             data: Column::Str(v),
@@ -140,7 +142,7 @@ fn opt_i64(v: Option<usize>) -> i64 {
     v.map_or(-1, |v| v as i64)
 }
 
-fn key_columns(t: &mut Table, keys: &[TaskKey]) {
+pub(super) fn key_columns(t: &mut Table, keys: &[TaskKey]) {
     t.f64("c", keys.iter().map(|k| k.c).collect());
     t.i64("depth", keys.iter().map(|k| i64::from(k.depth)).collect());
     t.i64("width", keys.iter().map(|k| i64::from(k.width)).collect());
@@ -207,6 +209,7 @@ impl Analysis {
             self.runs_table(),
             self.regimes_table(),
             self.missing_table(),
+            super::spectra::spectra_table(&self.spectra),
         ]
     }
 
@@ -459,6 +462,35 @@ impl Analysis {
         self.to_string()
     }
 
+    /// The spectral summaries (when measured): one line per run of each (depth, width)'s
+    /// first seed line; the `spectra` table has every run.
+    fn fmt_spectra(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.spectra.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "Spectra: gap (λ1−λ2)/λ1 at init and its minimum (step), most negative λ_min/λ1, mean λ1(GN)/λ1(H)"
+        )?;
+        let mut first = std::collections::BTreeMap::new();
+        for s in &self.spectra {
+            let k = &s.key;
+            let line = first
+                .entry((k.depth, k.width))
+                .or_insert((k.seed, k.sgd_seed));
+            if *line != (k.seed, k.sgd_seed) {
+                continue;
+            }
+            writeln!(
+                f,
+                "  d={} w={} seed={}/{} c={:.4}: gap {:.3} -> {:.3} (step {}), λ_min/λ1 {:.4}, GN/H {:.4}",
+                k.depth, k.width, k.seed, k.sgd_seed, k.c, s.gap_init, s.gap_min, s.gap_min_step,
+                s.min_ratio, s.gn_ratio
+            )?;
+        }
+        writeln!(f)
+    }
+
     /// One line per (depth, width, seed, sgd_seed) line: each value's bracket
     /// c_below..c_at, its width in log₂ c, and how well it is resolved.
     fn fmt_brackets(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -558,6 +590,7 @@ impl fmt::Display for Analysis {
         writeln!(f)?;
         self.fmt_brackets(f)?;
         writeln!(f)?;
+        self.fmt_spectra(f)?;
         if self.missing.is_empty() {
             writeln!(f, "No missing or failed runs.")?;
         } else {
@@ -583,6 +616,7 @@ mod tests {
 
     fn sample() -> (Results, Vec<f64>) {
         let mut res = Results {
+            eig: 1,
             steps: 10,
             ..Default::default()
         };

@@ -181,6 +181,49 @@ pub struct SharpnessConfig {
     pub power_iters: usize,
     /// Start each measurement from the previous top eigenvector.
     pub warm_start: bool,
+    /// How many of the largest eigenvalues each measurement stores (`eigenvalues`).
+    /// Keys of the spectrum at their defaults are left out of the effective config text
+    /// (files of earlier versions keep their `config_sha256` and resume).
+    #[serde(skip_serializing_if = "is_one")]
+    pub k: usize,
+    /// Whose top-k spectrum: the Hessian's, the Gauss-Newton matrix's, or both.
+    #[serde(skip_serializing_if = "is_hessian")]
+    pub operator: SpectrumOperator,
+    /// Also measure the Hessian's smallest eigenvalue.
+    #[serde(skip_serializing_if = "is_false")]
+    pub bottom: bool,
+}
+
+/// Which operators' top-k spectra a measurement stores (`sharpness.operator`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpectrumOperator {
+    /// The loss Hessian (`eigenvalues`).
+    #[default]
+    Hessian,
+    /// The Gauss-Newton matrix Jᵀ(∇²ℓ)J (`gn_eigenvalues`); the Hessian's top one is still
+    /// the sharpness.
+    GaussNewton,
+    /// Both.
+    Both,
+}
+
+impl SpectrumOperator {
+    /// Whether the Hessian's top k are measured.
+    pub fn hessian(self) -> bool {
+        self != SpectrumOperator::GaussNewton
+    }
+    /// Whether the Gauss-Newton top k are measured.
+    pub fn gauss_newton(self) -> bool {
+        self != SpectrumOperator::Hessian
+    }
+}
+
+fn is_hessian(o: &SpectrumOperator) -> bool {
+    *o == SpectrumOperator::Hessian
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for SharpnessConfig {
@@ -194,6 +237,9 @@ impl Default for SharpnessConfig {
             max_iter: 100,
             power_iters: 20,
             warm_start: true,
+            k: 1,
+            operator: SpectrumOperator::Hessian,
+            bottom: false,
         }
     }
 }
@@ -456,6 +502,9 @@ fn schema_table() -> toml::Table {
     full.grid.resolution = 1.0;
     full.grid.eps_sharp = 1.0;
     full.grid.probes = 2;
+    full.sharpness.k = 2;
+    full.sharpness.operator = SpectrumOperator::Both;
+    full.sharpness.bottom = true;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }
 

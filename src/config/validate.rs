@@ -1,7 +1,10 @@
 //! Validation of a parsed [`Config`]: every value checked, the error naming the first
 //! offending key.
 
-use super::{invalid, Config, ConfigError, DatasetKind, ModelKind, SearchKind, MAX_GRID_POINTS};
+use super::{
+    invalid, Config, ConfigError, DatasetKind, ModelKind, SearchKind, SharpnessMethod,
+    SpectrumOperator, MAX_GRID_POINTS,
+};
 use std::collections::BTreeSet;
 
 impl Config {
@@ -101,6 +104,19 @@ impl Config {
         }
         if s.power_iters == 0 {
             return Err(invalid("sharpness.power_iters", "must be >= 1 (got 0)"));
+        }
+        if s.k == 0 || s.k > 64 {
+            return Err(invalid(
+                "sharpness.k",
+                format!("must be between 1 and 64 (got {})", s.k),
+            ));
+        }
+        let spectrum = s.k > 1 || s.operator != SpectrumOperator::Hessian || s.bottom;
+        if spectrum && s.method != SharpnessMethod::Lanczos {
+            return Err(invalid(
+                "sharpness.method",
+                "sharpness.k > 1, sharpness.operator and sharpness.bottom need method = \"lanczos\"",
+            ));
         }
         Ok(())
     }

@@ -67,7 +67,7 @@ fn tridiagonal_top(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
 /// (column-major n × len; `h` has len entries of scratch): classical Gram–Schmidt as two
 /// matrix–vector products, repeated only when the first pass cancelled much of w (the
 /// DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough".
-fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f64]) {
+pub(super) fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f64]) {
     let len = h.len();
     let basis = MatRef::from_column_major_slice(basis, n, len);
     let mut before = norm(w);

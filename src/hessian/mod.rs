@@ -1,13 +1,15 @@
 //! Matrix-free eigen-solvers for symmetric operators: the sharpness (largest algebraic
-//! eigenvalue of the loss Hessian) by Lanczos or power iteration, and a dense oracle for
-//! tests and tiny problems. Nothing here knows what a network is.
+//! eigenvalue of the loss Hessian) by Lanczos or power iteration, the top k by a block
+//! Krylov method, and a dense oracle for tests and tiny problems. Nothing here knows what a network is.
 
+pub(crate) mod block;
 pub(crate) mod dense;
 pub(crate) mod lanczos;
 pub(crate) mod operator;
 pub(crate) mod power;
 
+pub use block::{block_top_k, BlockOptions, Spectrum};
 pub use dense::{dense_eigenvalues, dense_matrix};
 pub use lanczos::{lanczos_top, LanczosOptions};
-pub use operator::{DenseOperator, EigenEstimate, StopReason, SymmetricOperator};
+pub use operator::{DenseOperator, EigenEstimate, Negated, StopReason, SymmetricOperator};
 pub use power::power_top;

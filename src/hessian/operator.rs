@@ -96,6 +96,19 @@ pub(crate) fn start_vector(n: usize, start: Option<&[f64]>, seed: u64) -> Vec<f6
     v
 }
 
+/// −A, whose largest eigenvalue is minus the smallest of A.
+pub struct Negated<'a, O: SymmetricOperator>(pub &'a mut O);
+
+impl<O: SymmetricOperator> SymmetricOperator for Negated<'_, O> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn apply(&mut self, x: &[f64], y: &mut [f64]) {
+        self.0.apply(x, y);
+        y.iter_mut().for_each(|v| *v = -*v);
+    }
+}
+
 /// A symmetric operator from an explicit dense matrix (column-major n × n); for tests,
 /// and for checking solvers on matrices with a known spectrum.
 #[derive(Clone, Debug)]

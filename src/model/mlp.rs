@@ -380,8 +380,11 @@ impl<T: Float> MlpWorkspace<T> {
         }
     }
 
-    /// R-backward pass: writes H v into `out` (length P), after [`Self::r_forward`].
-    fn r_backward(&mut self, p: &[T], v: &[T], x: &[T], out: &mut [T]) {
+    /// R-backward pass: writes H v into `out` (length P), after [`Self::r_forward`]. With
+    /// `gauss_newton`, the terms of the network's own curvature (δ R(a)ᵀ, Vᵀδ, φ'' R(h) g)
+    /// are left out: what remains back-propagates the loss Hessian times J v through the
+    /// linearized network, Jᵀ(∇²ℓ)J v, the Gauss-Newton product.
+    fn r_backward(&mut self, p: &[T], v: &[T], x: &[T], out: &mut [T], gauss_newton: bool) {
         let m = self.m;
         let d = self.layers.len();
         let k = self.outputs;
@@ -412,7 +415,7 @@ impl<T: Float> MlpWorkspace<T> {
                 s,
                 self.par,
             );
-            if l > 0 {
+            if l > 0 && !gauss_newton {
                 matmul(
                     weights_mut(out, &layer),
                     Accum::Add,
@@ -430,17 +433,23 @@ impl<T: Float> MlpWorkspace<T> {
             }
             // R(∂L/∂a_{l−1}) = s (Vᵀ δ + Wᵀ R(δ)), formed in place in R(δ_{l−1}).
             let t = &mut lower[l - 1];
+            if !gauss_newton {
+                matmul(
+                    view_mut(t, layer.cols, m),
+                    Accum::Replace,
+                    weights(v, &layer).transpose(),
+                    view(delta_l, layer.rows, m),
+                    s,
+                    self.par,
+                );
+            }
             matmul(
                 view_mut(t, layer.cols, m),
-                Accum::Replace,
-                weights(v, &layer).transpose(),
-                view(delta_l, layer.rows, m),
-                s,
-                self.par,
-            );
-            matmul(
-                view_mut(t, layer.cols, m),
-                Accum::Add,
+                if gauss_newton {
+                    Accum::Replace
+                } else {
+                    Accum::Add
+                },
                 weights(p, &layer).transpose(),
                 view(rdelta_l, layer.rows, m),
                 s,
@@ -459,10 +468,11 @@ impl<T: Float> MlpWorkspace<T> {
                     // R(δ) = φ'(h) R(g_a) + φ''(h) R(h) g_a, φ' = 1 − a², φ'' = −2a(1 − a²).
                     let ga = &self.ga[l - 1][..layer.cols * m];
                     let rh = &self.rh[l - 1][..layer.cols * m];
+                    let second = T::of(if gauss_newton { 0.0 } else { 1.0 });
                     for (((o, a), g), h) in t.iter_mut().zip(a).zip(ga).zip(rh) {
                         let d1 = T::of(1.0) - *a * *a;
                         let d2 = T::of(-2.0) * *a * d1;
-                        *o = d1 * *o + d2 * *h * *g;
+                        *o = d1 * *o + second * d2 * *h * *g;
                     }
                 }
             }
@@ -472,8 +482,24 @@ impl<T: Float> MlpWorkspace<T> {
     /// H v on the examples of the last forward/backward pass, into `out`.
     pub fn hvp(&mut self, p: &[T], x: &[T], v: &[T], out: &mut [T]) {
         self.r_forward(p, v, x);
-        self.r_backward(p, v, x, out);
+        self.r_backward(p, v, x, out, false);
     }
+
+    /// The Gauss-Newton product G v = Jᵀ(∇²ℓ)J v on the examples of the last
+    /// forward/backward pass (J: the Jacobian of the outputs; no dense Jacobian is formed).
+    pub fn gnvp(&mut self, p: &[T], x: &[T], v: &[T], out: &mut [T]) {
+        self.r_forward(p, v, x);
+        self.r_backward(p, v, x, out, true);
+    }
+}
+
+/// Which curvature matrix an [`HvpOperator`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curvature {
+    /// The loss Hessian H.
+    Hessian,
+    /// Its Gauss-Newton part G = Jᵀ(∇²ℓ)J (the NTK's curvature).
+    GaussNewton,
 }
 
 /// The loss Hessian on a fixed example set as a symmetric operator, built once per
@@ -486,6 +512,7 @@ pub struct HvpOperator<'a, T: Float> {
     v: Vec<T>,
     out: Vec<T>,
     loss: f64,
+    curvature: Curvature,
 }
 
 impl<'a, T: Float> HvpOperator<'a, T> {
@@ -496,6 +523,18 @@ impl<'a, T: Float> HvpOperator<'a, T> {
         y: &'a [T],
         m: usize,
         ws: &'a mut MlpWorkspace<T>,
+    ) -> Self {
+        Self::of(params, x, y, m, ws, Curvature::Hessian)
+    }
+
+    /// As [`HvpOperator::new`], applying `curvature`.
+    pub fn of(
+        params: &'a [T],
+        x: &'a [T],
+        y: &'a [T],
+        m: usize,
+        ws: &'a mut MlpWorkspace<T>,
+        curvature: Curvature,
     ) -> Self {
         ws.forward(params, x, m);
         let loss = ws.loss(y);
@@ -508,6 +547,7 @@ impl<'a, T: Float> HvpOperator<'a, T> {
             v: vec![T::of(0.0); n],
             out: vec![T::of(0.0); n],
             loss,
+            curvature,
         }
     }
 
@@ -525,7 +565,10 @@ impl<T: Float> SymmetricOperator for HvpOperator<'_, T> {
         for (v, x) in self.v.iter_mut().zip(x) {
             *v = T::of(*x);
         }
-        self.ws.hvp(self.params, self.x, &self.v, &mut self.out);
+        match self.curvature {
+            Curvature::Hessian => self.ws.hvp(self.params, self.x, &self.v, &mut self.out),
+            Curvature::GaussNewton => self.ws.gnvp(self.params, self.x, &self.v, &mut self.out),
+        }
         for (y, o) in y.iter_mut().zip(&self.out) {
             *y = o.to_f64();
         }
@@ -665,6 +708,179 @@ mod tests {
             let param = if ntk { Parameterization::Ntk } else { Parameterization::Sp };
             check_against_finite_differences(&spec(act, param, bias, depth, width), seed);
         }
+    }
+
+    /// The outputs of the network at `p` on `x` (m examples), as f64.
+    fn outputs(s: &MlpSpec, p: &[f64], x: &[f64], m: usize) -> Vec<f64> {
+        let mut ws = MlpWorkspace::<f64>::new(s, m, Par::Seq);
+        ws.forward(p, x, m);
+        ws.output()[..s.outputs * m].to_vec()
+    }
+
+    /// loss_scale/(m·k) · JᵀJ with J the central-difference Jacobian of the outputs.
+    fn gauss_newton_by_differences(s: &MlpSpec, p: &[f64], x: &[f64], m: usize) -> Vec<Vec<f64>> {
+        let h = 1e-6;
+        let cols: Vec<Vec<f64>> = (0..p.len())
+            .map(|j| {
+                let (mut a, mut b) = (p.to_vec(), p.to_vec());
+                a[j] += h;
+                b[j] -= h;
+                let (fa, fb) = (outputs(s, &a, x, m), outputs(s, &b, x, m));
+                fa.iter()
+                    .zip(&fb)
+                    .map(|(u, v)| (u - v) / (2.0 * h))
+                    .collect()
+            })
+            .collect();
+        let c = s.net.loss_scale / (m * s.outputs) as f64;
+        (0..p.len())
+            .map(|i| {
+                (0..p.len())
+                    .map(|j| {
+                        c * cols[i]
+                            .iter()
+                            .zip(&cols[j])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gauss_newton_products_match_the_jacobian_by_finite_differences() {
+        let mut seed = 500;
+        for act in [Activation::Relu, Activation::Tanh, Activation::Linear] {
+            for param in [Parameterization::Sp, Parameterization::Ntk] {
+                for (depth, bias) in [(2, false), (3, true)] {
+                    seed += 7;
+                    let s = spec(act, param, bias, depth, 3);
+                    let m = 4;
+                    let (p, x, y) = setup(&s, m, seed);
+                    let want = gauss_newton_by_differences(&s, &p, &x, m);
+                    let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+                    let mut op = HvpOperator::of(&p, &x, &y, m, &mut ws, Curvature::GaussNewton);
+                    let v = gaussian(p.len(), seed + 1);
+                    let mut gv = vec![0.0; p.len()];
+                    op.apply(&v, &mut gv);
+                    let wv: Vec<f64> = want
+                        .iter()
+                        .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
+                        .collect();
+                    let e = rel_err(&gv, &wv);
+                    assert!(e < 1e-6, "GN vs JᵀJ: {e:e} for {s:?}");
+                    // G is positive semi-definite.
+                    let eigs = dense_eigenvalues(&mut op);
+                    assert!(eigs[0] >= -1e-10 * eigs.last().unwrap().abs(), "{eigs:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gauss_newton_is_the_hessian_for_a_linear_model_and_at_zero_error() {
+        // One layer: the outputs are linear in θ, so H = G exactly.
+        let s = spec(Activation::Relu, Parameterization::Sp, true, 1, 4);
+        let m = 5;
+        let (p, x, y) = setup(&s, m, 77);
+        let v = gaussian(p.len(), 78);
+        let (mut hv, mut gv) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+        let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+        HvpOperator::new(&p, &x, &y, m, &mut ws).apply(&v, &mut hv);
+        HvpOperator::of(&p, &x, &y, m, &mut ws, Curvature::GaussNewton).apply(&v, &mut gv);
+        assert_eq!(hv, gv);
+        // Zero training error (targets = outputs): the residual term vanishes, H = G, and
+        // the top eigenvalues agree; elsewhere they differ.
+        for act in [Activation::Tanh, Activation::Relu] {
+            let s = spec(act, Parameterization::Ntk, false, 3, 4);
+            let (p, x, y) = setup(&s, m, 79);
+            let fit = outputs(&s, &p, &x, m);
+            let top = |y: &[f64], c: Curvature| {
+                let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+                let mut op = HvpOperator::of(&p, &x, y, m, &mut ws, c);
+                *dense_eigenvalues(&mut op).last().unwrap()
+            };
+            let (h, g) = (
+                top(&fit, Curvature::Hessian),
+                top(&fit, Curvature::GaussNewton),
+            );
+            assert!(((h - g) / g).abs() < 1e-10, "{act:?}: {h} vs {g}");
+            let (h, g) = (top(&y, Curvature::Hessian), top(&y, Curvature::GaussNewton));
+            assert!(((h - g) / g).abs() > 1e-6, "{act:?}: {h} vs {g}");
+        }
+    }
+
+    #[test]
+    fn top_k_and_smallest_eigenvalues_match_the_dense_oracle_on_tiny_networks() {
+        use crate::hessian::{block_top_k, BlockOptions, Negated};
+        let opts = BlockOptions {
+            tol: 1e-10,
+            max_iter: 2000,
+            max_basis: 60,
+            seed: 1,
+        };
+        let mut seed = 900;
+        for act in [Activation::Tanh, Activation::Relu] {
+            for param in [Parameterization::Sp, Parameterization::Ntk] {
+                seed += 3;
+                let s = spec(act, param, true, 3, 4);
+                let m = 6;
+                let (p, x, y) = setup(&s, m, seed);
+                for curvature in [Curvature::Hessian, Curvature::GaussNewton] {
+                    let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+                    let mut op = HvpOperator::of(&p, &x, &y, m, &mut ws, curvature);
+                    let eigs = dense_eigenvalues(&mut op);
+                    let scale = eigs.iter().fold(0.0f64, |a, e| a.max(e.abs()));
+                    let got = block_top_k(&mut op, 4, &[], &opts);
+                    for i in 0..4 {
+                        let want = eigs[eigs.len() - 1 - i];
+                        assert!(
+                            (got.values[i] - want).abs() < 1e-7 * scale,
+                            "{act:?} {param:?} {curvature:?} λ{i}: {} vs {want}",
+                            got.values[i]
+                        );
+                    }
+                    let low = lanczos_top(
+                        &mut Negated(&mut op),
+                        None,
+                        &LanczosOptions {
+                            tol: 1e-12,
+                            max_iter: 500,
+                            ..Default::default()
+                        },
+                    );
+                    assert!(
+                        (-low.value - eigs[0]).abs() < 1e-7 * scale,
+                        "{act:?} {param:?} {curvature:?} min: {} vs {}",
+                        -low.value,
+                        eigs[0]
+                    );
+                }
+            }
+        }
+        // A linear one-layer net with 3 outputs: H = c·XXᵀ ⊗ I₃, every eigenvalue three
+        // times. The block finds the top one thrice, then the next.
+        let s = spec(Activation::Linear, Parameterization::Sp, false, 1, 4);
+        let m = 8;
+        let (p, x, y) = setup(&s, m, 5);
+        let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+        let mut op = HvpOperator::new(&p, &x, &y, m, &mut ws);
+        let eigs = dense_eigenvalues(&mut op);
+        let n = eigs.len();
+        assert!((eigs[n - 1] - eigs[n - 3]).abs() < 1e-12 * eigs[n - 1]);
+        let got = block_top_k(&mut op, 4, &[], &opts);
+        for i in 0..4 {
+            assert!(
+                (got.values[i] - eigs[n - 1 - i]).abs() < 1e-8 * eigs[n - 1],
+                "{i}"
+            );
+        }
+        assert!(
+            got.values[3] < got.values[2] * (1.0 - 1e-6),
+            "{:?}",
+            got.values
+        );
     }
 
     #[test]

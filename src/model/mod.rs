@@ -6,7 +6,7 @@ pub(crate) mod mlp;
 pub mod param;
 pub mod uv;
 
-pub use mlp::{HvpOperator, MlpWorkspace};
+pub use mlp::{Curvature, HvpOperator, MlpWorkspace};
 pub use param::{Activation, MlpSpec, NetOptions, Parameterization, Readout};
 
 use serde::{Deserialize, Serialize};

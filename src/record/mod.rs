@@ -206,6 +206,14 @@ pub struct RunRecord {
     pub seconds: f64,
     /// The round of the adaptive search that made this run (-1: a fixed grid's run).
     pub search_round: i32,
+    /// The Hessian's k largest eigenvalues per step, step-major ((steps + 1) × k).
+    pub eigenvalues: Vec<f64>,
+    /// Their relative residuals, as `eigenvalues`.
+    pub eig_residual: Vec<f64>,
+    /// The Gauss-Newton matrix's k largest eigenvalues per step, as `eigenvalues`.
+    pub gn_eigenvalues: Vec<f64>,
+    /// The Hessian's smallest eigenvalue per step.
+    pub min_eigenvalue: Vec<f64>,
 }
 
 impl RunRecord {
@@ -219,10 +227,22 @@ impl RunRecord {
         steps: usize,
         interp: usize,
     ) -> Self {
+        Self::unmeasured_spectrum(lambda0, eta, status, steps, interp, 1)
+    }
+
+    /// [`RunRecord::unmeasured`] with spectra of `eig` eigenvalues per measurement.
+    pub fn unmeasured_spectrum(
+        lambda0: f64,
+        eta: f64,
+        status: RunStatus,
+        steps: usize,
+        interp: usize,
+        eig: usize,
+    ) -> Self {
         let mut rec = RunRecord::default();
         for var in SCHEMA {
             if let Role::Outcome { set, .. } = var.role {
-                let len = var.row_len(steps + 1, interp);
+                let len = var.row_len(steps + 1, interp, eig);
                 set(&mut rec, var.fill_column(len)).expect("fill values fit their variables");
             }
         }
@@ -241,6 +261,8 @@ pub struct Results {
     pub steps: usize,
     /// Interpolation coefficients α of the θ₀ → θ_T line (empty: none stored).
     pub interp_alpha: Vec<f64>,
+    /// Eigenvalues per measured spectrum (`sharpness.k`; at least 1).
+    pub eig: usize,
     /// Grid coordinates, one per run.
     pub keys: Vec<TaskKey>,
     /// Results, one per run; `None` while pending.
@@ -403,6 +425,8 @@ pub enum Dim {
     Step,
     /// One entry per interpolation coefficient α (present when `grid.interp_points` > 0).
     Interp,
+    /// One entry per eigenvalue of a measured spectrum (`sharpness.k`; 1 by default).
+    Eig,
 }
 
 impl Dim {
@@ -412,6 +436,7 @@ impl Dim {
             Dim::Run => "run",
             Dim::Step => "step",
             Dim::Interp => "interp",
+            Dim::Eig => "eig",
         }
     }
 }
@@ -463,13 +488,19 @@ pub struct Var {
 }
 
 impl Var {
-    /// Entries of one row (the inner dimension's length; 1 for a (run) variable).
-    pub fn row_len(&self, steps_plus_one: usize, interp: usize) -> usize {
-        match self.dims.get(1) {
-            Some(Dim::Step) => steps_plus_one,
-            Some(Dim::Interp) => interp,
-            _ => 1,
-        }
+    /// Entries of one row: the product of the inner dimensions' lengths (1 for a (run)
+    /// variable).
+    pub fn row_len(&self, steps_plus_one: usize, interp: usize, eig: usize) -> usize {
+        self.dims
+            .iter()
+            .skip(1)
+            .map(|d| match d {
+                Dim::Step => steps_plus_one,
+                Dim::Interp => interp,
+                Dim::Eig => eig,
+                Dim::Run => 1,
+            })
+            .product()
     }
     /// `len` entries of the fill value.
     pub fn fill_column(&self, len: usize) -> Column {

@@ -4,6 +4,7 @@ use super::{stop_code, stop_of_code, Column, Dim, Kind, Role, RunStatus, Var};
 
 const RUN: &[Dim] = &[Dim::Run];
 const RUN_STEP: &[Dim] = &[Dim::Run, Dim::Step];
+const RUN_STEP_EIG: &[Dim] = &[Dim::Run, Dim::Step, Dim::Eig];
 
 fn one<T>(mut v: Vec<T>) -> Result<T, String> {
     if v.len() == 1 {
@@ -68,6 +69,17 @@ pub static SCHEMA: &[Var] = &[
         flags: &[],
         doc: "coordinate: the α values of θ₀ + α(θ_T − θ₀) (only with `grid.interp_points` > 0)",
         role: Role::Coordinate(Dim::Interp),
+    },
+    Var {
+        name: "eig",
+        dims: &[Dim::Eig],
+        kind: Kind::I64,
+        fill: -1.0,
+        long_name: "rank of an eigenvalue in a measured spectrum (0: the largest)",
+        units: "",
+        flags: &[],
+        doc: "coordinate: 0, 1, …, k−1, the rank of an eigenvalue in the top-k spectra (`sharpness.k`)",
+        role: Role::Coordinate(Dim::Eig),
     },
     Var {
         name: "c",
@@ -379,6 +391,74 @@ pub static SCHEMA: &[Var] = &[
                     .into_iter()
                     .map(stop_of_code)
                     .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "eigenvalues",
+        dims: RUN_STEP_EIG,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "largest Hessian eigenvalues on the measurement set",
+        units: "",
+        flags: &[],
+        doc: "the Hessian's k largest eigenvalues at that step, descending (`eig` 0 is the sharpness; at step 0, with k > 1, measured in the run to the tolerance of λ₀); only entry 0 with `sharpness.operator = \"gauss-newton\"`; NaN = not measured",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.eigenvalues.clone())),
+            set: |r, v| {
+                r.eigenvalues = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "eig_residual",
+        dims: RUN_STEP_EIG,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "relative residual of each eigenvalue",
+        units: "1",
+        flags: &[],
+        doc: "‖Hv − θv‖/\\|θ₁\\| of each of those eigenpairs (θ₁ the largest); NaN = not measured",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.eig_residual.clone())),
+            set: |r, v| {
+                r.eig_residual = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "gn_eigenvalues",
+        dims: RUN_STEP_EIG,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "largest Gauss-Newton eigenvalues on the measurement set",
+        units: "",
+        flags: &[],
+        doc: "the k largest eigenvalues of the Gauss-Newton matrix Jᵀ(∇²ℓ)J (exact products, no dense Jacobian), descending; NaN = not measured (`sharpness.operator = \"hessian\"`)",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.gn_eigenvalues.clone())),
+            set: |r, v| {
+                r.gn_eigenvalues = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
+        name: "min_eigenvalue",
+        dims: RUN_STEP,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "smallest Hessian eigenvalue on the measurement set",
+        units: "",
+        flags: &[],
+        doc: "the Hessian's smallest (most negative) eigenvalue at that step; NaN = not measured (`sharpness.bottom = false`)",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.min_eigenvalue.clone())),
+            set: |r, v| {
+                r.min_eigenvalue = v.into_f64()?;
                 Ok(())
             },
         },

@@ -41,6 +41,7 @@ struct Shape {
     runs: usize,
     steps: usize,
     interp: usize,
+    eig: usize,
 }
 
 impl Shape {
@@ -49,6 +50,7 @@ impl Shape {
             runs: results.keys.len(),
             steps: results.steps,
             interp: results.interp_alpha.len(),
+            eig: results.eig.max(1),
         }
     }
     fn len(&self, dim: Dim) -> usize {
@@ -56,13 +58,14 @@ impl Shape {
             Dim::Run => self.runs,
             Dim::Step => self.steps + 1,
             Dim::Interp => self.interp,
+            Dim::Eig => self.eig,
         }
     }
     fn dims(&self, var: &Var) -> Vec<usize> {
         var.dims.iter().map(|d| self.len(*d)).collect()
     }
     fn row_len(&self, var: &Var) -> usize {
-        var.row_len(self.steps + 1, self.interp)
+        var.row_len(self.steps + 1, self.interp, self.eig)
     }
 }
 
@@ -72,6 +75,7 @@ fn coordinate(dim: Dim, results: &Results) -> Column {
         Dim::Run => Column::I64((0..results.keys.len() as i64).collect()),
         Dim::Step => Column::I64((0..=results.steps as i64).collect()),
         Dim::Interp => Column::F64(results.interp_alpha.clone()),
+        Dim::Eig => Column::I64((0..results.eig.max(1) as i64).collect()),
     }
 }
 
@@ -302,6 +306,7 @@ fn journal_header(meta: &FileMeta, results: &Results) -> JournalHeader {
         config_sha256: meta.config_sha256.clone(),
         steps: shape.steps,
         interp: shape.interp,
+        eig: shape.eig,
     }
 }
 
@@ -575,6 +580,8 @@ fn dim_len(file: &File, path: &Path, dim: Dim) -> Result<usize, StoreError> {
     match file.dataset(dim.name()) {
         Ok(ds) => Ok(ds.size()),
         Err(_) if dim == Dim::Interp => Ok(0),
+        // Files of versions before the top-k spectra measured one eigenvalue.
+        Err(_) if dim == Dim::Eig => Ok(1),
         Err(e) => Err(not_results(
             path,
             format!("coordinate `{}` missing ({e})", dim.name()),
@@ -619,8 +626,10 @@ fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
         runs: dim_len(file, path, Dim::Run)?,
         steps: steps_plus_one - 1,
         interp: dim_len(file, path, Dim::Interp)?,
+        eig: dim_len(file, path, Dim::Eig)?,
     };
     let mut results = Results {
+        eig: shape.eig,
         steps: shape.steps,
         interp_alpha: Vec::new(),
         keys: vec![TaskKey::default(); shape.runs],
@@ -862,6 +871,7 @@ mod tests {
             config_sha256: "other".into(),
             steps: 6,
             interp: 0,
+            eig: 1,
         };
         let mut j = Journal::create(&journal_path(&path), &other).unwrap();
         j.append(&key(3), &done(6, 0, 9.0)).unwrap();

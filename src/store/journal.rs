@@ -45,6 +45,8 @@ pub struct JournalHeader {
     pub steps: usize,
     /// Interpolation points per run.
     pub interp: usize,
+    /// Eigenvalues per measured spectrum.
+    pub eig: usize,
 }
 
 /// A journal read back: its header, the finished runs it holds in order, and the length of
@@ -80,6 +82,7 @@ fn header_payload(h: &JournalHeader) -> Vec<u8> {
     w.bytes(h.config_sha256.as_bytes());
     w.u64(h.steps as u64);
     w.u64(h.interp as u64);
+    w.u64(h.eig as u64);
     w.0
 }
 
@@ -91,6 +94,7 @@ fn parse_header(payload: &[u8]) -> Result<JournalHeader, String> {
         config_sha256: hash,
         steps: r.usize()?,
         interp: r.usize()?,
+        eig: r.usize()?,
     })
 }
 
@@ -300,6 +304,7 @@ mod tests {
             config_sha256: "abc".into(),
             steps: 3,
             interp: 0,
+            eig: 1,
         }
     }
 

@@ -115,16 +115,18 @@ pub(crate) fn attach_scales(
 }
 
 /// Chunk shape of a variable of `shape`: at most [`RUN_CHUNK`] runs and about
-/// [`CHUNK_ELEMS`] elements, whole rows along the other dimension.
+/// [`CHUNK_ELEMS`] elements, whole rows along the other dimensions.
 fn chunk_of(shape: &[usize]) -> Vec<usize> {
     match shape {
         [n] => vec![(*n).clamp(1, 4 * CHUNK_ELEMS)],
-        [n, m] => {
-            let m = (*m).max(1);
-            let rows = (CHUNK_ELEMS / m).clamp(1, RUN_CHUNK).min((*n).max(1));
-            vec![rows, m]
+        [n, rest @ ..] => {
+            let row: usize = rest.iter().map(|m| (*m).max(1)).product();
+            let rows = (CHUNK_ELEMS / row).clamp(1, RUN_CHUNK).min((*n).max(1));
+            std::iter::once(rows)
+                .chain(rest.iter().map(|m| (*m).max(1)))
+                .collect()
         }
-        _ => unreachable!("variables have one or two dimensions"),
+        [] => unreachable!("variables have at least one dimension"),
     }
 }
 

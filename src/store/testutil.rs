@@ -40,6 +40,7 @@ pub(crate) fn key(i: usize) -> TaskKey {
 
 pub(crate) fn empty(n: usize, steps: usize, interp: &[f64]) -> Results {
     Results {
+        eig: 1,
         steps,
         interp_alpha: interp.to_vec(),
         keys: (0..n).map(key).collect(),

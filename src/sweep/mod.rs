@@ -257,6 +257,7 @@ fn open_results(
         ResultsFile::open_resume(path, meta)
     } else {
         let results = Results {
+            eig: cfg.sharpness.k.max(1),
             steps: cfg.train.steps,
             interp_alpha: train::interp_alpha(cfg.grid.interp_points),
             keys: keys.to_vec(),

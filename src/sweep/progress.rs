@@ -14,6 +14,8 @@ pub(crate) struct Progress {
     last_line: Instant,
     every: f64,
     quiet: bool,
+    /// The total grows (an adaptive search).
+    growing: bool,
 }
 
 impl Progress {
@@ -39,12 +41,15 @@ impl Progress {
             last_line: Instant::now(),
             every: opts.progress_every,
             quiet: opts.quiet,
+            growing: false,
         }
     }
 
-    /// The runs to do changed (an adaptive search added a round).
+    /// The runs to do changed (an adaptive search added a round): from now on the total
+    /// is a floor ("N+"), and no ETA is given.
     pub(crate) fn set_total(&mut self, total: usize) {
         self.total = total;
+        self.growing = true;
         if let Some(b) = &self.bar {
             b.set_length(total as u64);
         }
@@ -64,13 +69,19 @@ impl Progress {
             let eta = el / now * self.total.saturating_sub(done) as f64;
             // A closed stderr (a log pipe gone) must never stop the sweep.
             use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "sharpsweep: {done}/{} runs done, {diverged} diverged, {:.0} s elapsed, ETA {:.0} s",
-                self.total,
-                el,
-                eta
-            );
+            let line = if self.growing {
+                format!(
+                    "sharpsweep: {done}/{}+ runs done, {diverged} diverged, {el:.0} s elapsed \
+                     (adaptive search: more runs follow)",
+                    self.total
+                )
+            } else {
+                format!(
+                    "sharpsweep: {done}/{} runs done, {diverged} diverged, {el:.0} s elapsed, ETA {eta:.0} s",
+                    self.total
+                )
+            };
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 

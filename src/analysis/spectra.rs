@@ -1,0 +1,130 @@
+//! What the measured spectra say about a run (`sharpness.k` > 1, the Gauss-Newton top k,
+//! the smallest eigenvalue): how close λ₂ comes to λ₁ through the catapult, how negative
+//! the curvature gets relative to λ₁, and how the Gauss-Newton top compares with the
+//! Hessian's.
+
+use serde::Serialize;
+
+use super::report::Table;
+use crate::record::{Results, RunStatus, TaskKey};
+
+/// The spectral summary of one finished run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSpectrum {
+    /// Index into `Results::keys`.
+    pub index: usize,
+    /// The run.
+    pub key: TaskKey,
+    /// (λ₁ − λ₂)/λ₁ at initialization (NaN for k = 1).
+    pub gap_init: f64,
+    /// Smallest (λ₁ − λ₂)/λ₁ over the measured steps 1..=T (NaN for k = 1).
+    pub gap_min: f64,
+    /// The step of `gap_min` (−1: none).
+    pub gap_min_step: i64,
+    /// Most negative λ_min/λ₁ over the measured steps (NaN without `bottom`).
+    pub min_ratio: f64,
+    /// Mean over the measured steps of λ₁(Gauss-Newton)/λ₁(Hessian) (NaN without it).
+    pub gn_ratio: f64,
+}
+
+/// The spectral summary of every finished run that measured more than the sharpness.
+pub fn run_spectra(results: &Results) -> Vec<RunSpectrum> {
+    let k = results.eig.max(1);
+    let mut out = Vec::new();
+    for (index, (key, rec)) in results.keys.iter().zip(&results.records).enumerate() {
+        let Some(rec) = rec else { continue };
+        if !matches!(rec.status, RunStatus::Done | RunStatus::Diverged) {
+            continue;
+        }
+        let steps = rec.sharpness.len();
+        let top = |t: usize| rec.eigenvalues.get(t * k).copied().unwrap_or(f64::NAN);
+        let gap = |t: usize| {
+            let (l1, l2) = (top(t), rec.eigenvalues.get(t * k + 1).copied());
+            l2.map_or(f64::NAN, |l2| (l1 - l2) / l1)
+        };
+        let (mut gap_min, mut gap_min_step) = (f64::NAN, -1i64);
+        let (mut min_ratio, mut gn_sum, mut gn_n) = (f64::NAN, 0.0, 0usize);
+        for t in 0..steps {
+            let g = gap(t);
+            if t > 0 && g.is_finite() && (gap_min.is_nan() || g < gap_min) {
+                (gap_min, gap_min_step) = (g, t as i64);
+            }
+            let r = rec.min_eigenvalue.get(t).map_or(f64::NAN, |m| m / top(t));
+            if r.is_finite() && (min_ratio.is_nan() || r < min_ratio) {
+                min_ratio = r;
+            }
+            let gn = rec
+                .gn_eigenvalues
+                .get(t * k)
+                .map_or(f64::NAN, |g| g / top(t));
+            if gn.is_finite() {
+                gn_sum += gn;
+                gn_n += 1;
+            }
+        }
+        let measured = k > 1 || min_ratio.is_finite() || gn_n > 0;
+        if measured {
+            out.push(RunSpectrum {
+                index,
+                key: *key,
+                gap_init: gap(0),
+                gap_min,
+                gap_min_step,
+                min_ratio,
+                gn_ratio: if gn_n > 0 {
+                    gn_sum / gn_n as f64
+                } else {
+                    f64::NAN
+                },
+            });
+        }
+    }
+    out
+}
+
+/// The `spectra` table: one row per summarized run.
+pub(crate) fn spectra_table(spectra: &[RunSpectrum]) -> Table {
+    let mut t = Table::new("spectra");
+    t.i64("index", spectra.iter().map(|s| s.index as i64).collect());
+    let keys: Vec<TaskKey> = spectra.iter().map(|s| s.key).collect();
+    super::report::key_columns(&mut t, &keys);
+    t.f64("gap_init", spectra.iter().map(|s| s.gap_init).collect());
+    t.f64("gap_min", spectra.iter().map(|s| s.gap_min).collect());
+    t.i64(
+        "gap_min_step",
+        spectra.iter().map(|s| s.gap_min_step).collect(),
+    );
+    t.f64("min_ratio", spectra.iter().map(|s| s.min_ratio).collect());
+    t.f64("gn_ratio", spectra.iter().map(|s| s.gn_ratio).collect());
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RunRecord;
+
+    #[test]
+    fn gaps_negative_curvature_and_gauss_newton_are_summarized() {
+        let mut rec = RunRecord::unmeasured_spectrum(10.0, 0.1, RunStatus::Done, 3, 0, 2);
+        rec.sharpness = vec![10.0, 12.0, 8.0, 6.0];
+        rec.eigenvalues = vec![10.0, 5.0, 12.0, 11.4, 8.0, 2.0, 6.0, 3.0];
+        rec.min_eigenvalue = vec![-0.1, -1.2, -0.4, f64::NAN];
+        rec.gn_eigenvalues = vec![9.0, 4.0, 12.0, 1.0, 8.0, 1.0, f64::NAN, f64::NAN];
+        let results = Results {
+            eig: 2,
+            steps: 3,
+            interp_alpha: Vec::new(),
+            keys: vec![TaskKey::default(); 2],
+            records: vec![Some(rec), None],
+        };
+        let s = run_spectra(&results);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].gap_init, 0.5);
+        assert!((s[0].gap_min - 0.05).abs() < 1e-12 && s[0].gap_min_step == 1);
+        assert!((s[0].min_ratio + 0.1).abs() < 1e-12);
+        assert!((s[0].gn_ratio - (0.9 + 1.0 + 1.0) / 3.0).abs() < 1e-12);
+        let t = spectra_table(&s);
+        assert_eq!(t.rows(), 1);
+    }
+}
