@@ -18,7 +18,7 @@ pub struct MemoryEstimate {
     pub weights: f64,
     /// Activations, deltas and their R-versions for the SGD batch and the measurement set.
     pub activations: f64,
-    /// The Lanczos basis (f64 vectors of length P).
+    /// The eigen-solver's basis (f64 vectors of length P; V and AV for the block method).
     pub lanczos: f64,
     /// The training and measurement inputs and targets (and the dataset while it loads).
     pub data: f64,
@@ -59,7 +59,16 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
     let per_example = 6.0 * ((f64::from(depth) - 1.0).max(0.0) * f64::from(width) + k as f64);
     let lanczos = match cfg.sharpness.method {
         SharpnessMethod::Lanczos => {
-            lanczos_basis_vectors(p, cfg.sharpness.max_iter) as f64 * 8.0 * pf
+            let basis = lanczos_basis_vectors(p, cfg.sharpness.max_iter) as f64;
+            let sk = cfg.sharpness.k.max(1) as f64;
+            // The block method (k > 1, Gauss-Newton) keeps V and AV, at least 3k columns
+            // each, plus the k warm-start vectors of each operator.
+            let vectors = if cfg.sharpness.k > 1 || cfg.sharpness.operator.gauss_newton() {
+                2.0 * basis.max(3.0 * sk) + 2.0 * sk
+            } else {
+                basis
+            };
+            vectors * 8.0 * pf
         }
         SharpnessMethod::Power => 0.0,
     };
@@ -191,6 +200,19 @@ mod tests {
         let ok = cfg("[model]\ndepth = [3]\nwidth = [64]\n[grid]\nc = [1.0]\n");
         let keys = crate::sweep::grid::expand(&ok);
         assert!(check_memory(&ok, &keys, (8e9, 16e9, 2)).is_ok());
+    }
+
+    #[test]
+    fn block_spectra_need_twice_the_basis() {
+        let one = Config::from_toml_str("[sharpness]\nmax_iter = 50\n").unwrap();
+        let four = Config::from_toml_str("[sharpness]\nmax_iter = 50\nk = 4\n").unwrap();
+        let (a, b) = (run_memory(&one, 4, 128), run_memory(&four, 4, 128));
+        assert!(
+            b.lanczos > 2.0 * a.lanczos,
+            "{} vs {}",
+            b.lanczos,
+            a.lanczos
+        );
     }
 
     #[test]
