@@ -118,7 +118,8 @@ struct SweepArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
-    /// Only print the grid size and the cost-model estimate; run nothing.
+    /// Only print the grid size (for an adaptive search: a bound on its runs, next to the
+    /// full grid), peak memory, and the cost-model estimate; run nothing.
     #[arg(long)]
     dry_run: bool,
 }
