@@ -253,6 +253,10 @@ fn search_keys_are_checked() {
             "grid.probes: must be between 1 and 64",
         ),
         (
+            "search = \"adaptive\"\nresolution = 1e-9\n",
+            "grid.resolution: gives 5368709121 c values, more than 1000000: resolution too small",
+        ),
+        (
             "search = \"adaptive\"\neps_sharp = -0.1\n",
             "grid.eps_sharp: must be finite and >= 0",
         ),

@@ -170,10 +170,14 @@ impl Config {
                 }
                 let points = ((r.stop - r.start) / self.lattice_spacing()).floor() + 1.0;
                 if points > MAX_GRID_POINTS as f64 {
+                    let (key, what) = match g.search {
+                        SearchKind::Grid => ("grid.log2_c.step", "step"),
+                        SearchKind::Adaptive => ("grid.resolution", "resolution"),
+                    };
                     return Err(invalid(
-                        "grid.log2_c.step",
+                        key,
                         format!(
-                            "gives {points} c values, more than {MAX_GRID_POINTS}: step too small"
+                            "gives {points} c values, more than {MAX_GRID_POINTS}: {what} too small"
                         ),
                     ));
                 }
