@@ -40,3 +40,57 @@ fn sweep_and_analysis_match_the_golden_file() {
     );
     assert!(text.contains("0 difference(s)"), "{text}");
 }
+
+/// A file written by the earlier version (no `stop_reason`, `search_round`, `eig`, spectra)
+/// is read by every command and resumed: its runs keep every value, and the new variables
+/// are added (read as never measured).
+#[test]
+fn a_file_of_the_earlier_version_reads_and_resumes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let d = tempdir();
+    std::fs::copy(root.join("small.toml"), d.path().join("small.toml")).unwrap();
+    std::fs::copy(root.join("small-v1.h5"), d.path().join("small-v1.h5")).unwrap();
+    let path = d.path().join("small-v1.h5");
+    for args in [
+        &["inspect", "small-v1.h5"][..],
+        &["analyze", "small-v1.h5", "--no-write"],
+        &["plot", "small-v1.h5", "--out-dir", "figs"],
+    ] {
+        expect_code(&sharpsweep(d.path(), args), 0, args[0]);
+    }
+    let old = common::read(&path);
+    assert_eq!(old.eig, 1);
+    let out = sharpsweep(
+        d.path(),
+        &[
+            "sweep",
+            "small.toml",
+            "--out",
+            "small-v1.h5",
+            "--resume",
+            "--quiet",
+        ],
+    );
+    // Its pending runs were skipped by stop_after_divergence: nothing is left to run.
+    expect_code(&out, 0, "resume of the earlier version's file");
+    let new = common::read(&path);
+    assert_eq!(new.keys, old.keys);
+    common::assert_same_data(&old, &new, "the earlier version's file, resumed");
+    assert!(new
+        .records
+        .iter()
+        .flatten()
+        .all(|r| r.eigenvalues.iter().all(|x| x.is_nan())));
+    let names = Command::new("python3")
+        .args([
+            "-c",
+            "import h5py, sys; f = h5py.File(sys.argv[1]); print(sorted(f.keys()))",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout);
+    for v in ["'eig'", "'eigenvalues'", "'search_round'", "'stop_reason'"] {
+        assert!(names.contains(v), "{v} added by the resume: {names}");
+    }
+}

@@ -595,7 +595,11 @@ fn read_var(file: &File, path: &Path, var: &Var, shape: Shape) -> Result<Column,
     let len: usize = shape.dims(var).iter().product();
     let ds = match file.dataset(var.name) {
         Ok(ds) => ds,
-        Err(_) if matches!(var.role, Role::Outcome { .. }) => return Ok(var.fill_column(len)),
+        // Variables a file of an older version lacks: outcomes read as never measured, and
+        // the `eig` coordinate (such files hold one eigenvalue per spectrum) as its fill.
+        Err(_) if matches!(var.role, Role::Outcome { .. } | Role::Coordinate(Dim::Eig)) => {
+            return Ok(var.fill_column(len))
+        }
         Err(e) => {
             return Err(not_results(
                 path,
