@@ -129,6 +129,22 @@ pub(super) trait Figure {
         DB::ErrorType: 'static;
 }
 
+/// The series legend every figure uses: white box, black border, 13-pt labels.
+pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(font(13))
+        .draw()?;
+    Ok(())
+}
+
 /// Draws `fig` into `dir/stem.{png,svg}`.
 pub(super) fn render<F: Figure>(
     fig: &F,
@@ -641,12 +657,7 @@ impl Figure for Saturation {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], col.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(font(13))
-            .draw()?;
+        draw_legend(&mut chart)?;
         Ok(())
     }
 }

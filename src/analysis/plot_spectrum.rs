@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{font, render, Figure, PlotError, PlotOptions};
+use super::plot::{draw_legend, font, render, Figure, PlotError, PlotOptions};
 use crate::record::{Results, RunRecord, RunStatus};
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
@@ -82,12 +82,7 @@ impl Figure for SpectrumFigure {
             }
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, col.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(font(13))
-            .draw()?;
+        draw_legend(&mut chart)?;
         Ok(())
     }
 }
