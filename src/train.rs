@@ -426,7 +426,14 @@ fn measure_at<T: Float>(
     seed: u64,
 ) {
     let k = s.k;
-    let take = |v: &[Vec<f64>]| if s.warm_start { v.to_vec() } else { Vec::new() };
+    // The previous vectors move into the solver (no copy); it leaves its own behind.
+    let take = |v: &mut Vec<Vec<f64>>| {
+        if s.warm_start {
+            std::mem::take(v)
+        } else {
+            Vec::new()
+        }
+    };
     if s.operator.hessian() && k > 1 {
         let sp = top_k(
             s,
@@ -434,7 +441,7 @@ fn measure_at<T: Float>(
             params,
             ws,
             Curvature::Hessian,
-            &take(&warm.hessian),
+            &take(&mut warm.hessian),
             seed,
         );
         let top = Lambda0 {
@@ -458,11 +465,12 @@ fn measure_at<T: Float>(
         let m = match lambda0 {
             Some(l0) => *l0,
             None => {
-                let start = take(&warm.hessian);
+                let start = take(&mut warm.hessian);
                 let est =
                     measure_sharpness(s, problem, params, ws, start.first().map(|v| &v[..]), seed);
-                warm.hessian = vec![est.vector.clone()];
-                Lambda0::of_estimate(&est)
+                let m = Lambda0::of_estimate(&est);
+                warm.hessian = vec![est.vector];
+                m
             }
         };
         record_measurement(rec, t, &m);
@@ -470,7 +478,7 @@ fn measure_at<T: Float>(
         rec.eig_residual[t * k] = m.residual;
     }
     if s.operator.gauss_newton() {
-        let start = take(&warm.gauss_newton);
+        let start = take(&mut warm.gauss_newton);
         let sp = top_k(
             s,
             problem,
@@ -487,7 +495,7 @@ fn measure_at<T: Float>(
     if s.bottom {
         let m = problem.n_meas();
         let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
-        let start = take(&warm.bottom);
+        let start = take(&mut warm.bottom);
         let opts = LanczosOptions {
             tol: s.tol,
             max_iter: s.max_iter,
