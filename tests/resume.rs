@@ -8,24 +8,7 @@ use std::path::Path;
 
 /// A grid of 40 runs that takes a few seconds in one process.
 fn slow_config(dir: &Path) -> String {
-    let text = r#"
-[data]
-n_train = 512
-[model]
-depth = [2, 3]
-width = [48]
-[train]
-batch_size = 128
-steps = 30
-seeds = [1, 2]
-[sharpness]
-measure_n = 256
-[grid]
-log2_c = { start = 0.0, stop = 4.5, step = 0.5 }
-"#;
-    let p = dir.join("slow.toml");
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
+    common::slow_config(dir, "log2_c = { start = 0.0, stop = 4.5, step = 0.5 }")
 }
 
 #[test]

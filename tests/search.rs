@@ -159,25 +159,11 @@ fn an_mlp_search_equals_the_fixed_grid_of_its_lattice_spacing() {
 
 /// An adaptive search of about 50 runs that takes a few seconds in one process.
 fn slow_search(dir: &Path) -> String {
-    let text = r#"
-[data]
-n_train = 512
-[model]
-depth = [2, 3]
-width = [48]
-[train]
-batch_size = 128
-steps = 30
-seeds = [1, 2]
-[sharpness]
-measure_n = 256
-[grid]
-search = "adaptive"
-log2_c = { start = 0.0, stop = 5.0, step = 1.0 }
-resolution = 0.125
-probes = 2
-"#;
-    write(dir, "slow.toml", text)
+    slow_config(
+        dir,
+        "search = \"adaptive\"\nlog2_c = { start = 0.0, stop = 5.0, step = 1.0 }\n\
+         resolution = 0.125\nprobes = 2",
+    )
 }
 
 #[test]

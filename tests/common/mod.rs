@@ -85,6 +85,32 @@ c = [{}]
     p
 }
 
+/// Four lines of a Fashion-MNIST sweep (depths 2, 3 × width 48 × seeds 1, 2; 30 steps)
+/// whose runs take a few seconds in all in one process, `grid` its `[grid]` section;
+/// written to `dir/slow.toml`, whose path is returned.
+pub fn slow_config(dir: &Path, grid: &str) -> String {
+    let text = format!(
+        r#"
+[data]
+n_train = 512
+[model]
+depth = [2, 3]
+width = [48]
+[train]
+batch_size = 128
+steps = 30
+seeds = [1, 2]
+[sharpness]
+measure_n = 256
+[grid]
+{grid}
+"#
+    );
+    let p = dir.join("slow.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
 /// Reads a results file.
 pub fn read(path: &Path) -> Results {
     read_results(path)
