@@ -5,8 +5,8 @@
 use crate::config::{Config, ModelKind, SharpnessMethod, SpectrumOperator};
 use crate::data::{self, Dataset};
 use crate::hessian::{
-    block_top_k, lanczos_top, power_top, BlockOptions, EigenEstimate, LanczosOptions, Negated,
-    Spectrum, StopReason,
+    block_top_k_in, lanczos_top_in, power_top, BlockOptions, EigenEstimate, EigenWorkspace,
+    LanczosOptions, Negated, Spectrum, StopReason,
 };
 use crate::model::param::init_params;
 use crate::model::uv::uv_spec;
@@ -225,12 +225,14 @@ pub fn interp_alpha(points: usize) -> Vec<f64> {
     }
 }
 
-/// Top Hessian eigenvalue on the measurement set at `params`, by the configured method.
+/// Top Hessian eigenvalue on the measurement set at `params`, by the configured method;
+/// Lanczos works in the memory of `eig`.
 pub fn measure_sharpness<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
     ws: &mut MlpWorkspace<T>,
+    eig: &mut EigenWorkspace,
     start: Option<&[f64]>,
     seed: u64,
 ) -> EigenEstimate {
@@ -239,7 +241,7 @@ pub fn measure_sharpness<T: Float>(
     match s.method {
         SharpnessMethod::Lanczos => {
             let max_basis = lanczos_basis_vectors(params.len(), s.max_iter);
-            lanczos_top(
+            lanczos_top_in(
                 &mut op,
                 start,
                 &LanczosOptions {
@@ -248,6 +250,7 @@ pub fn measure_sharpness<T: Float>(
                     max_basis,
                     seed,
                 },
+                eig,
             )
         }
         SharpnessMethod::Power => power_top(&mut op, start, s.power_iters, s.tol, seed),
@@ -307,6 +310,7 @@ pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> La
         problem,
         &params,
         &mut ws,
+        &mut EigenWorkspace::new(s.par),
         None,
         NetStream::Lanczos.seed(seed, s.depth, s.width),
     );
@@ -372,15 +376,28 @@ fn record_measurement(rec: &mut RunRecord, t: usize, m: &Lambda0) {
     rec.stop_reason[t] = m.stop;
 }
 
-/// The eigenvectors a measurement leaves for the next one's warm start.
-#[derive(Default)]
+/// The eigenvectors a measurement leaves for the next one's warm start, and the solvers'
+/// memory, reused by every measurement of a run.
 struct Warm {
     hessian: Vec<Vec<f64>>,
     gauss_newton: Vec<Vec<f64>>,
     bottom: Vec<Vec<f64>>,
+    eig: EigenWorkspace,
+}
+
+impl Warm {
+    fn new(par: Par) -> Self {
+        Warm {
+            hessian: Vec::new(),
+            gauss_newton: Vec::new(),
+            bottom: Vec::new(),
+            eig: EigenWorkspace::new(par),
+        }
+    }
 }
 
 /// The top `s.k` eigenpairs of `curvature` at `params` by the block method.
+#[allow(clippy::too_many_arguments)]
 fn top_k<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
@@ -388,6 +405,7 @@ fn top_k<T: Float>(
     ws: &mut MlpWorkspace<T>,
     curvature: Curvature,
     start: &[Vec<f64>],
+    eig: &mut EigenWorkspace,
     seed: u64,
 ) -> Spectrum {
     let m = problem.n_meas();
@@ -398,7 +416,7 @@ fn top_k<T: Float>(
         max_basis: lanczos_basis_vectors(params.len(), s.max_iter).max(3 * s.k),
         seed,
     };
-    block_top_k(&mut op, s.k, start, &opts)
+    block_top_k_in(&mut op, s.k, start, &opts, eig)
 }
 
 /// Row `t` of a (step, eig) variable of `k` eigenvalues per step.
@@ -442,6 +460,7 @@ fn measure_at<T: Float>(
             ws,
             Curvature::Hessian,
             &take(&mut warm.hessian),
+            &mut warm.eig,
             seed,
         );
         let top = Lambda0 {
@@ -466,8 +485,8 @@ fn measure_at<T: Float>(
             Some(l0) => *l0,
             None => {
                 let start = take(&mut warm.hessian);
-                let est =
-                    measure_sharpness(s, problem, params, ws, start.first().map(|v| &v[..]), seed);
+                let first = start.first().map(|v| &v[..]);
+                let est = measure_sharpness(s, problem, params, ws, &mut warm.eig, first, seed);
                 let m = Lambda0::of_estimate(&est);
                 warm.hessian = vec![est.vector];
                 m
@@ -486,6 +505,7 @@ fn measure_at<T: Float>(
             ws,
             Curvature::GaussNewton,
             &start,
+            &mut warm.eig,
             seed ^ 0x9e37,
         );
         eig_row(&mut rec.gn_eigenvalues, t, k, &sp.values);
@@ -502,7 +522,8 @@ fn measure_at<T: Float>(
             max_basis: lanczos_basis_vectors(params.len(), s.max_iter),
             seed: seed ^ 0x7f4a,
         };
-        let est = lanczos_top(&mut Negated(&mut op), start.first().map(|v| &v[..]), &opts);
+        let first = start.first().map(|v| &v[..]);
+        let est = lanczos_top_in(&mut Negated(&mut op), first, &opts, &mut warm.eig);
         rec.min_eigenvalue[t] = -est.value;
         rec.hvps[t] += est.applications as i32;
         warm.bottom = vec![est.vector];
@@ -599,7 +620,7 @@ pub fn train_run<T: Float>(
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
     let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
     let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
-    let mut warm = Warm::default();
+    let mut warm = Warm::new(s.par);
     let eta_t = T::of(eta);
 
     let t0 = Instant::now();

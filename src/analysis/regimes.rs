@@ -73,6 +73,62 @@ pub struct RunRegime {
     pub late_eos_ratio: f64,
     /// The run diverged (its markers only cover the steps before divergence).
     pub diverged: bool,
+    /// (λ₁ − λ₂)/λ₁ at `tau_used` (NaN unless `sharpness.k` ≥ 2).
+    pub gap_tau: f64,
+    /// Smallest (λ₁ − λ₂)/λ₁ over the early transient, steps 1..=`transient_end` (or to
+    /// τ when the transient never ends): how close λ₂ comes to λ₁ through the catapult
+    /// (NaN unless `sharpness.k` ≥ 2).
+    pub gap_transient_min: f64,
+    /// Mean (λ₁ − λ₂)/λ₁ over the late steps (NaN unless `sharpness.k` ≥ 2).
+    pub gap_late: f64,
+    /// λ_min/λ₁ at `tau_used` (NaN unless `sharpness.bottom`).
+    pub min_ratio_tau: f64,
+    /// Mean λ_min/λ₁ over the late steps (NaN unless `sharpness.bottom`).
+    pub min_ratio_late: f64,
+    /// Mean λ₁(Gauss-Newton)/λ₁(Hessian) over the late steps (NaN unless measured).
+    pub gn_ratio_late: f64,
+}
+
+/// The spectral series of a run, per step (NaN where not measured): the gap
+/// (λ₁ − λ₂)/λ₁, λ_min/λ₁ and λ₁(GN)/λ₁, from a file with `k` eigenvalues per step.
+struct SpectralSeries {
+    gap: Vec<f64>,
+    min_ratio: Vec<f64>,
+    gn_ratio: Vec<f64>,
+}
+
+impl SpectralSeries {
+    fn of(rec: &RunRecord, k: usize) -> Self {
+        let steps = rec.sharpness.len();
+        let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        let top = |t: usize| at(&rec.eigenvalues, t * k);
+        let per_step = |f: &dyn Fn(usize) -> f64| (0..steps).map(f).collect::<Vec<f64>>();
+        SpectralSeries {
+            gap: per_step(&|t| {
+                if k < 2 {
+                    f64::NAN
+                } else {
+                    (top(t) - at(&rec.eigenvalues, t * k + 1)) / top(t)
+                }
+            }),
+            min_ratio: per_step(&|t| at(&rec.min_eigenvalue, t) / top(t)),
+            gn_ratio: per_step(&|t| at(&rec.gn_eigenvalues, t * k) / top(t)),
+        }
+    }
+}
+
+/// Mean of the finite entries of `series` at `steps` (NaN when none).
+fn mean_at(series: &[f64], steps: &[usize]) -> f64 {
+    let v: Vec<f64> = steps
+        .iter()
+        .filter_map(|&t| series.get(t).copied())
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 /// Measured (step, λ) pairs of a run.
@@ -136,7 +192,7 @@ fn regime_of(
     index: usize,
     key: TaskKey,
     rec: &RunRecord,
-    steps: usize,
+    (steps, k): (usize, usize),
     p: &RegimeParams,
 ) -> RunRegime {
     let lam0 = lambda_zero(rec);
@@ -156,6 +212,18 @@ fn regime_of(
     };
     let lambda_tau_ratio = tau_used.map_or(f64::NAN, |t| sh[t] / lam0);
     let n_late = ((m.len() as f64 * p.late_fraction).ceil() as usize).clamp(1, m.len().max(1));
+    let late: Vec<usize> = m[m.len().saturating_sub(n_late)..]
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    let transient = transient_end(sh, p.transient_delta, p.transient_window);
+    let spectral = SpectralSeries::of(rec, k);
+    let early_end = transient.unwrap_or(tau).min(steps);
+    let gap_transient_min = (1..=early_end)
+        .map(|t| spectral.gap.get(t).copied().unwrap_or(f64::NAN))
+        .filter(|g| g.is_finite())
+        .fold(f64::NAN, f64::min);
+    let at_tau = |v: &[f64]| tau_used.map_or(f64::NAN, |t| v[t]);
     let lambda_late = if m.is_empty() {
         f64::NAN
     } else {
@@ -164,7 +232,7 @@ fn regime_of(
     RunRegime {
         index,
         key,
-        transient_end: transient_end(sh, p.transient_delta, p.transient_window),
+        transient_end: transient,
         tau_requested,
         tau,
         tau_used,
@@ -178,6 +246,12 @@ fn regime_of(
         lambda_late,
         late_eos_ratio: lambda_late * rec.eta / 2.0,
         diverged,
+        gap_tau: at_tau(&spectral.gap),
+        gap_transient_min,
+        gap_late: mean_at(&spectral.gap, &late),
+        min_ratio_tau: at_tau(&spectral.min_ratio),
+        min_ratio_late: mean_at(&spectral.min_ratio, &late),
+        gn_ratio_late: mean_at(&spectral.gn_ratio, &late),
     }
 }
 
@@ -195,7 +269,7 @@ pub fn run_regimes(results: &Results, params: &RegimeParams) -> Vec<RunRegime> {
         .filter_map(|(i, (k, r))| {
             let r = r.as_ref()?;
             matches!(r.status, RunStatus::Done | RunStatus::Diverged)
-                .then(|| regime_of(i, *k, r, results.steps, params))
+                .then(|| regime_of(i, *k, r, (results.steps, results.eig.max(1)), params))
         })
         .collect()
 }
@@ -259,6 +333,77 @@ mod tests {
         assert!((r.lambda_late - 42.0).abs() < 1e-12);
         assert!((r.late_eos_ratio - 1.0).abs() < 1e-12);
         assert!(!r.diverged);
+    }
+
+    #[test]
+    fn spectral_markers_follow_the_gap_bottom_and_gauss_newton() {
+        let steps = 500;
+        let c = 4.0;
+        let sh = long_lambda(steps);
+        let mut rec = run(vec![1.0; steps + 1], sh.clone(), c);
+        rec.eta = 2.0 / 42.0;
+        // k = 2: λ₂ comes within 1 % of λ₁ at step 5 (in the transient), is 20 % below
+        // it at τ = 50 and 40 % below it late; λ_min = −0.1·λ₁ at τ, −0.3·λ₁ late;
+        // λ₁(GN) = 0.9·λ₁ throughout.
+        let k = 2;
+        rec.eigenvalues = vec![f64::NAN; (steps + 1) * k];
+        rec.gn_eigenvalues = vec![f64::NAN; (steps + 1) * k];
+        rec.min_eigenvalue = vec![f64::NAN; steps + 1];
+        for (t, l1) in sh.iter().enumerate() {
+            let gap = match t {
+                5 => 0.01,
+                0..=100 => 0.2,
+                _ => 0.4,
+            };
+            rec.eigenvalues[t * k] = *l1;
+            rec.eigenvalues[t * k + 1] = (1.0 - gap) * l1;
+            rec.gn_eigenvalues[t * k] = 0.9 * l1;
+            rec.min_eigenvalue[t] = if t <= 100 { -0.1 } else { -0.3 } * l1;
+        }
+        let key = TaskKey {
+            c,
+            depth: 4,
+            width: 64,
+            seed: 0,
+            sgd_seed: 0,
+        };
+        let res = Results {
+            eig: k,
+            steps,
+            interp_alpha: vec![],
+            keys: vec![key],
+            records: vec![Some(rec.clone())],
+        };
+        let r = &run_regimes(&res, &RegimeParams::default())[0];
+        assert_eq!((r.transient_end, r.tau_used), (Some(10), Some(50)));
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(r.gap_tau, 0.2), "{r:?}");
+        assert!(close(r.gap_transient_min, 0.01), "{r:?}");
+        assert!(close(r.gap_late, 0.4), "{r:?}");
+        assert!(close(r.min_ratio_tau, -0.1), "{r:?}");
+        assert!(close(r.min_ratio_late, -0.3), "{r:?}");
+        assert!(close(r.gn_ratio_late, 0.9), "{r:?}");
+        // Without spectra (k = 1, nothing else measured) every spectral marker is NaN.
+        let mut plain = rec;
+        plain.eigenvalues = plain.sharpness.clone();
+        plain.gn_eigenvalues = vec![f64::NAN; steps + 1];
+        plain.min_eigenvalue = vec![f64::NAN; steps + 1];
+        let res = Results {
+            eig: 1,
+            records: vec![Some(plain)],
+            ..res
+        };
+        let r = &run_regimes(&res, &RegimeParams::default())[0];
+        for v in [
+            r.gap_tau,
+            r.gap_transient_min,
+            r.gap_late,
+            r.min_ratio_tau,
+            r.min_ratio_late,
+            r.gn_ratio_late,
+        ] {
+            assert!(v.is_nan(), "{r:?}");
+        }
     }
 
     #[test]

@@ -429,6 +429,18 @@ impl Analysis {
             "diverged",
             rg.iter().map(|r| i64::from(r.diverged)).collect(),
         );
+        type Field = fn(&RunRegime) -> f64;
+        let spectral: [(&str, Field); 6] = [
+            ("gap_tau", |r| r.gap_tau),
+            ("gap_transient_min", |r| r.gap_transient_min),
+            ("gap_late", |r| r.gap_late),
+            ("min_ratio_tau", |r| r.min_ratio_tau),
+            ("min_ratio_late", |r| r.min_ratio_late),
+            ("gn_ratio_late", |r| r.gn_ratio_late),
+        ];
+        for (name, field) in spectral {
+            regimes.f64(name, rg.iter().map(field).collect());
+        }
         regimes
     }
 

@@ -15,7 +15,9 @@
 
 use super::lanczos::reorthogonalize;
 use super::operator::{norm, start_vector, StopReason, SymmetricOperator};
-use faer::{Mat, Side};
+use super::workspace::{ensure, EigenWorkspace};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par, Side};
 
 /// Stopping rules and limits of [`block_top_k`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,15 +51,16 @@ pub struct Spectrum {
 
 /// Orthonormalizes `w` against the first `m` columns of `v` (column-major, n rows) and
 /// against itself; false when nothing independent is left of it.
-fn orthonormalize(v: &[f64], n: usize, m: usize, w: &mut [f64], h: &mut [f64]) -> bool {
+fn orthonormalize(v: &[f64], n: usize, m: usize, w: &mut [f64], h: &mut [f64], par: Par) -> bool {
     let before = norm(w);
     if !(before.is_finite() && before > 0.0) {
         return false;
     }
-    if m > 0 {
-        reorthogonalize(&v[..n * m], n, w, &mut h[..m]);
-    }
-    let after = norm(w);
+    let after = if m > 0 {
+        reorthogonalize(&v[..n * m], n, w, &mut h[..m], par, before)
+    } else {
+        before
+    };
     if after.is_nan() || after <= 1e-10 * before {
         return false;
     }
@@ -65,45 +68,89 @@ fn orthonormalize(v: &[f64], n: usize, m: usize, w: &mut [f64], h: &mut [f64]) -
     true
 }
 
-/// The working state: basis, A applied to it, and T = VᵀAV.
-struct Basis {
+/// The working state, in the memory of an [`EigenWorkspace`]: basis V, A applied to it,
+/// and T = VᵀAV (cap × cap, row-major).
+struct Basis<'a> {
     n: usize,
     cap: usize,
     m: usize,
-    v: Vec<f64>,
-    av: Vec<f64>,
-    t: Vec<f64>,
-    h: Vec<f64>,
+    par: Par,
+    v: &'a mut Vec<f64>,
+    av: &'a mut Vec<f64>,
+    t: &'a mut Vec<f64>,
+    h: &'a mut Vec<f64>,
 }
 
-impl Basis {
+/// A Ritz pair (θ, y = V s) with A y = AV s.
+type RitzPair = (f64, Vec<f64>, Vec<f64>);
+
+impl<'a> Basis<'a> {
+    fn new(ws: &'a mut EigenWorkspace, n: usize, cap: usize) -> Self {
+        let EigenWorkspace {
+            par,
+            basis,
+            images,
+            projected,
+            small,
+            ..
+        } = ws;
+        // Columns are added as the basis grows; the reservation is made once.
+        basis.clear();
+        images.clear();
+        ensure(projected, cap * cap, cap * cap);
+        ensure(small, cap, cap);
+        Basis {
+            n,
+            cap,
+            m: 0,
+            par: *par,
+            v: basis,
+            av: images,
+            t: projected,
+            h: small,
+        }
+    }
+
     fn col(&self, j: usize) -> &[f64] {
         &self.v[j * self.n..(j + 1) * self.n]
     }
 
     /// Appends `w` (orthonormalized against the basis) unless it is dependent on it.
     fn push(&mut self, mut w: Vec<f64>) -> bool {
-        if self.m >= self.cap || !orthonormalize(&self.v, self.n, self.m, &mut w, &mut self.h) {
+        let (n, m) = (self.n, self.m);
+        if m >= self.cap || !orthonormalize(self.v, n, m, &mut w, self.h, self.par) {
             return false;
         }
-        self.v[self.m * self.n..(self.m + 1) * self.n].copy_from_slice(&w);
+        ensure(self.v, (m + 1) * n, self.cap * n);
+        self.v[m * n..(m + 1) * n].copy_from_slice(&w);
         self.m += 1;
         true
     }
 
     /// Applies `op` to columns `from..m` and extends T; false on a non-finite product.
     fn apply_new(&mut self, op: &mut impl SymmetricOperator, from: usize) -> bool {
-        let n = self.n;
-        for j in from..self.m {
+        let (n, m) = (self.n, self.m);
+        ensure(self.av, m * n, self.cap * n);
+        for j in from..m {
             let (v, av) = (&self.v, &mut self.av);
             op.apply(&v[j * n..(j + 1) * n], &mut av[j * n..(j + 1) * n]);
             if av[j * n..(j + 1) * n].iter().any(|x| !x.is_finite()) {
                 return false;
             }
         }
-        for j in from..self.m {
-            for i in 0..self.m {
-                let x = super::operator::dot(self.col(i), &self.av[j * n..(j + 1) * n]);
+        // Vᵀ (A V_new) as one product: rows 0..m of the new columns of T.
+        let mut block = Mat::<f64>::zeros(m, m - from);
+        matmul(
+            block.as_mut(),
+            Accum::Replace,
+            MatRef::from_column_major_slice(&self.v[..m * n], n, m).transpose(),
+            MatRef::from_column_major_slice(&self.av[from * n..m * n], n, m - from),
+            1.0,
+            self.par,
+        );
+        for j in from..m {
+            for i in 0..m {
+                let x = block[(i, j - from)];
                 self.t[i * self.cap + j] = x;
                 self.t[j * self.cap + i] = x;
             }
@@ -111,9 +158,9 @@ impl Basis {
         true
     }
 
-    /// Ritz pairs of the top `k` (θ descending) with V s and AV s.
-    fn ritz(&self, k: usize) -> Vec<(f64, Vec<f64>, Vec<f64>)> {
-        let m = self.m;
+    /// Ritz pairs of the top `k` (θ descending) with V s and AV s, as two products.
+    fn ritz(&self, k: usize) -> Vec<RitzPair> {
+        let (n, m) = (self.n, self.m);
         let t = Mat::<f64>::from_fn(m, m, |i, j| {
             0.5 * (self.t[i * self.cap + j] + self.t[j * self.cap + i])
         });
@@ -124,31 +171,39 @@ impl Basis {
         let u = evd.U();
         let mut order: Vec<usize> = (0..m).collect();
         order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        order.truncate(k);
+        let uk = Mat::<f64>::from_fn(m, order.len(), |i, c| u[(i, order[c])]);
+        let times = |basis: &[f64]| {
+            let mut out = Mat::<f64>::zeros(n, order.len());
+            matmul(
+                out.as_mut(),
+                Accum::Replace,
+                MatRef::from_column_major_slice(&basis[..m * n], n, m),
+                uk.as_ref(),
+                1.0,
+                self.par,
+            );
+            out
+        };
+        let (y, ay) = (times(self.v), times(self.av));
+        let column = |a: &Mat<f64>, c: usize| (0..n).map(|i| a[(i, c)]).collect::<Vec<f64>>();
         order
-            .into_iter()
-            .take(k)
-            .map(|c| {
-                let mut y = vec![0.0; self.n];
-                let mut ay = vec![0.0; self.n];
-                for i in 0..m {
-                    let w = u[(i, c)];
-                    super::operator::axpy(w, self.col(i), &mut y);
-                    super::operator::axpy(w, &self.av[i * self.n..(i + 1) * self.n], &mut ay);
-                }
-                (s[c], y, ay)
-            })
+            .iter()
+            .enumerate()
+            .map(|(c, &e)| (s[e], column(&y, c), column(&ay, c)))
             .collect()
     }
 
     /// Restarts from the Ritz pairs `pairs` (A applied to them is known: no application).
     /// T restricted to them is diagonal.
-    fn restart(&mut self, pairs: &[(f64, Vec<f64>, Vec<f64>)]) {
+    fn restart(&mut self, pairs: &[RitzPair]) {
+        let n = self.n;
         self.m = 0;
         self.t.iter_mut().for_each(|x| *x = 0.0);
         for (theta, y, ay) in pairs {
             let j = self.m;
-            self.v[j * self.n..(j + 1) * self.n].copy_from_slice(y);
-            self.av[j * self.n..(j + 1) * self.n].copy_from_slice(ay);
+            self.v[j * n..(j + 1) * n].copy_from_slice(y);
+            self.av[j * n..(j + 1) * n].copy_from_slice(ay);
             self.t[j * self.cap + j] = *theta;
             self.m += 1;
         }
@@ -165,18 +220,22 @@ pub fn block_top_k(
     start: &[Vec<f64>],
     opts: &BlockOptions,
 ) -> Spectrum {
+    block_top_k_in(op, k, start, opts, &mut EigenWorkspace::new(Par::Seq))
+}
+
+/// [`block_top_k`] in the memory of `ws` (grown as needed, kept for the next call), with
+/// its basis products run with `ws`'s parallelism.
+pub fn block_top_k_in(
+    op: &mut impl SymmetricOperator,
+    k: usize,
+    start: &[Vec<f64>],
+    opts: &BlockOptions,
+    ws: &mut EigenWorkspace,
+) -> Spectrum {
     let n = op.dim();
     let k = k.clamp(1, n.max(1));
     let cap = opts.max_basis.max(2 * k).min(n);
-    let mut b = Basis {
-        n,
-        cap,
-        m: 0,
-        v: vec![0.0; n * cap],
-        av: vec![0.0; n * cap],
-        t: vec![0.0; cap * cap],
-        h: vec![0.0; cap],
-    };
+    let mut b = Basis::new(ws, n, cap);
     if n == 0 {
         return Spectrum {
             values: Vec::new(),

@@ -5,6 +5,7 @@
 use super::operator::{
     axpy, dot, norm, start_vector, EigenEstimate, StopReason, SymmetricOperator,
 };
+use super::workspace::{ensure, EigenWorkspace};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 
@@ -66,11 +67,19 @@ fn tridiagonal_top(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
 /// Removes from `w` its components along the `len` orthonormal columns of `basis`
 /// (column-major n × len; `h` has len entries of scratch): classical Gram–Schmidt as two
 /// matrix–vector products, repeated only when the first pass cancelled much of w (the
-/// DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough".
-pub(super) fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f64]) {
+/// DGKS criterion, ‖w′‖ < ‖w‖/√2): "twice is enough". The products run with `par`.
+/// `before` is ‖w‖ on entry; returns ‖w‖ on exit.
+pub(super) fn reorthogonalize(
+    basis: &[f64],
+    n: usize,
+    w: &mut [f64],
+    h: &mut [f64],
+    par: Par,
+    mut before: f64,
+) -> f64 {
     let len = h.len();
     let basis = MatRef::from_column_major_slice(basis, n, len);
-    let mut before = norm(w);
+    let mut after = before;
     for _ in 0..2 {
         matmul(
             MatMut::from_column_major_slice_mut(h, len, 1),
@@ -78,7 +87,7 @@ pub(super) fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f
             basis.transpose(),
             MatRef::from_column_major_slice(w, n, 1),
             1.0,
-            Par::Seq,
+            par,
         );
         matmul(
             MatMut::from_column_major_slice_mut(w, n, 1),
@@ -86,14 +95,41 @@ pub(super) fn reorthogonalize(basis: &[f64], n: usize, w: &mut [f64], h: &mut [f
             basis,
             MatRef::from_column_major_slice(h, len, 1),
             -1.0,
-            Par::Seq,
+            par,
         );
-        let after = norm(w);
+        after = norm(w);
         if after > std::f64::consts::FRAC_1_SQRT_2 * before {
             break;
         }
         before = after;
     }
+    after
+}
+
+/// w ← w − a·q − b·p (p absent for the first vector), returning ‖w‖: the three-term
+/// recurrence and the norm in one pass over w, with the same operations in the same order
+/// as two axpys and a norm.
+fn recurrence(w: &mut [f64], a: f64, q: &[f64], b: f64, p: Option<&[f64]>) -> f64 {
+    let mut sq = 0.0f64;
+    match p {
+        Some(p) => {
+            for ((wi, qi), pi) in w.iter_mut().zip(q).zip(p) {
+                let mut x = *wi;
+                x += -a * qi;
+                x += -b * pi;
+                *wi = x;
+                sq += x * x;
+            }
+        }
+        None => {
+            for (wi, qi) in w.iter_mut().zip(q) {
+                let x = *wi + -a * qi;
+                *wi = x;
+                sq += x * x;
+            }
+        }
+    }
+    sq.sqrt()
 }
 
 /// Why the iteration stops, in order of precedence; `None` when only the basis is full
@@ -135,6 +171,18 @@ pub fn lanczos_top(
     start: Option<&[f64]>,
     opts: &LanczosOptions,
 ) -> EigenEstimate {
+    lanczos_top_in(op, start, opts, &mut EigenWorkspace::new(Par::Seq))
+}
+
+/// [`lanczos_top`] in the memory of `ws` (grown as needed, kept for the next call), with
+/// its basis products run with `ws`'s parallelism. With `Par::Seq` the result is bit for
+/// bit [`lanczos_top`]'s.
+pub fn lanczos_top_in(
+    op: &mut impl SymmetricOperator,
+    start: Option<&[f64]>,
+    opts: &LanczosOptions,
+    ws: &mut EigenWorkspace,
+) -> EigenEstimate {
     let n = op.dim();
     if n == 0 {
         return EigenEstimate {
@@ -150,12 +198,21 @@ pub fn lanczos_top(
     let max_basis = opts.max_basis.clamp(2, n.max(2)).min(n);
     let mut q0 = start_vector(n, start, opts.seed);
     let mut applications = 0usize;
-    let mut w = vec![0.0; n];
     // The basis is one column-major n × max_basis matrix, so reorthogonalization runs as
     // two matrix–vector products per pass (h = Qᵀw, w −= Q h) instead of j dots and axpys:
-    // the same arithmetic with half the memory traffic.
-    let mut q = vec![0.0; n * max_basis];
-    let mut h = vec![0.0; max_basis];
+    // the same arithmetic with half the memory traffic. It grows a column at a time.
+    let EigenWorkspace {
+        par,
+        basis: q,
+        small: h,
+        vector: w,
+        ..
+    } = ws;
+    let par = *par;
+    ensure(q, n, n * max_basis);
+    ensure(h, max_basis, max_basis);
+    ensure(w, n, n);
+    let w = &mut w[..n];
     loop {
         q[..n].copy_from_slice(&q0);
         let mut len = 1usize;
@@ -165,23 +222,23 @@ pub fn lanczos_top(
         let mut scale = 0.0f64;
         loop {
             let j = len - 1;
-            op.apply(&q[j * n..(j + 1) * n], &mut w);
+            op.apply(&q[j * n..(j + 1) * n], w);
             applications += 1;
             if w.iter().any(|x| !x.is_finite()) {
                 return EigenEstimate::non_finite(q[j * n..(j + 1) * n].to_vec(), applications);
             }
-            let a = dot(&q[j * n..(j + 1) * n], &w);
+            let a = dot(&q[j * n..(j + 1) * n], w);
             alpha.push(a);
             // The three-term recurrence first, so the reorthogonalization below only
             // removes rounding and its second pass is rarely needed.
-            axpy(-a, &q[j * n..(j + 1) * n], &mut w);
-            if j > 0 {
-                let bprev = beta[j - 1];
-                let (prev, _) = q.split_at(j * n);
-                axpy(-bprev, &prev[(j - 1) * n..], &mut w);
-            }
-            reorthogonalize(&q[..n * len], n, &mut w, &mut h[..len]);
-            let b = norm(&w);
+            let qj = &q[j * n..(j + 1) * n];
+            let before = if j > 0 {
+                let p = &q[(j - 1) * n..j * n];
+                recurrence(w, a, qj, beta[j - 1], Some(p))
+            } else {
+                recurrence(w, a, qj, 0.0, None)
+            };
+            let b = reorthogonalize(&q[..n * len], n, w, &mut h[..len], par, before);
             scale = scale.max(a.abs()).max(beta.last().copied().unwrap_or(0.0));
             let (theta, s) = tridiagonal_top(&alpha, &beta);
             let residual_abs = b * s[j].abs();
@@ -195,7 +252,7 @@ pub fn lanczos_top(
             let out_of_budget = applications >= max_iter;
             let basis_full = len >= max_basis;
             if converged || invariant || out_of_budget || basis_full {
-                let v = ritz_vector(&q, n, &s);
+                let v = ritz_vector(q, n, &s);
                 match stop_reason(invariant, converged, out_of_budget) {
                     Some(stop) => {
                         return EigenEstimate {
@@ -221,7 +278,8 @@ pub fn lanczos_top(
             }
             beta.push(b);
             let inv = 1.0 / b;
-            for (dst, src) in q[len * n..(len + 1) * n].iter_mut().zip(&w) {
+            ensure(q, (len + 1) * n, n * max_basis);
+            for (dst, src) in q[len * n..(len + 1) * n].iter_mut().zip(w.iter()) {
                 *dst = src * inv;
             }
             len += 1;

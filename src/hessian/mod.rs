@@ -7,9 +7,11 @@ pub(crate) mod dense;
 pub(crate) mod lanczos;
 pub(crate) mod operator;
 pub(crate) mod power;
+pub(crate) mod workspace;
 
-pub use block::{block_top_k, BlockOptions, Spectrum};
+pub use block::{block_top_k, block_top_k_in, BlockOptions, Spectrum};
 pub use dense::{dense_eigenvalues, dense_matrix};
-pub use lanczos::{lanczos_top, LanczosOptions};
+pub use lanczos::{lanczos_top, lanczos_top_in, LanczosOptions};
 pub use operator::{DenseOperator, EigenEstimate, Negated, StopReason, SymmetricOperator};
 pub use power::power_top;
+pub use workspace::EigenWorkspace;
