@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub(crate) mod elementwise;
 pub mod hessian;
 pub mod model;
 pub mod record;

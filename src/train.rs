@@ -853,6 +853,46 @@ mod tests {
     }
 
     #[test]
+    fn threads_change_only_the_rounding() {
+        // Large enough (P ≈ 55 k, activations 64 × 512) that the eigensolvers' vector
+        // operations and the activation passes really split over the threads.
+        let text = FMNIST_SMALL
+            .replace("width = [32]", "width = [64]")
+            .replace("measure_n = 256", "measure_n = 512")
+            .replace("steps = 20", "steps = 6\nprecision = \"f64\"");
+        let cfg = config(&text);
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let run = |par: Par| {
+            let s = RunSettings {
+                k: 2,
+                bottom: true,
+                ..RunSettings::new(&cfg, &problem, 3, 64, par)
+            };
+            let l0 = lambda0(&s, &problem, 7);
+            train_run(&s, &problem, 4.0, 7, 7, &l0).0
+        };
+        let (one, two) = (run(Par::Seq), run(Par::rayon(2)));
+        assert_eq!(one.status, RunStatus::Done);
+        let close = |a: &[f64], b: &[f64], what: &str| {
+            for (t, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1e-3),
+                    "{what}[{t}]: {x} vs {y}"
+                );
+            }
+        };
+        close(&one.loss, &two.loss, "loss");
+        close(&one.sharpness, &two.sharpness, "sharpness");
+        close(&one.eigenvalues, &two.eigenvalues, "eigenvalues");
+        close(&one.min_eigenvalue, &two.min_eigenvalue, "min_eigenvalue");
+        assert_eq!(
+            one.lambda0,
+            run(Par::Seq).lambda0,
+            "one thread is bit-reproducible"
+        );
+    }
+
+    #[test]
     fn warm_started_tracking_matches_cold_lanczos() {
         let text = FMNIST_SMALL.replace("steps = 20", "steps = 8\nprecision = \"f64\"");
         let warm = config(&text);

@@ -3,11 +3,13 @@
 //! eigenproblem is solved by faer at every step to test convergence on the Ritz residual.
 
 use super::operator::{
-    axpy, dot, norm, start_vector, EigenEstimate, StopReason, SymmetricOperator,
+    axpy, dot_in, norm, start_vector, EigenEstimate, StopReason, SymmetricOperator,
 };
 use super::workspace::{ensure, EigenWorkspace};
+use crate::elementwise::{self, chunk};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use rayon::prelude::*;
 
 /// Stopping rules and limits of [`lanczos_top`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,7 +99,7 @@ pub(super) fn reorthogonalize(
             -1.0,
             par,
         );
-        after = norm(w);
+        after = dot_in(par, w, w).sqrt();
         if after > std::f64::consts::FRAC_1_SQRT_2 * before {
             break;
         }
@@ -107,9 +109,20 @@ pub(super) fn reorthogonalize(
 }
 
 /// w ← w − a·q − b·p (p absent for the first vector), returning ‖w‖: the three-term
-/// recurrence and the norm in one pass over w, with the same operations in the same order
-/// as two axpys and a norm.
-fn recurrence(w: &mut [f64], a: f64, q: &[f64], b: f64, p: Option<&[f64]>) -> f64 {
+/// recurrence and the norm in one pass over w. One thread: the same operations in the
+/// same order as two axpys and a norm. Several: chunks in parallel, partial sums added.
+fn recurrence(par: Par, w: &mut [f64], a: f64, q: &[f64], b: f64, p: Option<&[f64]>) -> f64 {
+    if let Some(c) = chunk(par, w.len()) {
+        let p = p.unwrap_or(q);
+        let b = if std::ptr::eq(p, q) { 0.0 } else { b };
+        return w
+            .par_chunks_mut(c)
+            .zip(q.par_chunks(c))
+            .zip(p.par_chunks(c))
+            .map(|((w, q), p)| recurrence(Par::Seq, w, a, q, b, Some(p)).powi(2))
+            .sum::<f64>()
+            .sqrt();
+    }
     let mut sq = 0.0f64;
     match p {
         Some(p) => {
@@ -147,9 +160,23 @@ fn stop_reason(invariant: bool, converged: bool, out_of_budget: bool) -> Option<
 }
 
 /// The unit Ritz vector Σᵢ sᵢ qᵢ of the basis `q` (column-major, n rows) for the
-/// eigenvector `s` of the tridiagonal matrix.
-fn ritz_vector(q: &[f64], n: usize, s: &[f64]) -> Vec<f64> {
+/// eigenvector `s` of the tridiagonal matrix: axpys in one thread, a matrix–vector
+/// product in several.
+fn ritz_vector(par: Par, q: &[f64], n: usize, s: &[f64]) -> Vec<f64> {
     let mut v = vec![0.0; n];
+    if chunk(par, n).is_some() {
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut v, n, 1),
+            Accum::Replace,
+            MatRef::from_column_major_slice(&q[..n * s.len()], n, s.len()),
+            MatRef::from_column_major_slice(s, s.len(), 1),
+            1.0,
+            par,
+        );
+        let nv = dot_in(par, &v, &v).sqrt();
+        elementwise::map(par, &mut v, |x| *x /= nv);
+        return v;
+    }
     for (i, si) in s.iter().enumerate() {
         axpy(*si, &q[i * n..(i + 1) * n], &mut v);
     }
@@ -227,16 +254,16 @@ pub fn lanczos_top_in(
             if w.iter().any(|x| !x.is_finite()) {
                 return EigenEstimate::non_finite(q[j * n..(j + 1) * n].to_vec(), applications);
             }
-            let a = dot(&q[j * n..(j + 1) * n], w);
+            let a = dot_in(par, &q[j * n..(j + 1) * n], w);
             alpha.push(a);
             // The three-term recurrence first, so the reorthogonalization below only
             // removes rounding and its second pass is rarely needed.
             let qj = &q[j * n..(j + 1) * n];
             let before = if j > 0 {
                 let p = &q[(j - 1) * n..j * n];
-                recurrence(w, a, qj, beta[j - 1], Some(p))
+                recurrence(par, w, a, qj, beta[j - 1], Some(p))
             } else {
-                recurrence(w, a, qj, 0.0, None)
+                recurrence(par, w, a, qj, 0.0, None)
             };
             let b = reorthogonalize(&q[..n * len], n, w, &mut h[..len], par, before);
             scale = scale.max(a.abs()).max(beta.last().copied().unwrap_or(0.0));
@@ -252,7 +279,7 @@ pub fn lanczos_top_in(
             let out_of_budget = applications >= max_iter;
             let basis_full = len >= max_basis;
             if converged || invariant || out_of_budget || basis_full {
-                let v = ritz_vector(q, n, &s);
+                let v = ritz_vector(par, q, n, &s);
                 match stop_reason(invariant, converged, out_of_budget) {
                     Some(stop) => {
                         return EigenEstimate {
@@ -279,9 +306,7 @@ pub fn lanczos_top_in(
             beta.push(b);
             let inv = 1.0 / b;
             ensure(q, (len + 1) * n, n * max_basis);
-            for (dst, src) in q[len * n..(len + 1) * n].iter_mut().zip(w.iter()) {
-                *dst = src * inv;
-            }
+            elementwise::zip(par, &mut q[len * n..(len + 1) * n], w, |d, s| *d = s * inv);
             len += 1;
         }
     }
@@ -291,6 +316,7 @@ pub fn lanczos_top_in(
 mod tests {
     use super::*;
     use crate::hessian::dense::dense_eigenvalues;
+    use crate::hessian::operator::dot;
     use crate::hessian::operator::DenseOperator;
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};

@@ -67,6 +67,20 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// [`dot`] over `par`'s threads: in one thread exactly `dot`; in several, chunks in
+/// parallel and their partial sums added.
+pub(crate) fn dot_in(par: faer::Par, a: &[f64], b: &[f64]) -> f64 {
+    use rayon::prelude::*;
+    match crate::elementwise::chunk(par, a.len()) {
+        None => dot(a, b),
+        Some(c) => a
+            .par_chunks(c)
+            .zip(b.par_chunks(c))
+            .map(|(a, b)| dot(a, b))
+            .sum(),
+    }
+}
+
 /// Euclidean norm.
 pub(crate) fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()

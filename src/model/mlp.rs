@@ -11,6 +11,7 @@
 
 use super::param::{layout, Activation, LayerLayout, MlpSpec};
 use super::Float;
+use crate::elementwise;
 use crate::hessian::SymmetricOperator;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -187,13 +188,14 @@ impl<T: Float> MlpWorkspace<T> {
             }
             if l + 1 < d {
                 let out = &mut out[..layer.rows * m];
+                let par = self.par;
                 match self.activation {
-                    Activation::Relu => out.iter_mut().for_each(|v| {
+                    Activation::Relu => elementwise::map(par, out, |v| {
                         if *v < T::of(0.0) {
                             *v = T::of(0.0)
                         }
                     }),
-                    Activation::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+                    Activation::Tanh => elementwise::map(par, out, |v| *v = v.tanh()),
                     Activation::Linear => {}
                 }
             }
@@ -269,7 +271,7 @@ impl<T: Float> MlpWorkspace<T> {
             let a = &self.a[l - 1][..layer.cols * m];
             let out = &mut lower[l - 1][..layer.cols * m];
             match self.activation {
-                Activation::Relu => out.iter_mut().zip(a).for_each(|(o, a)| {
+                Activation::Relu => elementwise::zip(self.par, out, a, |o, a| {
                     if *a <= T::of(0.0) {
                         *o = T::of(0.0)
                     }
@@ -277,10 +279,9 @@ impl<T: Float> MlpWorkspace<T> {
                 Activation::Linear => {}
                 Activation::Tanh => {
                     let ga = &self.ga[l - 1][..layer.cols * m];
-                    out.iter_mut()
-                        .zip(a)
-                        .zip(ga)
-                        .for_each(|((o, a), g)| *o = (T::of(1.0) - *a * *a) * *g);
+                    elementwise::zip3(self.par, out, a, ga, |o, a, g| {
+                        *o = (T::of(1.0) - *a * *a) * *g
+                    });
                 }
             }
         }
@@ -357,14 +358,11 @@ impl<T: Float> MlpWorkspace<T> {
                 let a = &self.a[l][..layer.rows * m];
                 match self.activation {
                     Activation::Relu => {
-                        ra_rest[0][..layer.rows * m]
-                            .iter_mut()
-                            .zip(a)
-                            .for_each(|(r, a)| {
-                                if *a <= T::of(0.0) {
-                                    *r = T::of(0.0)
-                                }
-                            })
+                        elementwise::zip(self.par, &mut ra_rest[0][..layer.rows * m], a, |r, a| {
+                            if *a <= T::of(0.0) {
+                                *r = T::of(0.0)
+                            }
+                        })
                     }
                     Activation::Linear => {}
                     Activation::Tanh => {
@@ -458,7 +456,7 @@ impl<T: Float> MlpWorkspace<T> {
             let a = &self.a[l - 1][..layer.cols * m];
             let t = &mut t[..layer.cols * m];
             match self.activation {
-                Activation::Relu => t.iter_mut().zip(a).for_each(|(o, a)| {
+                Activation::Relu => elementwise::zip(self.par, t, a, |o, a| {
                     if *a <= T::of(0.0) {
                         *o = T::of(0.0)
                     }
@@ -562,16 +560,13 @@ impl<T: Float> SymmetricOperator for HvpOperator<'_, T> {
         self.v.len()
     }
     fn apply(&mut self, x: &[f64], y: &mut [f64]) {
-        for (v, x) in self.v.iter_mut().zip(x) {
-            *v = T::of(*x);
-        }
+        let par = self.ws.par;
+        elementwise::zip(par, &mut self.v, x, |v, x| *v = T::of(*x));
         match self.curvature {
             Curvature::Hessian => self.ws.hvp(self.params, self.x, &self.v, &mut self.out),
             Curvature::GaussNewton => self.ws.gnvp(self.params, self.x, &self.v, &mut self.out),
         }
-        for (y, o) in y.iter_mut().zip(&self.out) {
-            *y = o.to_f64();
-        }
+        elementwise::zip(par, y, &self.out, |y, o| *y = o.to_f64());
     }
 }
 

@@ -60,6 +60,8 @@ pub trait Float:
     + AddAssign
     + SubAssign
     + MulAssign
+    + Send
+    + Sync
     + 'static
 {
     /// Name stored in the results file ("f32" / "f64").
