@@ -191,9 +191,8 @@ impl<T: Float> MlpWorkspace<T> {
                 let par = self.par;
                 match self.activation {
                     Activation::Relu => elementwise::map(par, out, |v| {
-                        if *v < T::of(0.0) {
-                            *v = T::of(0.0)
-                        }
+                        // A select, not a branch: the store is unconditional, so it vectorizes
+                        *v = if *v < T::of(0.0) { T::of(0.0) } else { *v }
                     }),
                     Activation::Tanh => elementwise::map(par, out, |v| *v = v.tanh()),
                     Activation::Linear => {}
@@ -272,9 +271,7 @@ impl<T: Float> MlpWorkspace<T> {
             let out = &mut lower[l - 1][..layer.cols * m];
             match self.activation {
                 Activation::Relu => elementwise::zip(self.par, out, a, |o, a| {
-                    if *a <= T::of(0.0) {
-                        *o = T::of(0.0)
-                    }
+                    *o = if *a <= T::of(0.0) { T::of(0.0) } else { *o }
                 }),
                 Activation::Linear => {}
                 Activation::Tanh => {
@@ -359,9 +356,7 @@ impl<T: Float> MlpWorkspace<T> {
                 match self.activation {
                     Activation::Relu => {
                         elementwise::zip(self.par, &mut ra_rest[0][..layer.rows * m], a, |r, a| {
-                            if *a <= T::of(0.0) {
-                                *r = T::of(0.0)
-                            }
+                            *r = if *a <= T::of(0.0) { T::of(0.0) } else { *r }
                         })
                     }
                     Activation::Linear => {}
@@ -457,9 +452,7 @@ impl<T: Float> MlpWorkspace<T> {
             let t = &mut t[..layer.cols * m];
             match self.activation {
                 Activation::Relu => elementwise::zip(self.par, t, a, |o, a| {
-                    if *a <= T::of(0.0) {
-                        *o = T::of(0.0)
-                    }
+                    *o = if *a <= T::of(0.0) { T::of(0.0) } else { *o }
                 }),
                 Activation::Linear => {}
                 Activation::Tanh => {
