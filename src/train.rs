@@ -2,7 +2,7 @@
 //! sharpness after every `sharpness.every` steps. Divergence is a result (recorded in the
 //! [`RunRecord`]), never an error. A run knows nothing of the grid or of files.
 
-use crate::config::{Config, ModelKind, SharpnessMethod, SpectrumOperator};
+use crate::config::{Config, ModelKind, Optimizer, SharpnessMethod, SpectrumOperator};
 use crate::data::{self, Dataset};
 use crate::hessian::{
     block_top_k_in, lanczos_top_in, power_top, BlockOptions, EigenEstimate, EigenWorkspace,
@@ -168,6 +168,12 @@ pub struct RunSettings {
     pub operator: SpectrumOperator,
     /// Whether the Hessian's smallest eigenvalue is measured too.
     pub bottom: bool,
+    /// The update rule.
+    pub optimizer: Optimizer,
+    /// Heavy-ball β (`Optimizer::Momentum`).
+    pub momentum: f64,
+    /// Linear warmup steps (0: none).
+    pub warmup_steps: usize,
     /// Matmul parallelism.
     pub par: Par,
 }
@@ -201,6 +207,9 @@ impl RunSettings {
             k: cfg.sharpness.k.max(1),
             operator: cfg.sharpness.operator,
             bottom: cfg.sharpness.bottom,
+            optimizer: cfg.train.optimizer,
+            momentum: cfg.train.momentum,
+            warmup_steps: cfg.train.warmup_steps,
             par,
         }
     }
@@ -213,6 +222,16 @@ impl RunSettings {
     /// The interpolation coefficients α of the θ₀ → θ_T line (empty when off).
     pub fn interp_alpha(&self) -> Vec<f64> {
         interp_alpha(self.interp_points)
+    }
+}
+
+/// The learning rate of step t (t = 0 first) for the target η = c/λ₀: (t/T_w)·η during a
+/// linear warmup of T_w steps, then η.
+pub fn learning_rate(eta: f64, t: usize, warmup_steps: usize) -> f64 {
+    if t < warmup_steps {
+        eta * t as f64 / warmup_steps as f64
+    } else {
+        eta
     }
 }
 
@@ -616,6 +635,11 @@ pub fn train_run<T: Float>(
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut params = theta0.clone();
     let mut grad = vec![T::of(0.0); params.len()];
+    // Heavy-ball velocity, v₀ = 0 (empty for plain SGD).
+    let mut velocity = match s.optimizer {
+        Optimizer::Sgd => Vec::new(),
+        Optimizer::Momentum => vec![T::of(0.0); params.len()],
+    };
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
     let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
@@ -645,8 +669,24 @@ pub fn train_run<T: Float>(
             timing.train_s += t1.elapsed().as_secs_f64();
             break;
         }
-        for (p, g) in params.iter_mut().zip(&grad) {
-            *p -= eta_t * *g;
+        let eta_t = if t < s.warmup_steps {
+            T::of(learning_rate(eta, t, s.warmup_steps))
+        } else {
+            eta_t
+        };
+        match s.optimizer {
+            Optimizer::Sgd => {
+                for (p, g) in params.iter_mut().zip(&grad) {
+                    *p -= eta_t * *g;
+                }
+            }
+            Optimizer::Momentum => {
+                let beta = T::of(s.momentum);
+                for ((p, g), v) in params.iter_mut().zip(&grad).zip(velocity.iter_mut()) {
+                    *v = beta * *v + *g;
+                    *p -= eta_t * *v;
+                }
+            }
         }
         t += 1;
         timing.train_s += t1.elapsed().as_secs_f64();
@@ -890,6 +930,84 @@ mod tests {
             run(Par::Seq).lambda0,
             "one thread is bit-reproducible"
         );
+    }
+
+    /// A one-layer linear network trained full-batch on MSE: gradient descent on a
+    /// quadratic whose Hessian is the input second moment, λ₀ its top eigenvalue.
+    const QUADRATIC: &str = r#"
+        [data]
+        n_train = 256
+        [model]
+        depth = [1]
+        width = [8]
+        activation = "linear"
+        [train]
+        batch_size = 256
+        steps = 150
+        seeds = [3]
+        precision = "f64"
+        [sharpness]
+        measure_n = 256
+        tol = 1e-8
+        every = 50
+        [grid]
+        c = [1.0]
+    "#;
+
+    #[test]
+    fn heavy_ball_on_a_quadratic_trains_below_two_one_plus_beta_and_diverges_above() {
+        for beta in [0.5, 0.9] {
+            let text = QUADRATIC.replace(
+                "seeds = [3]",
+                &format!("seeds = [3]\noptimizer = \"momentum\"\nmomentum = {beta}"),
+            );
+            let cfg = config(&text);
+            let edge = 2.0 * (1.0 + beta);
+            let runs = run_all::<f64>(&cfg, 1, 8, &[0.97 * edge, 1.03 * edge]);
+            let (below, above) = (&runs[0], &runs[1]);
+            assert_eq!(below.status, RunStatus::Done, "β = {beta}: c = 0.97·2(1+β)");
+            assert!(
+                below.loss[150] < below.loss[0],
+                "β = {beta}: {:?}",
+                below.loss
+            );
+            assert_eq!(
+                above.status,
+                RunStatus::Diverged,
+                "β = {beta}: c = 1.03·2(1+β)"
+            );
+            // Plain SGD at the same c diverges: the edge is 2 without momentum.
+            let sgd = run_all::<f64>(&config(QUADRATIC), 1, 8, &[0.97 * edge]);
+            assert_eq!(sgd[0].status, RunStatus::Diverged, "SGD above c = 2");
+        }
+        let sgd = run_all::<f64>(&config(QUADRATIC), 1, 8, &[1.94, 2.06]);
+        assert_eq!(
+            (sgd[0].status, sgd[1].status),
+            (RunStatus::Done, RunStatus::Diverged)
+        );
+    }
+
+    #[test]
+    fn warmup_ramps_the_learning_rate_linearly() {
+        assert_eq!(learning_rate(2.0, 0, 4), 0.0);
+        assert_eq!(learning_rate(2.0, 1, 4), 0.5);
+        assert_eq!(learning_rate(2.0, 3, 4), 1.5);
+        assert_eq!(learning_rate(2.0, 4, 4), 2.0);
+        assert_eq!(learning_rate(2.0, 0, 0), 2.0);
+        // On the quadratic: η₀ = 0 leaves θ where it is, and c = 3 (above the edge 2)
+        // still diverges once the warmup is over, but not before: while ηₜλ₀ < 2 the top
+        // direction contracts.
+        let text = QUADRATIC
+            .replace("seeds = [3]", "seeds = [3]\nwarmup_steps = 60")
+            .replace("every = 50", "every = 1");
+        let warm = &run_all::<f64>(&config(&text), 1, 8, &[3.0])[0];
+        assert_eq!(warm.loss[1].to_bits(), warm.loss[0].to_bits(), "η₀ = 0");
+        assert_eq!(warm.status, RunStatus::Diverged);
+        let at = warm.diverged_at.expect("diverged") as usize;
+        assert!(at > 40, "diverges after η·λ₀ passes 2 at step 40 (at {at})");
+        assert!(warm.loss[30] < warm.loss[1], "{:?}", &warm.loss[..31]);
+        let cold = &run_all::<f64>(&config(QUADRATIC), 1, 8, &[3.0])[0];
+        assert!(cold.diverged_at.unwrap() < at as u32);
     }
 
     #[test]

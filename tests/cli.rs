@@ -41,8 +41,9 @@ fn bad_input_errors_name_the_problem() {
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);
     let cfg = cfg.to_str().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--set", "model.widht=[8]"], "model.widht"),
+        (&["--set", "train.momentum=0.9"], "train.momentum"),
         (&["--set", "train.batch_size=0"], "train.batch_size"),
         (
             &["--set", "data.dir=\"/nonexistent/fmnist\""],
@@ -180,6 +181,39 @@ fn group(groups: &[GroupSummary], depth: u32, width: u32) -> &GroupSummary {
         .iter()
         .find(|g| g.depth == depth && g.width == width)
         .expect("group present")
+}
+
+#[test]
+fn heavy_ball_moves_c_max_of_a_linear_model_to_two_one_plus_beta() {
+    // A one-layer linear network trained full batch on MSE is gradient descent on a
+    // quadratic: c_max = 2 for SGD, 2(1 + β) with heavy-ball momentum (β = 0.5: 3).
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let text = String::from(
+        "[data]\nn_train = 256\n[model]\ndepth = [1]\nwidth = [8]\nactivation = \"linear\"\n\
+         [train]\nbatch_size = 256\nsteps = 150\nseeds = [1, 2]\nprecision = \"f64\"\n\
+         optimizer = \"momentum\"\nmomentum = 0.5\nwarmup_steps = 2\n\
+         [sharpness]\nmeasure_n = 256\ntol = 1e-8\nevery = 50\n\
+         [grid]\nc = [1.9, 2.1, 2.8, 2.9, 2.95, 3.05, 3.1, 3.2]\n",
+    );
+    std::fs::write(d.join("hb.toml"), text).unwrap();
+    let out = mpirun(
+        d,
+        2,
+        &[],
+        &["sweep", "hb.toml", "--out", "hb.h5", "--quiet"],
+    );
+    expect_code(&out, 0, "heavy-ball sweep");
+    let a = analyze_file(&d.join("hb.h5"), &AnalysisParams::default(), true).unwrap();
+    let g = group(&a.groups, 1, 8);
+    assert_eq!(g.c_max.n, 2);
+    assert_eq!(g.c_max.mean, 2.95, "c_max = {}", g.c_max.mean);
+    // The effective config in the file records the optimizer.
+    let out = sharpsweep(d, &["inspect", "hb.h5", "--config"]);
+    expect_code(&out, 0, "inspect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("optimizer = \"momentum\""), "{text}");
 }
 
 #[test]

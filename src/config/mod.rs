@@ -136,6 +136,35 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// A minibatch loss above this (or not finite) is divergence.
     pub divergence_loss: f64,
+    /// The update rule. Keys of the optimizer at their defaults are left out of the
+    /// effective config text (files of earlier versions keep their `config_sha256`).
+    #[serde(skip_serializing_if = "is_sgd")]
+    pub optimizer: Optimizer,
+    /// Heavy-ball β of `optimizer = "momentum"`: v ← βv + g, θ ← θ − ηv.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub momentum: f64,
+    /// Linear warmup: η_t = (t/T_w)·c/λ₀ for steps t < T_w (t = 0 first), then c/λ₀;
+    /// 0 = none.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub warmup_steps: usize,
+}
+
+/// The update rule (`train.optimizer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// Plain SGD: θ ← θ − η g.
+    #[default]
+    Sgd,
+    /// Heavy-ball momentum: v ← βv + g, θ ← θ − ηv (v₀ = 0; β = `train.momentum`).
+    Momentum,
+}
+
+fn is_sgd(o: &Optimizer) -> bool {
+    *o == Optimizer::Sgd
+}
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for TrainConfig {
@@ -147,6 +176,9 @@ impl Default for TrainConfig {
             sgd_seeds: None,
             precision: Precision::F32,
             divergence_loss: 1e5,
+            optimizer: Optimizer::Sgd,
+            momentum: 0.0,
+            warmup_steps: 0,
         }
     }
 }
@@ -505,6 +537,9 @@ fn schema_table() -> toml::Table {
     full.sharpness.k = 2;
     full.sharpness.operator = SpectrumOperator::Both;
     full.sharpness.bottom = true;
+    full.train.optimizer = Optimizer::Momentum;
+    full.train.momentum = 0.5;
+    full.train.warmup_steps = 1;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }
 
@@ -877,6 +912,18 @@ path = "results.h5"
             (&["model.depth=[]"], "model.depth: must not be empty"),
             (&["model.width=[64, 64]"], "model.width: duplicate value 64"),
             (&["train.seeds=[1, 1]"], "train.seeds: duplicate value 1"),
+            (
+                &["train.momentum=0.9"],
+                "train.momentum: is only used with train.optimizer = \"momentum\"",
+            ),
+            (
+                &["train.optimizer=\"momentum\""],
+                "train.momentum: must be in (0, 1) with train.optimizer = \"momentum\" (got 0)",
+            ),
+            (
+                &["train.optimizer=\"momentum\"", "train.momentum=1.0"],
+                "train.momentum: must be in (0, 1)",
+            ),
             (
                 &["train.sgd_seeds=[]"],
                 "train.sgd_seeds: must not be empty",

@@ -2,7 +2,7 @@
 //! offending key.
 
 use super::{
-    invalid, Config, ConfigError, DatasetKind, ModelKind, SearchKind, SharpnessMethod,
+    invalid, Config, ConfigError, DatasetKind, ModelKind, Optimizer, SearchKind, SharpnessMethod,
     SpectrumOperator, MAX_GRID_POINTS,
 };
 use std::collections::BTreeSet;
@@ -81,6 +81,27 @@ impl Config {
                 "train.divergence_loss",
                 format!("must be > 0 (got {})", t.divergence_loss),
             ));
+        }
+        match t.optimizer {
+            Optimizer::Sgd if t.momentum != 0.0 => {
+                return Err(invalid(
+                    "train.momentum",
+                    format!(
+                        "is only used with train.optimizer = \"momentum\" (got momentum = {} with \"sgd\")",
+                        t.momentum
+                    ),
+                ));
+            }
+            Optimizer::Momentum if !(t.momentum > 0.0 && t.momentum < 1.0) => {
+                return Err(invalid(
+                    "train.momentum",
+                    format!(
+                        "must be in (0, 1) with train.optimizer = \"momentum\" (got {})",
+                        t.momentum
+                    ),
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
