@@ -1,8 +1,8 @@
 //! The eigensolvers' own cost and the threads of a rank (issue 9, items 3 and 4).
 //!
 //! 1. **Lanczos-20 outside the HVPs**: d = 4, w = 512 (and 256), synthetic CIFAR-10-shaped
-//!    inputs (d_in = 3072, k = 10, as `benches/engine.rs`), measurement set m = 2048, f32,
-//!    one thread. A timed operator splits each Lanczos-20 into the time inside the HVPs and
+//!    inputs (d_in = 3072, k = 10, as `benches/engine.rs`), measurement set m = 2048 (and
+//!    4096, `measure_n`'s default), f32, one thread. A timed operator splits each Lanczos-20 into the time inside the HVPs and
 //!    the rest (operator build, basis products, the tridiagonal eigenproblems). Two
 //!    variants, interleaved: a fresh basis per measurement (`lanczos_top`, as every
 //!    measurement did before the workspace) and one workspace reused by every measurement
@@ -13,8 +13,9 @@
 //!    medians of interleaved repeats, and the speed-up. `SHARPSWEEP_BENCH_THREADS="1 2 4 8 16"`
 //!    on a bigger machine.
 //!
-//! `cargo bench --bench eigensolver` (≈ 6 minutes on 2 cores);
-//! `SHARPSWEEP_BENCH_REPEATS` (default 5 for part 1, 3 for part 2).
+//! `cargo bench --bench eigensolver` (≈ 7 minutes on 2 cores);
+//! `SHARPSWEEP_BENCH_REPEATS` (default 5 for part 1, 3 for part 2);
+//! `SHARPSWEEP_BENCH_PART=1`: part 1 only.
 
 use faer::Par;
 use rand::SeedableRng;
@@ -63,14 +64,15 @@ impl<O: SymmetricOperator> SymmetricOperator for Timed<'_, O> {
 }
 
 fn outside_hvps(repeats: usize) {
-    println!("Lanczos-20, m = {M_MEAS}, f32, one thread: medians of {repeats}");
-    println!("d  w     variant           total_s  in_HVPs_s  outside_s  outside_share");
+    println!("Lanczos-20, f32, one thread: medians of {repeats}");
+    println!("d  w     m     variant           total_s  in_HVPs_s  outside_s  outside_share");
+    let m_max = 2 * M_MEAS;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
-    let x: Vec<f32> = (0..D_IN * M_MEAS)
+    let x: Vec<f32> = (0..D_IN * m_max)
         .map(|_| StandardNormal.sample(&mut rng))
         .collect();
-    let mut y = vec![0.0f32; K * M_MEAS];
-    for e in 0..M_MEAS {
+    let mut y = vec![0.0f32; K * m_max];
+    for e in 0..m_max {
         y[e * K + (e * 7 + 3) % K] = 1.0;
     }
     let opts = LanczosOptions {
@@ -79,10 +81,11 @@ fn outside_hvps(repeats: usize) {
         max_basis: 100,
         seed: 0,
     };
-    for w in [256, 512] {
+    // (w, m): m = 4096 is `sharpness.measure_n`'s default.
+    for (w, m) in [(256, M_MEAS), (512, M_MEAS), (512, 2 * M_MEAS)] {
         let spec = MlpSpec::new(D_IN, w, 4, K);
         let p = init_params::<f32>(&spec, 0);
-        let mut ws = MlpWorkspace::<f32>::new(&spec, M_MEAS, Par::Seq);
+        let mut ws = MlpWorkspace::<f32>::new(&spec, m, Par::Seq);
         let mut eig = EigenWorkspace::new(Par::Seq);
         // rows: (name, total, inside)
         let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
@@ -93,7 +96,7 @@ fn outside_hvps(repeats: usize) {
             for (i, row) in rows.iter_mut().enumerate() {
                 let mut inside = 0.0;
                 let t = Instant::now();
-                let op = HvpOperator::new(&p, &x, &y, M_MEAS, &mut ws);
+                let op = HvpOperator::new(&p, &x, &y, m, &mut ws);
                 let mut timed = Timed {
                     op,
                     inside: &mut inside,
@@ -116,7 +119,7 @@ fn outside_hvps(repeats: usize) {
             let outside: Vec<f64> = total.iter().zip(&inside).map(|(t, i)| t - i).collect();
             let shares: Vec<f64> = total.iter().zip(&outside).map(|(t, o)| o / t).collect();
             println!(
-                "4  {w:<4}  {name:16}  {:7.3}  {:9.3}  {:9.3}  {:12.1}%",
+                "4  {w:<4}  {m:<4}  {name:16}  {:7.3}  {:9.3}  {:9.3}  {:12.1}%",
                 median(total),
                 median(inside),
                 median(outside),
@@ -221,5 +224,7 @@ fn main() {
     faer::set_global_parallelism(Par::Seq);
     let repeats = env_usize("SHARPSWEEP_BENCH_REPEATS", 0);
     outside_hvps(if repeats > 0 { repeats } else { 5 });
-    threads(if repeats > 0 { repeats } else { 3 });
+    if std::env::var("SHARPSWEEP_BENCH_PART").map_or(true, |p| p != "1") {
+        threads(if repeats > 0 { repeats } else { 3 });
+    }
 }

@@ -66,13 +66,16 @@ fn main() {
         k: 4,
         ..cold.clone()
     };
-    let mut rows = Vec::new();
-    for (name, s) in [
+    // SHARPSWEEP_BENCH_TOPK=0: the k = 1 pair only (as `benches/reference.sh` runs it).
+    let topk = std::env::var("SHARPSWEEP_BENCH_TOPK").map_or(true, |v| v != "0");
+    let variants = [
         ("warm", &warm),
         ("cold", &cold),
         ("warm k=4", &warm4),
         ("cold k=4", &cold4),
-    ] {
+    ];
+    let mut rows = Vec::new();
+    for (name, s) in variants.into_iter().take(if topk { 4 } else { 2 }) {
         rows.push((
             name,
             s,
@@ -122,6 +125,9 @@ fn main() {
         per[0].0 / per[1].0,
         per[1].1 / per[0].1
     );
+    if !topk {
+        return;
+    }
     println!(
         "k=4: warm/cold HVPs per tracked measurement cut {:.2}x; top-4/top-1 HVPs (warm) {:.2}x, time {:.2}x",
         per[3].1 / per[2].1,

@@ -235,6 +235,45 @@ pub fn learning_rate(eta: f64, t: usize, warmup_steps: usize) -> f64 {
     }
 }
 
+/// The heavy-ball velocity v₀ = 0 (empty for plain SGD).
+fn zero_velocity<T: Float>(s: &RunSettings, n: usize) -> Vec<T> {
+    match s.optimizer {
+        Optimizer::Sgd => Vec::new(),
+        Optimizer::Momentum => vec![T::of(0.0); n],
+    }
+}
+
+/// Step t of `s.optimizer`: θ ← θ − η_t g, or heavy ball v ← βv + g, θ ← θ − η_t v, with
+/// η_t the warmup's (`learning_rate`) or, after it, `target` (η = c/λ₀ in T, rounded once
+/// per run so every step uses the same bits).
+fn update<T: Float>(
+    s: &RunSettings,
+    params: &mut [T],
+    grad: &[T],
+    velocity: &mut [T],
+    (t, eta, target): (usize, f64, T),
+) {
+    let eta = if t < s.warmup_steps {
+        T::of(learning_rate(eta, t, s.warmup_steps))
+    } else {
+        target
+    };
+    match s.optimizer {
+        Optimizer::Sgd => {
+            for (p, g) in params.iter_mut().zip(grad) {
+                *p -= eta * *g;
+            }
+        }
+        Optimizer::Momentum => {
+            let beta = T::of(s.momentum);
+            for ((p, g), v) in params.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+                *v = beta * *v + *g;
+                *p -= eta * *v;
+            }
+        }
+    }
+}
+
 /// α_j = j/(points − 1), j = 0..points (empty for points = 0, [0] for 1).
 pub fn interp_alpha(points: usize) -> Vec<f64> {
     match points {
@@ -635,11 +674,7 @@ pub fn train_run<T: Float>(
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut params = theta0.clone();
     let mut grad = vec![T::of(0.0); params.len()];
-    // Heavy-ball velocity, v₀ = 0 (empty for plain SGD).
-    let mut velocity = match s.optimizer {
-        Optimizer::Sgd => Vec::new(),
-        Optimizer::Momentum => vec![T::of(0.0); params.len()],
-    };
+    let mut velocity = zero_velocity::<T>(s, params.len());
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
     let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
@@ -669,25 +704,7 @@ pub fn train_run<T: Float>(
             timing.train_s += t1.elapsed().as_secs_f64();
             break;
         }
-        let eta_t = if t < s.warmup_steps {
-            T::of(learning_rate(eta, t, s.warmup_steps))
-        } else {
-            eta_t
-        };
-        match s.optimizer {
-            Optimizer::Sgd => {
-                for (p, g) in params.iter_mut().zip(&grad) {
-                    *p -= eta_t * *g;
-                }
-            }
-            Optimizer::Momentum => {
-                let beta = T::of(s.momentum);
-                for ((p, g), v) in params.iter_mut().zip(&grad).zip(velocity.iter_mut()) {
-                    *v = beta * *v + *g;
-                    *p -= eta_t * *v;
-                }
-            }
-        }
+        update(s, &mut params, &grad, &mut velocity, (t, eta, eta_t));
         t += 1;
         timing.train_s += t1.elapsed().as_secs_f64();
 

@@ -145,6 +145,36 @@ fn recurrence(par: Par, w: &mut [f64], a: f64, q: &[f64], b: f64, p: Option<&[f6
     sq.sqrt()
 }
 
+/// One Lanczos step on the basis `q` (column-major, its last column q_j): w = A q_j,
+/// α = q_jᵀw, then w ← w − α q_j − β_{j−1} q_{j−1} and reorthogonalized against `q`.
+/// Returns (α, ‖w‖), or None when the product is not finite.
+fn lanczos_step(
+    op: &mut impl SymmetricOperator,
+    q: &[f64],
+    beta: &[f64],
+    w: &mut [f64],
+    h: &mut [f64],
+    par: Par,
+) -> Option<(f64, f64)> {
+    let n = w.len();
+    let j = q.len() / n - 1;
+    let qj = &q[j * n..(j + 1) * n];
+    op.apply(qj, w);
+    if w.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let a = dot_in(par, qj, w);
+    // The three-term recurrence first, so the reorthogonalization below only removes
+    // rounding and its second pass is rarely needed.
+    let before = if j > 0 {
+        let p = &q[(j - 1) * n..j * n];
+        recurrence(par, w, a, qj, beta[j - 1], Some(p))
+    } else {
+        recurrence(par, w, a, qj, 0.0, None)
+    };
+    Some((a, reorthogonalize(q, n, w, h, par, before)))
+}
+
 /// Why the iteration stops, in order of precedence; `None` when only the basis is full
 /// (then it restarts).
 fn stop_reason(invariant: bool, converged: bool, out_of_budget: bool) -> Option<StopReason> {
@@ -249,23 +279,11 @@ pub fn lanczos_top_in(
         let mut scale = 0.0f64;
         loop {
             let j = len - 1;
-            op.apply(&q[j * n..(j + 1) * n], w);
             applications += 1;
-            if w.iter().any(|x| !x.is_finite()) {
+            let Some((a, b)) = lanczos_step(op, &q[..n * len], &beta, w, &mut h[..len], par) else {
                 return EigenEstimate::non_finite(q[j * n..(j + 1) * n].to_vec(), applications);
-            }
-            let a = dot_in(par, &q[j * n..(j + 1) * n], w);
-            alpha.push(a);
-            // The three-term recurrence first, so the reorthogonalization below only
-            // removes rounding and its second pass is rarely needed.
-            let qj = &q[j * n..(j + 1) * n];
-            let before = if j > 0 {
-                let p = &q[(j - 1) * n..j * n];
-                recurrence(par, w, a, qj, beta[j - 1], Some(p))
-            } else {
-                recurrence(par, w, a, qj, 0.0, None)
             };
-            let b = reorthogonalize(&q[..n * len], n, w, &mut h[..len], par, before);
+            alpha.push(a);
             scale = scale.max(a.abs()).max(beta.last().copied().unwrap_or(0.0));
             let (theta, s) = tridiagonal_top(&alpha, &beta);
             let residual_abs = b * s[j].abs();

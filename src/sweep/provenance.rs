@@ -49,6 +49,25 @@ pub fn config_identity(cfg: &Config) -> (String, String) {
     (text, hex)
 }
 
+/// The update rule in words (plain SGD words as files have always had them).
+fn optimizer(t: &crate::config::TrainConfig) -> String {
+    let rule = match t.optimizer {
+        crate::config::Optimizer::Sgd => "plain SGD (no momentum, no weight decay)".to_string(),
+        crate::config::Optimizer::Momentum => format!(
+            "SGD with heavy-ball momentum v <- beta v + g, theta <- theta - eta_t v, v_0 = 0, beta = {} (no weight decay)",
+            t.momentum
+        ),
+    };
+    if t.warmup_steps == 0 {
+        rule
+    } else {
+        format!(
+            "{rule}, linear learning-rate warmup eta_t = (t/{w}) eta for t < {w} (t = 0 first), then eta",
+            w = t.warmup_steps
+        )
+    }
+}
+
 /// The conventions recorded with the results (see SCIENCE.md).
 pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)> {
     let s = &cfg.sharpness;
@@ -74,8 +93,8 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
         v("data", data_description.to_string()),
         v("learning_rate", "eta = c / lambda0, lambda0 = sharpness at initialization of the (depth, width, seed) network, computed once per line".into()),
         v("training", format!(
-            "plain SGD (no momentum, no weight decay), batch {} drawn without replacement from a fresh seeded permutation each epoch (last partial batch dropped), {} steps, precision {:?}; step t = state after t SGD steps; loss on the training subset and sharpness every {} steps",
-            cfg.train.batch_size, cfg.train.steps, cfg.train.precision, cfg.sharpness.every)),
+            "{}, batch {} drawn without replacement from a fresh seeded permutation each epoch (last partial batch dropped), {} steps, precision {:?}; step t = state after t SGD steps; loss on the training subset and sharpness every {} steps",
+            optimizer(&cfg.train), cfg.train.batch_size, cfg.train.steps, cfg.train.precision, cfg.sharpness.every)),
         v("divergence", format!("a minibatch loss or measured training loss at state t above {} or not finite; the run stops and diverged_at = t", cfg.train.divergence_loss)),
         v("seeds", "init, SGD-order and Lanczos-start streams derived from (seed, role, depth, width); independent of rank count and task order".into()),
     ]
@@ -101,5 +120,32 @@ pub fn file_meta(cfg: &Config, data_description: &str, ranks: usize) -> FileMeta
         cpu_features: cpu_features(),
         ranks: ranks as u32,
         slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_training_convention_names_the_update_rule() {
+        let training = |cfg: &Config| {
+            conventions(cfg, "data")
+                .into_iter()
+                .find(|(k, _)| k == "training")
+                .unwrap()
+                .1
+        };
+        let mut cfg = Config::default();
+        assert!(training(&cfg).starts_with("plain SGD (no momentum, no weight decay), batch 512"));
+        cfg.train.optimizer = crate::config::Optimizer::Momentum;
+        cfg.train.momentum = 0.9;
+        cfg.train.warmup_steps = 64;
+        let t = training(&cfg);
+        assert!(
+            t.contains("heavy-ball momentum") && t.contains("beta = 0.9"),
+            "{t}"
+        );
+        assert!(t.contains("eta_t = (t/64) eta for t < 64"), "{t}");
     }
 }
