@@ -881,6 +881,31 @@ mod tests {
     }
 
     #[test]
+    fn fashion_mnist_trains_on_cross_entropy() {
+        let text = FMNIST_SMALL.replace("width = [32]", "width = [32]\nloss = \"cross-entropy\"");
+        let cfg = config(&text);
+        let ce = &run_all::<f32>(&cfg, 3, 32, &[2.0, 256.0])[..];
+        let mse = &run_all::<f32>(&config(FMNIST_SMALL), 3, 32, &[2.0])[0];
+        let ok = &ce[0];
+        assert_eq!(ok.status, RunStatus::Done);
+        // At initialization the logits are O(1): the loss is near log 10.
+        assert!((ok.loss[0] - 10f64.ln()).abs() < 1.0, "{}", ok.loss[0]);
+        assert!(
+            ok.loss[20] < 0.8 * ok.loss[0],
+            "{} -> {}",
+            ok.loss[0],
+            ok.loss[20]
+        );
+        assert!(ok.lambda0 > 0.0 && ok.residual[1] <= 1e-4);
+        assert!(
+            (ok.lambda0 - mse.lambda0).abs() > 1e-3 * mse.lambda0,
+            "not the MSE's λ₀"
+        );
+        // Far above the edge of stability it diverges (the loss grows without bound).
+        assert_eq!(ce[1].status, RunStatus::Diverged, "{:?}", ce[1].loss);
+    }
+
+    #[test]
     fn trajectories_are_loss_scale_invariant() {
         let base = config(
             &FMNIST_SMALL

@@ -540,6 +540,7 @@ fn schema_table() -> toml::Table {
     full.train.optimizer = Optimizer::Momentum;
     full.train.momentum = 0.5;
     full.train.warmup_steps = 1;
+    full.model.net.loss = crate::model::param::Loss::CrossEntropy;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }
 
@@ -978,6 +979,14 @@ path = "results.h5"
             (
                 &["model.kind=uv", "model.depth=[4]"],
                 "model.depth: the uv model always has 2 layers",
+            ),
+            (
+                &[
+                    "model.kind=uv",
+                    "model.depth=[2]",
+                    "model.loss=\"cross-entropy\"",
+                ],
+                "model.loss: the uv model has one output and the MSE",
             ),
         ];
         for (overrides, expected) in cases {

@@ -49,6 +49,12 @@ impl Config {
                 ),
             ));
         }
+        if m.kind == ModelKind::Uv && m.net.loss != crate::model::param::Loss::Mse {
+            return Err(invalid(
+                "model.loss",
+                "the uv model has one output and the MSE: omit model.loss or set \"mse\"",
+            ));
+        }
         check_positive("model.sigma2_hidden", m.net.sigma2_hidden)?;
         check_positive("model.sigma2_readout", m.net.sigma2_readout)?;
         check_positive("model.loss_scale", m.net.loss_scale)?;

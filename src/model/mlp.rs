@@ -1,15 +1,19 @@
-//! The fully connected network: forward pass, MSE loss, gradient by backpropagation and
+//! The fully connected network: forward pass, MSE or softmax cross-entropy loss, gradient
+//! by backpropagation and
 //! the exact Hessian-vector product of the full loss Hessian (Pearlmutter's R-operator,
 //! second-order terms included; not Gauss–Newton).
 //!
 //! Conventions. Examples are columns: inputs are `input_dim × m` column-major slices,
 //! targets `outputs × m`. Layer l computes h_l = s_l · W_l a_{l−1} (+ b_l), a_l = φ(h_l),
 //! with a_0 = x and the readout f = h_d linear. The loss is
-//! L = α/(2·m·k) · Σ_i Σ_j (f_ij − y_ij)² (α = `loss_scale`, k = outputs).
+//! L = α/(2·m·k) · Σ_i Σ_j (f_ij − y_ij)² (α = `loss_scale`, k = outputs), or with
+//! `Loss::CrossEntropy` L = α/m · Σ_j (s_j·lse(f_·j) − Σ_i y_ij f_ij), s_j = Σ_i y_ij
+//! (= −α/m Σ_j log softmax(f_·j)_label for one-hot targets): ∂L/∂f_·j = α/m (s_j p_j − y_·j)
+//! and ∂²L/∂f_·j² = α/m · s_j (diag p_j − p_j p_jᵀ), p_j = softmax(f_·j).
 //! All products go through faer's matmul with the workspace's explicit [`Par`]; every
 //! buffer is allocated once per (network, batch capacity) in [`MlpWorkspace`].
 
-use super::param::{layout, Activation, LayerLayout, MlpSpec};
+use super::param::{layout, Activation, LayerLayout, Loss, MlpSpec};
 use super::Float;
 use crate::elementwise;
 use crate::hessian::SymmetricOperator;
@@ -41,6 +45,7 @@ pub struct MlpWorkspace<T> {
     activation: Activation,
     outputs: usize,
     loss_scale: f64,
+    loss_kind: Loss,
     capacity: usize,
     m: usize,
     par: Par,
@@ -60,6 +65,10 @@ pub struct MlpWorkspace<T> {
     rf: Vec<T>,
     /// R(δ_l), l = 1..d.
     rdelta: Vec<Vec<T>>,
+    /// Cross-entropy: softmax(f) (k × m) and the target sums s_j (m) of the last backward
+    /// pass (empty for the MSE).
+    probs: Vec<T>,
+    ysum: Vec<T>,
 }
 
 fn view<T: Float>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
@@ -114,6 +123,7 @@ impl<T: Float> MlpWorkspace<T> {
             activation: spec.net.activation,
             outputs: spec.outputs,
             loss_scale: spec.net.loss_scale,
+            loss_kind: spec.net.loss,
             capacity,
             m: capacity,
             par,
@@ -133,6 +143,14 @@ impl<T: Float> MlpWorkspace<T> {
             },
             ra: (1..d).map(hidden).collect(),
             rf: vec![T::of(0.0); spec.outputs * capacity],
+            probs: match spec.net.loss {
+                Loss::Mse => Vec::new(),
+                Loss::CrossEntropy => vec![T::of(0.0); spec.outputs * capacity],
+            },
+            ysum: match spec.net.loss {
+                Loss::Mse => Vec::new(),
+                Loss::CrossEntropy => vec![T::of(0.0); capacity],
+            },
             layers,
         }
     }
@@ -203,6 +221,9 @@ impl<T: Float> MlpWorkspace<T> {
 
     /// The loss of the last forward pass against targets `y` (k × m), in f64.
     pub fn loss(&self, y: &[T]) -> f64 {
+        if self.loss_kind == Loss::CrossEntropy {
+            return self.cross_entropy(y);
+        }
         let n = self.outputs * self.m;
         let s: f64 = self.f[..n]
             .iter()
@@ -215,20 +236,97 @@ impl<T: Float> MlpWorkspace<T> {
         self.loss_scale * s / (2.0 * n as f64)
     }
 
+    /// α/m · Σ_j (s_j·lse(f_·j) − y_·jᵀ f_·j) in f64, the log-sum-exp shifted by the
+    /// column's largest logit.
+    fn cross_entropy(&self, y: &[T]) -> f64 {
+        let k = self.outputs;
+        let total: f64 = (0..self.m)
+            .map(|j| {
+                let (f, y) = (&self.f[j * k..(j + 1) * k], &y[j * k..(j + 1) * k]);
+                let top = f
+                    .iter()
+                    .map(|v| v.to_f64())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let lse = top + f.iter().map(|v| (v.to_f64() - top).exp()).sum::<f64>().ln();
+                f.iter()
+                    .zip(y)
+                    .map(|(f, y)| y.to_f64() * (lse - f.to_f64()))
+                    .sum::<f64>()
+            })
+            .sum();
+        self.loss_scale * total / self.m as f64
+    }
+
+    /// The readout's δ = ∂L/∂f for targets `y`; for the cross-entropy also keeps
+    /// softmax(f) and the target sums for the R-backward pass.
+    fn output_delta(&mut self, y: &[T]) {
+        let (m, k, d) = (self.m, self.outputs, self.layers.len());
+        let delta = &mut self.delta[d - 1][..k * m];
+        match self.loss_kind {
+            Loss::Mse => {
+                let c = T::of(self.loss_scale / (m * k) as f64);
+                for ((dl, f), y) in delta.iter_mut().zip(&self.f[..k * m]).zip(&y[..k * m]) {
+                    *dl = (*f - *y) * c;
+                }
+            }
+            Loss::CrossEntropy => {
+                let c = self.loss_scale / m as f64;
+                for j in 0..m {
+                    let f = &self.f[j * k..(j + 1) * k];
+                    let top = f
+                        .iter()
+                        .map(|v| v.to_f64())
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = f.iter().map(|v| (v.to_f64() - top).exp()).sum();
+                    let yj = &y[j * k..(j + 1) * k];
+                    let s: f64 = yj.iter().map(|v| v.to_f64()).sum();
+                    self.ysum[j] = T::of(s);
+                    for i in 0..k {
+                        let p = (f[i].to_f64() - top).exp() / z;
+                        self.probs[j * k + i] = T::of(p);
+                        delta[j * k + i] = T::of(c * (s * p - yj[i].to_f64()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// R(δ) of the readout from R(f): the loss Hessian in f applied to R(f).
+    fn output_r_delta(&mut self) {
+        let (m, k, d) = (self.m, self.outputs, self.layers.len());
+        let rdelta = &mut self.rdelta[d - 1][..k * m];
+        match self.loss_kind {
+            Loss::Mse => {
+                let c = T::of(self.loss_scale / (m * k) as f64);
+                for (r, f) in rdelta.iter_mut().zip(&self.rf[..k * m]) {
+                    *r = *f * c;
+                }
+            }
+            Loss::CrossEntropy => {
+                // α/m · s_j (diag p − p pᵀ) R(f): p ⊙ (R(f) − pᵀR(f)), scaled.
+                let c = self.loss_scale / m as f64;
+                for j in 0..m {
+                    let (p, rf) = (
+                        &self.probs[j * k..(j + 1) * k],
+                        &self.rf[j * k..(j + 1) * k],
+                    );
+                    let mean: f64 = p.iter().zip(rf).map(|(p, r)| p.to_f64() * r.to_f64()).sum();
+                    let scale = c * self.ysum[j].to_f64();
+                    for i in 0..k {
+                        let v = scale * p[i].to_f64() * (rf[i].to_f64() - mean);
+                        rdelta[j * k + i] = T::of(v);
+                    }
+                }
+            }
+        }
+    }
+
     /// Backpropagation after [`MlpWorkspace::forward`]: fills the deltas and, if `grad` is
     /// given, writes ∇L into it (length P).
     pub fn backward(&mut self, p: &[T], x: &[T], y: &[T], mut grad: Option<&mut [T]>) {
         let m = self.m;
         let d = self.layers.len();
-        let k = self.outputs;
-        let c = T::of(self.loss_scale / (m * k) as f64);
-        for ((dl, f), y) in self.delta[d - 1][..k * m]
-            .iter_mut()
-            .zip(&self.f[..k * m])
-            .zip(&y[..k * m])
-        {
-            *dl = (*f - *y) * c;
-        }
+        self.output_delta(y);
         for l in (0..d).rev() {
             let layer = self.layers[l];
             let (lower, upper) = self.delta.split_at_mut(l);
@@ -380,14 +478,7 @@ impl<T: Float> MlpWorkspace<T> {
     fn r_backward(&mut self, p: &[T], v: &[T], x: &[T], out: &mut [T], gauss_newton: bool) {
         let m = self.m;
         let d = self.layers.len();
-        let k = self.outputs;
-        let c = T::of(self.loss_scale / (m * k) as f64);
-        for (r, f) in self.rdelta[d - 1][..k * m]
-            .iter_mut()
-            .zip(&self.rf[..k * m])
-        {
-            *r = *f * c;
-        }
+        self.output_r_delta();
         for l in (0..d).rev() {
             let layer = self.layers[l];
             let s = T::of(layer.scale);
@@ -566,7 +657,7 @@ impl<T: Float> SymmetricOperator for HvpOperator<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hessian::{dense_eigenvalues, lanczos_top, LanczosOptions};
+    use crate::hessian::{dense_eigenvalues, dense_matrix, lanczos_top, LanczosOptions};
     use crate::model::param::{init_params, Parameterization, Readout};
     use proptest::prelude::*;
     use rand::SeedableRng;
@@ -969,6 +1060,142 @@ mod tests {
             if act != Activation::Linear {
                 assert!(eigs[0] < 0.0);
             }
+        }
+    }
+
+    /// A tiny network under the softmax cross-entropy.
+    fn ce_spec(act: Activation, param: Parameterization, bias: bool, depth: usize) -> MlpSpec {
+        let mut s = spec(act, param, bias, depth, 4);
+        s.net.loss = Loss::CrossEntropy;
+        s
+    }
+
+    /// One-hot targets for m examples of k classes.
+    fn one_hot(k: usize, m: usize, seed: u64) -> Vec<f64> {
+        let mut y = vec![0.0; k * m];
+        for j in 0..m {
+            y[j * k + (j * 7 + seed as usize) % k] = 1.0;
+        }
+        y
+    }
+
+    #[test]
+    fn cross_entropy_gradient_and_hvp_match_finite_differences() {
+        // `setup`'s Gaussian targets exercise the general soft-target form (s_j ≠ 1).
+        let mut seed = 900;
+        for act in [Activation::Relu, Activation::Tanh, Activation::Linear] {
+            for param in [Parameterization::Sp, Parameterization::Ntk] {
+                for (bias, depth) in [(false, 1), (true, 2), (false, 3)] {
+                    seed += 10;
+                    check_against_finite_differences(&ce_spec(act, param, bias, depth), seed);
+                }
+            }
+        }
+        // One-hot targets: L = −α/m Σ log p_label, by hand.
+        let s = ce_spec(Activation::Tanh, Parameterization::Sp, true, 2);
+        let m = 5;
+        let (p, x, _) = setup(&s, m, 31);
+        let y = one_hot(s.outputs, m, 2);
+        let f = outputs(&s, &p, &x, m);
+        let k = s.outputs;
+        let want: f64 = (0..m)
+            .map(|j| {
+                let col = &f[j * k..(j + 1) * k];
+                let label = (0..k).find(|&i| y[j * k + i] == 1.0).unwrap();
+                let z: f64 = col.iter().map(|v| v.exp()).sum();
+                -(col[label].exp() / z).ln()
+            })
+            .sum::<f64>()
+            / m as f64;
+        assert!((loss_at(&s, &p, &x, &y, m) - want).abs() < 1e-12 * want);
+    }
+
+    #[test]
+    fn cross_entropy_hessian_matches_the_dense_oracle_and_its_gauss_newton_part() {
+        let m = 4;
+        for (i, act) in [Activation::Relu, Activation::Tanh].into_iter().enumerate() {
+            let s = ce_spec(act, Parameterization::Ntk, i == 1, 3);
+            let (p, x, _) = setup(&s, m, 40 + i as u64);
+            let y = one_hot(s.outputs, m, i as u64);
+            let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+            let mut op = HvpOperator::new(&p, &x, &y, m, &mut ws);
+            // Symmetric, and Lanczos finds the dense top eigenvalue.
+            let h = dense_matrix(&mut op);
+            let n = p.len();
+            for a in 0..n {
+                for b in 0..a {
+                    let (u, v) = (h[(a, b)], h[(b, a)]);
+                    assert!((u - v).abs() <= 1e-10 * u.abs().max(v.abs()).max(1e-8));
+                }
+            }
+            let eigs = dense_eigenvalues(&mut op);
+            let top = *eigs.last().unwrap();
+            let opts = LanczosOptions {
+                tol: 1e-12,
+                max_iter: 500,
+                ..Default::default()
+            };
+            let est = lanczos_top(&mut op, None, &opts);
+            assert!(
+                ((est.value - top) / top).abs() < 1e-8,
+                "{} vs {top}",
+                est.value
+            );
+            // Gauss-Newton: Jᵀ M J v with M = α/m (diag p − p pᵀ) per example, J by
+            // central differences of the outputs.
+            let f = outputs(&s, &p, &x, m);
+            let k = s.outputs;
+            let hstep = 1e-6;
+            let cols: Vec<Vec<f64>> = (0..n)
+                .map(|c| {
+                    let (mut a, mut b) = (p.clone(), p.clone());
+                    a[c] += hstep;
+                    b[c] -= hstep;
+                    let (fa, fb) = (outputs(&s, &a, &x, m), outputs(&s, &b, &x, m));
+                    fa.iter()
+                        .zip(&fb)
+                        .map(|(u, v)| (u - v) / (2.0 * hstep))
+                        .collect()
+                })
+                .collect();
+            let v = gaussian(n, 50 + i as u64);
+            let mut jv = vec![0.0; k * m];
+            for (c, col) in cols.iter().enumerate() {
+                for (o, d) in jv.iter_mut().zip(col) {
+                    *o += d * v[c];
+                }
+            }
+            let mut mjv = vec![0.0; k * m];
+            for j in 0..m {
+                let col = &f[j * k..(j + 1) * k];
+                let z: f64 = col.iter().map(|t| t.exp()).sum();
+                let pr: Vec<f64> = col.iter().map(|t| t.exp() / z).collect();
+                let dot: f64 = pr
+                    .iter()
+                    .zip(&jv[j * k..(j + 1) * k])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                for r in 0..k {
+                    mjv[j * k + r] = pr[r] * (jv[j * k + r] - dot) / m as f64;
+                }
+            }
+            let want: Vec<f64> = cols
+                .iter()
+                .map(|col| col.iter().zip(&mjv).map(|(a, b)| a * b).sum())
+                .collect();
+            let mut gv = vec![0.0; n];
+            let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+            HvpOperator::of(&p, &x, &y, m, &mut ws, Curvature::GaussNewton).apply(&v, &mut gv);
+            let e = rel_err(&gv, &want);
+            assert!(e < 1e-6, "{act:?}: GN vs Jᵀ M J: {e:e}");
+            // G ⪰ 0 while H has negative curvature.
+            let mut g_op = HvpOperator::of(&p, &x, &y, m, &mut ws, Curvature::GaussNewton);
+            let g_eigs = dense_eigenvalues(&mut g_op);
+            assert!(
+                g_eigs[0] >= -1e-10 * g_eigs.last().unwrap().abs(),
+                "{g_eigs:?}"
+            );
+            assert!(eigs[0] < 0.0, "{eigs:?}");
         }
     }
 

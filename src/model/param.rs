@@ -20,6 +20,21 @@ pub enum Activation {
     Linear,
 }
 
+/// The training loss (`model.loss`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// α/(2·m·k) · Σ (f − y)²: half the mean squared error over examples and outputs.
+    #[default]
+    Mse,
+    /// α/m · Σ_examples −Σ_i y_i log softmax(f)_i: softmax cross-entropy, mean over examples.
+    CrossEntropy,
+}
+
+fn is_mse(l: &Loss) -> bool {
+    *l == Loss::Mse
+}
+
 /// Weight parameterization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,9 +73,13 @@ pub struct NetOptions {
     pub sigma2_hidden: f64,
     /// σ² of the readout.
     pub sigma2_readout: f64,
-    /// α: the loss is α times the half-mean squared error; λ scales by α, the
-    /// trajectories L_t/L₀ and λ_t/λ₀ do not change.
+    /// α: the loss is α times the half-mean squared error (or the cross-entropy); λ
+    /// scales by α, the trajectories L_t/L₀ and λ_t/λ₀ do not change.
     pub loss_scale: f64,
+    /// The loss; left out of the config text when it is the MSE (so files of earlier
+    /// versions keep their `config_sha256`).
+    #[serde(skip_serializing_if = "is_mse")]
+    pub loss: Loss,
 }
 
 impl Default for NetOptions {
@@ -75,6 +94,7 @@ impl Default for NetOptions {
             sigma2_hidden: 2.0,
             sigma2_readout: 1.0,
             loss_scale: 1.0,
+            loss: Loss::Mse,
         }
     }
 }

@@ -83,7 +83,10 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
     };
     let v = |k: &str, v: String| (k.to_string(), v);
     vec![
-        v("loss", format!("MSE: L = alpha/(2 B k) sum_i sum_j (f_ij - y_ij)^2 with alpha = {} (loss_scale), k outputs, one-hot targets; sharpness values are in these units", cfg.model.net.loss_scale)),
+        v("loss", match cfg.model.net.loss {
+            crate::model::param::Loss::Mse => format!("MSE: L = alpha/(2 B k) sum_i sum_j (f_ij - y_ij)^2 with alpha = {} (loss_scale), k outputs, one-hot targets; sharpness values are in these units", cfg.model.net.loss_scale),
+            crate::model::param::Loss::CrossEntropy => format!("softmax cross-entropy: L = -alpha/B sum_i log softmax(f_i)_(label i), mean over the B examples, with alpha = {} (loss_scale), k outputs, one-hot targets; its Hessian in f is alpha/B (diag p - p p^T) per example; sharpness values are in these units", cfg.model.net.loss_scale),
+        }),
         v("sharpness", "largest algebraic eigenvalue of the full Hessian of the loss (not Gauss-Newton) on the measurement set".into()),
         v("sharpness_method", method),
         v("parameterization", format!(
