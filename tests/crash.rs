@@ -262,7 +262,9 @@ fn a_running_sweep_is_readable_without_environment_variables() {
     let _turn = serial();
     let dir = tempdir();
     let d = dir.path();
-    let cfg = fast_config(d, 0.025, 10);
+    // 40 steps: the sweep runs for ≈ 15 s, long enough for reads to overlap it on a
+    // loaded machine (at 10 steps it took 4 s and a read could miss it).
+    let cfg = fast_config(d, 0.025, 40);
     let mut child = Command::new(bin())
         .args(["sweep", &cfg, "--out", "live.h5", "--quiet"])
         .current_dir(d)

@@ -55,6 +55,12 @@ impl Config {
                 "the uv model has one output and the MSE: omit model.loss or set \"mse\"",
             ));
         }
+        if m.net.parameterization == crate::model::param::Parameterization::Mup && m.net.bias {
+            return Err(invalid(
+                "model.bias",
+                "biases are not implemented in μP (parameterization = \"mup\"): set bias = false",
+            ));
+        }
         check_positive("model.sigma2_hidden", m.net.sigma2_hidden)?;
         check_positive("model.sigma2_readout", m.net.sigma2_readout)?;
         check_positive("model.loss_scale", m.net.loss_scale)?;

@@ -766,7 +766,11 @@ mod tests {
     fn gradient_and_hvp_match_finite_differences_all_variants() {
         let mut seed = 0;
         for act in [Activation::Relu, Activation::Tanh, Activation::Linear] {
-            for param in [Parameterization::Sp, Parameterization::Ntk] {
+            for param in [
+                Parameterization::Sp,
+                Parameterization::Ntk,
+                Parameterization::Mup,
+            ] {
                 for bias in [false, true] {
                     for depth in [1, 2, 4] {
                         seed += 10;
@@ -1245,7 +1249,8 @@ mod tests {
                 v = w.iter().map(|a| a / n).collect();
             }
             let s2 = match param {
-                Parameterization::Sp => 1.0,
+                // μP with one layer is sp (no hidden width to scale).
+                Parameterization::Sp | Parameterization::Mup => 1.0,
                 Parameterization::Ntk => s.net.sigma2_readout / d as f64,
             };
             let expected = s2 * lam / s.outputs as f64;

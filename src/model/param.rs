@@ -43,6 +43,14 @@ pub enum Parameterization {
     Sp,
     /// NTK: W ~ N(0, 1), h = σ/√fan_in · W x.
     Ntk,
+    /// μP for SGD with one global learning rate (Yang & Hu 2021, "Tensor Programs IV",
+    /// Table 3, the μP column in abc form: a = −½, 0, ½ and b = ½ for the input, hidden and
+    /// output weights, c = 0), with the finite fan-in d of the input layer kept as in sp:
+    /// input h = √n · W x, W ~ N(0, σ²/(d·n)); hidden h = W a, W ~ N(0, σ²/n) (as sp);
+    /// readout f = W a / √n, W ~ N(0, σ²/n). n = width. At initialization the input and
+    /// hidden layers are sp's, the readout's effective variance is σ²/n² instead of σ²/n.
+    /// A one-layer network (no hidden width) is sp's.
+    Mup,
 }
 
 /// Readout (last layer) initialization.
@@ -168,9 +176,14 @@ pub fn layout(spec: &MlpSpec) -> (Vec<LayerLayout>, usize) {
         } else {
             spec.net.sigma2_hidden
         };
+        let n = spec.width as f64;
         let (scale, mut init_std) = match spec.net.parameterization {
             Parameterization::Sp => (1.0, (sigma2 / cols as f64).sqrt()),
             Parameterization::Ntk => ((sigma2 / cols as f64).sqrt(), 1.0),
+            Parameterization::Mup if spec.depth == 1 => (1.0, (sigma2 / cols as f64).sqrt()),
+            Parameterization::Mup if l == 0 => (n.sqrt(), (sigma2 / (cols as f64 * n)).sqrt()),
+            Parameterization::Mup if readout => (1.0 / n.sqrt(), (sigma2 / n).sqrt()),
+            Parameterization::Mup => (1.0, (sigma2 / cols as f64).sqrt()),
         };
         if readout && spec.net.readout == Readout::Zero {
             init_std = 0.0;
@@ -213,4 +226,53 @@ pub fn init_params<T: Float>(spec: &MlpSpec, seed: u64) -> Vec<T> {
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Variance of the effective weights s·W of `layer` (mean zero).
+    fn effective_variance(p: &[f64], layer: &LayerLayout) -> f64 {
+        let w = &p[layer.w_offset..layer.w_offset + layer.rows * layer.cols];
+        layer.scale * layer.scale * w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64
+    }
+
+    #[test]
+    fn mup_init_statistics() {
+        let d_in = 50;
+        for n in [64usize, 256] {
+            let mut spec = MlpSpec::new(d_in, n, 3, 10);
+            spec.net.parameterization = Parameterization::Mup;
+            let (layers, _) = layout(&spec);
+            let nf = n as f64;
+            // multipliers √n, 1, 1/√n (Tensor Programs IV, Table 3: a = −½, 0, ½)
+            assert!((layers[0].scale - nf.sqrt()).abs() < 1e-12);
+            assert_eq!(layers[1].scale, 1.0);
+            assert!((layers[2].scale - 1.0 / nf.sqrt()).abs() < 1e-12);
+            // raw init std √(σ²/(d·n)), √(σ²/n), √(σ²/n) (b = ½ everywhere)
+            assert!((layers[0].init_std - (2.0 / (d_in as f64 * nf)).sqrt()).abs() < 1e-12);
+            assert!((layers[1].init_std - (2.0 / nf).sqrt()).abs() < 1e-12);
+            assert!((layers[2].init_std - (1.0 / nf).sqrt()).abs() < 1e-12);
+            // Sampled: effective variances σ²/d and σ²/n (as sp), readout σ²/n².
+            let p: Vec<f64> = init_params(&spec, 5);
+            let want = [2.0 / d_in as f64, 2.0 / nf, 1.0 / (nf * nf)];
+            for (l, w) in layers.iter().zip(want) {
+                let got = effective_variance(&p, l);
+                assert!((got / w - 1.0).abs() < 0.1, "width {n}: {got} vs {w}");
+            }
+            // sp's readout is σ²/n: μP's is n times smaller.
+            spec.net.parameterization = Parameterization::Sp;
+            let (sp_layers, _) = layout(&spec);
+            let p: Vec<f64> = init_params(&spec, 5);
+            let sp = effective_variance(&p, &sp_layers[2]);
+            assert!((sp * nf * nf / nf - 1.0).abs() < 0.1, "{sp}");
+        }
+        // One layer: no width to scale, sp.
+        let mut one = MlpSpec::new(d_in, 8, 1, 10);
+        one.net.parameterization = Parameterization::Mup;
+        let (l, _) = layout(&one);
+        assert_eq!(l[0].scale, 1.0);
+        assert!((l[0].init_std - (1.0 / d_in as f64).sqrt()).abs() < 1e-12);
+    }
 }

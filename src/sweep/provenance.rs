@@ -91,7 +91,12 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
         v("sharpness_method", method),
         v("parameterization", format!(
             "{:?}: sigma2_hidden = {}, sigma2_readout = {}, readout = {:?}, bias = {}, activation = {:?}; sp: W ~ N(0, sigma2/fan_in), h = W a; ntk: W ~ N(0, 1), h = sqrt(sigma2/fan_in) W a",
-            cfg.model.net.parameterization, cfg.model.net.sigma2_hidden, cfg.model.net.sigma2_readout, cfg.model.net.readout, cfg.model.net.bias, cfg.model.net.activation)),
+            cfg.model.net.parameterization, cfg.model.net.sigma2_hidden, cfg.model.net.sigma2_readout, cfg.model.net.readout, cfg.model.net.bias, cfg.model.net.activation)
+            + if cfg.model.net.parameterization == crate::model::param::Parameterization::Mup {
+                "; mup (Tensor Programs IV, Table 3, one global SGD learning rate): input h = sqrt(n) W x, W ~ N(0, sigma2/(fan_in n)); hidden h = W a, W ~ N(0, sigma2/n); readout f = W a / sqrt(n), W ~ N(0, sigma2/n); n = width"
+            } else {
+                ""
+            }),
         v("preprocessing", "inputs flattened; each example standardized on its own (mean 0, std 1 over its features)".into()),
         v("data", data_description.to_string()),
         v("learning_rate", "eta = c / lambda0, lambda0 = sharpness at initialization of the (depth, width, seed) network, computed once per line".into()),
