@@ -113,15 +113,17 @@ pub(super) fn reorthogonalize(
 /// same order as two axpys and a norm. Several: chunks in parallel, partial sums added.
 fn recurrence(par: Par, w: &mut [f64], a: f64, q: &[f64], b: f64, p: Option<&[f64]>) -> f64 {
     if let Some(c) = chunk(par, w.len()) {
-        let p = p.unwrap_or(q);
-        let b = if std::ptr::eq(p, q) { 0.0 } else { b };
-        return w
-            .par_chunks_mut(c)
-            .zip(q.par_chunks(c))
-            .zip(p.par_chunks(c))
-            .map(|((w, q), p)| recurrence(Par::Seq, w, a, q, b, Some(p)).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let chunks = w.par_chunks_mut(c).zip(q.par_chunks(c));
+        let sq: f64 = match p {
+            Some(p) => chunks
+                .zip(p.par_chunks(c))
+                .map(|((w, q), p)| recurrence(Par::Seq, w, a, q, b, Some(p)).powi(2))
+                .sum(),
+            None => chunks
+                .map(|(w, q)| recurrence(Par::Seq, w, a, q, b, None).powi(2))
+                .sum(),
+        };
+        return sq.sqrt();
     }
     let mut sq = 0.0f64;
     match p {
