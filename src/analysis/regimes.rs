@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 use super::critical::lambda_zero;
+use super::spectra::SpectralSeries;
 
 /// Parameters of the regime detection.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -87,34 +88,6 @@ pub struct RunRegime {
     pub min_ratio_late: f64,
     /// Mean λ₁(Gauss-Newton)/λ₁(Hessian) over the late steps (NaN unless measured).
     pub gn_ratio_late: f64,
-}
-
-/// The spectral series of a run, per step (NaN where not measured): the gap
-/// (λ₁ − λ₂)/λ₁, λ_min/λ₁ and λ₁(GN)/λ₁, from a file with `k` eigenvalues per step.
-struct SpectralSeries {
-    gap: Vec<f64>,
-    min_ratio: Vec<f64>,
-    gn_ratio: Vec<f64>,
-}
-
-impl SpectralSeries {
-    fn of(rec: &RunRecord, k: usize) -> Self {
-        let steps = rec.sharpness.len();
-        let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
-        let top = |t: usize| at(&rec.eigenvalues, t * k);
-        let per_step = |f: &dyn Fn(usize) -> f64| (0..steps).map(f).collect::<Vec<f64>>();
-        SpectralSeries {
-            gap: per_step(&|t| {
-                if k < 2 {
-                    f64::NAN
-                } else {
-                    (top(t) - at(&rec.eigenvalues, t * k + 1)) / top(t)
-                }
-            }),
-            min_ratio: per_step(&|t| at(&rec.min_eigenvalue, t) / top(t)),
-            gn_ratio: per_step(&|t| at(&rec.gn_eigenvalues, t * k) / top(t)),
-        }
-    }
 }
 
 /// Mean of the finite entries of `series` at `steps` (NaN when none).

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::report::Table;
-use crate::record::{Results, RunStatus, TaskKey};
+use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 /// The spectral summary of one finished run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,6 +27,34 @@ pub struct RunSpectrum {
     pub gn_ratio: f64,
 }
 
+/// The spectral series of a run, per step (NaN where not measured): the gap
+/// (λ₁ − λ₂)/λ₁, λ_min/λ₁ and λ₁(GN)/λ₁, from a file with `k` eigenvalues per step.
+pub(super) struct SpectralSeries {
+    pub(super) gap: Vec<f64>,
+    pub(super) min_ratio: Vec<f64>,
+    pub(super) gn_ratio: Vec<f64>,
+}
+
+impl SpectralSeries {
+    pub(super) fn of(rec: &RunRecord, k: usize) -> Self {
+        let steps = rec.sharpness.len();
+        let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        let top = |t: usize| at(&rec.eigenvalues, t * k);
+        let per_step = |f: &dyn Fn(usize) -> f64| (0..steps).map(f).collect::<Vec<f64>>();
+        SpectralSeries {
+            gap: per_step(&|t| {
+                if k < 2 {
+                    f64::NAN
+                } else {
+                    (top(t) - at(&rec.eigenvalues, t * k + 1)) / top(t)
+                }
+            }),
+            min_ratio: per_step(&|t| at(&rec.min_eigenvalue, t) / top(t)),
+            gn_ratio: per_step(&|t| at(&rec.gn_eigenvalues, t * k) / top(t)),
+        }
+    }
+}
+
 /// The spectral summary of every finished run that measured more than the sharpness.
 pub fn run_spectra(results: &Results) -> Vec<RunSpectrum> {
     let k = results.eig.max(1);
@@ -36,38 +64,32 @@ pub fn run_spectra(results: &Results) -> Vec<RunSpectrum> {
         if !matches!(rec.status, RunStatus::Done | RunStatus::Diverged) {
             continue;
         }
-        let steps = rec.sharpness.len();
-        let top = |t: usize| rec.eigenvalues.get(t * k).copied().unwrap_or(f64::NAN);
-        let gap = |t: usize| {
-            let (l1, l2) = (top(t), rec.eigenvalues.get(t * k + 1).copied());
-            l2.map_or(f64::NAN, |l2| (l1 - l2) / l1)
-        };
+        let series = SpectralSeries::of(rec, k);
         let (mut gap_min, mut gap_min_step) = (f64::NAN, -1i64);
-        let (mut min_ratio, mut gn_sum, mut gn_n) = (f64::NAN, 0.0, 0usize);
-        for t in 0..steps {
-            let g = gap(t);
-            if t > 0 && g.is_finite() && (gap_min.is_nan() || g < gap_min) {
+        for (t, &g) in series.gap.iter().enumerate().skip(1) {
+            if g.is_finite() && (gap_min.is_nan() || g < gap_min) {
                 (gap_min, gap_min_step) = (g, t as i64);
             }
-            let r = rec.min_eigenvalue.get(t).map_or(f64::NAN, |m| m / top(t));
-            if r.is_finite() && (min_ratio.is_nan() || r < min_ratio) {
-                min_ratio = r;
-            }
-            let gn = rec
-                .gn_eigenvalues
-                .get(t * k)
-                .map_or(f64::NAN, |g| g / top(t));
-            if gn.is_finite() {
-                gn_sum += gn;
-                gn_n += 1;
-            }
         }
+        let min_ratio = series
+            .min_ratio
+            .iter()
+            .filter(|r| r.is_finite())
+            .fold(f64::NAN, |a, &r| a.min(r));
+        let gn: Vec<f64> = series
+            .gn_ratio
+            .iter()
+            .copied()
+            .filter(|g| g.is_finite())
+            .collect();
+        let gn_n = gn.len();
+        let gn_sum: f64 = gn.iter().sum();
         let measured = k > 1 || min_ratio.is_finite() || gn_n > 0;
         if measured {
             out.push(RunSpectrum {
                 index,
                 key: *key,
-                gap_init: gap(0),
+                gap_init: series.gap.first().copied().unwrap_or(f64::NAN),
                 gap_min,
                 gap_min_step,
                 min_ratio,
@@ -126,5 +148,28 @@ mod tests {
         assert!((s[0].gn_ratio - (0.9 + 1.0 + 1.0) / 3.0).abs() < 1e-12);
         let t = spectra_table(&s);
         assert_eq!(t.rows(), 1);
+    }
+
+    #[test]
+    fn with_one_eigenvalue_per_step_there_is_no_gap() {
+        // k = 1 with the smallest eigenvalue: the next step's λ₁ is not a λ₂.
+        let mut rec = RunRecord::unmeasured_spectrum(10.0, 0.1, RunStatus::Done, 2, 0, 1);
+        rec.sharpness = vec![10.0, 12.0, 8.0];
+        rec.eigenvalues = rec.sharpness.clone();
+        rec.min_eigenvalue = vec![-1.0, -3.0, -0.8];
+        let results = Results {
+            eig: 1,
+            steps: 2,
+            interp_alpha: Vec::new(),
+            keys: vec![TaskKey::default()],
+            records: vec![Some(rec)],
+        };
+        let s = &run_spectra(&results)[0];
+        assert!(
+            s.gap_init.is_nan() && s.gap_min.is_nan() && s.gap_min_step == -1,
+            "{s:?}"
+        );
+        assert!((s.min_ratio + 0.25).abs() < 1e-12);
+        assert!(s.gn_ratio.is_nan());
     }
 }
