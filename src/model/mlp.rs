@@ -71,6 +71,16 @@ pub struct MlpWorkspace<T> {
     ysum: Vec<T>,
 }
 
+/// (max fᵢ, Σᵢ exp(fᵢ − max f)) of one column of logits, in f64: the softmax is
+/// exp(fᵢ − max)/Σ and the log-sum-exp max + ln Σ, without overflow.
+fn shifted_exp_sum<T: Float>(f: &[T]) -> (f64, f64) {
+    let top = f
+        .iter()
+        .map(|v| v.to_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    (top, f.iter().map(|v| (v.to_f64() - top).exp()).sum())
+}
+
 fn view<T: Float>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_column_major_slice(&s[..rows * cols], rows, cols)
 }
@@ -236,18 +246,14 @@ impl<T: Float> MlpWorkspace<T> {
         self.loss_scale * s / (2.0 * n as f64)
     }
 
-    /// α/m · Σ_j (s_j·lse(f_·j) − y_·jᵀ f_·j) in f64, the log-sum-exp shifted by the
-    /// column's largest logit.
+    /// α/m · Σ_j (s_j·lse(f_·j) − y_·jᵀ f_·j) in f64.
     fn cross_entropy(&self, y: &[T]) -> f64 {
         let k = self.outputs;
         let total: f64 = (0..self.m)
             .map(|j| {
                 let (f, y) = (&self.f[j * k..(j + 1) * k], &y[j * k..(j + 1) * k]);
-                let top = f
-                    .iter()
-                    .map(|v| v.to_f64())
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let lse = top + f.iter().map(|v| (v.to_f64() - top).exp()).sum::<f64>().ln();
+                let (top, z) = shifted_exp_sum(f);
+                let lse = top + z.ln();
                 f.iter()
                     .zip(y)
                     .map(|(f, y)| y.to_f64() * (lse - f.to_f64()))
@@ -273,11 +279,7 @@ impl<T: Float> MlpWorkspace<T> {
                 let c = self.loss_scale / m as f64;
                 for j in 0..m {
                     let f = &self.f[j * k..(j + 1) * k];
-                    let top = f
-                        .iter()
-                        .map(|v| v.to_f64())
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = f.iter().map(|v| (v.to_f64() - top).exp()).sum();
+                    let (top, z) = shifted_exp_sum(f);
                     let yj = &y[j * k..(j + 1) * k];
                     let s: f64 = yj.iter().map(|v| v.to_f64()).sum();
                     self.ysum[j] = T::of(s);
