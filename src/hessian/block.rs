@@ -94,9 +94,9 @@ impl<'a> Basis<'a> {
             small,
             ..
         } = ws;
-        // Columns are added as the basis grows; the reservation is made once.
-        basis.clear();
-        images.clear();
+        // Columns are added as the basis grows (the reservation is made once) and only the
+        // first m are ever read: what an earlier measurement left is overwritten, not
+        // cleared and zeroed again.
         ensure(projected, cap * cap, cap * cap);
         ensure(small, cap, cap);
         Basis {
