@@ -666,6 +666,15 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
+    /// Lanczos run to rounding: the oracle comparisons' options.
+    fn exact() -> LanczosOptions {
+        LanczosOptions {
+            tol: 1e-12,
+            max_iter: 500,
+            ..Default::default()
+        }
+    }
+
     fn gaussian(n: usize, seed: u64) -> Vec<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
@@ -926,15 +935,7 @@ mod tests {
                             got.values[i]
                         );
                     }
-                    let low = lanczos_top(
-                        &mut Negated(&mut op),
-                        None,
-                        &LanczosOptions {
-                            tol: 1e-12,
-                            max_iter: 500,
-                            ..Default::default()
-                        },
-                    );
+                    let low = lanczos_top(&mut Negated(&mut op), None, &exact());
                     assert!(
                         (-low.value - eigs[0]).abs() < 1e-7 * scale,
                         "{act:?} {param:?} {curvature:?} min: {} vs {}",
@@ -1048,15 +1049,7 @@ mod tests {
             let mut op = HvpOperator::new(&p, &x, &y, m, &mut ws);
             let eigs = dense_eigenvalues(&mut op);
             let top = *eigs.last().unwrap();
-            let est = lanczos_top(
-                &mut op,
-                None,
-                &LanczosOptions {
-                    tol: 1e-12,
-                    max_iter: 500,
-                    ..Default::default()
-                },
-            );
+            let est = lanczos_top(&mut op, None, &exact());
             assert!(
                 ((est.value - top) / top).abs() < 1e-8,
                 "{act:?}: {} vs {top}",
@@ -1136,11 +1129,7 @@ mod tests {
             }
             let eigs = dense_eigenvalues(&mut op);
             let top = *eigs.last().unwrap();
-            let opts = LanczosOptions {
-                tol: 1e-12,
-                max_iter: 500,
-                ..Default::default()
-            };
+            let opts = exact();
             let est = lanczos_top(&mut op, None, &opts);
             assert!(
                 ((est.value - top) / top).abs() < 1e-8,
