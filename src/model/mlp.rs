@@ -735,13 +735,43 @@ mod tests {
         num / den.max(1e-300)
     }
 
+    /// Which hidden ReLUs are active at `p` (empty for smooth activations).
+    fn relu_pattern(s: &MlpSpec, p: &[f64], x: &[f64], m: usize) -> Vec<bool> {
+        if s.net.activation != Activation::Relu {
+            return Vec::new();
+        }
+        let mut ws = MlpWorkspace::<f64>::new(s, m, Par::Seq);
+        ws.forward(p, x, m);
+        ws.a.iter().flatten().map(|&a| a > 0.0).collect()
+    }
+
+    /// The largest step h ≤ h0 (halving) for which p ± h·v keep every ReLU on its side of the
+    /// kink, so that a central difference sees one smooth piece. A preactivation within h0 of
+    /// zero would otherwise turn the difference into a jump divided by h (seen: proptest case
+    /// ReLU, sp, depth 2, width 5, seed 450).
+    fn kink_free_step(s: &MlpSpec, p: &[f64], v: &[f64], x: &[f64], m: usize, h0: f64) -> f64 {
+        let at = |t: f64| -> Vec<f64> { p.iter().zip(v).map(|(a, b)| a + t * b).collect() };
+        let base = relu_pattern(s, p, x, m);
+        let mut h = h0;
+        while relu_pattern(s, &at(h), x, m) != base || relu_pattern(s, &at(-h), x, m) != base {
+            h /= 2.0;
+            assert!(
+                h > 1e-10,
+                "a ReLU sits on its kink at this point: no finite difference"
+            );
+        }
+        h
+    }
+
     fn check_against_finite_differences(s: &MlpSpec, seed: u64) {
         let m = 6;
         let (p, x, y) = setup(s, m, seed);
         let g = grad_at(s, &p, &x, &y, m);
-        let h = 1e-6;
         let fd: Vec<f64> = (0..p.len())
             .map(|i| {
+                let mut e = vec![0.0; p.len()];
+                e[i] = 1.0;
+                let h = kink_free_step(s, &p, &e, &x, m, 1e-6);
                 let mut pp = p.clone();
                 pp[i] += h;
                 let lp = loss_at(s, &pp, &x, &y, m);
@@ -759,7 +789,7 @@ mod tests {
         let mut hv = vec![0.0; p.len()];
         let mut op = HvpOperator::new(&p, &x, &y, m, &mut ws);
         op.apply(&v, &mut hv);
-        let h = 1e-5;
+        let h = kink_free_step(s, &p, &v, &x, m, 1e-5);
         let pp: Vec<f64> = p.iter().zip(&v).map(|(a, b)| a + h * b).collect();
         let pm: Vec<f64> = p.iter().zip(&v).map(|(a, b)| a - h * b).collect();
         let gp = grad_at(s, &pp, &x, &y, m);
@@ -790,6 +820,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn finite_differences_step_inside_one_relu_piece() {
+        // A ReLU preactivation lies within 1e-5 of its kink along v here: a fixed step of 1e-5
+        // crossed it and the difference quotient was off by a factor ~1e5.
+        let s = spec(Activation::Relu, Parameterization::Sp, false, 2, 5);
+        let (p, x, _) = setup(&s, 6, 450);
+        let v = gaussian(p.len(), 457);
+        let h = kink_free_step(&s, &p, &v, &x, 6, 1e-5);
+        assert!(h < 1e-5, "the step was not shortened: {h}");
+        check_against_finite_differences(&s, 450);
     }
 
     proptest! {
