@@ -6,7 +6,7 @@
 //! core is [`model`] (MLP forward, gradient, exact Hessian-vector products) and
 //! [`hessian`] (matrix-free eigen-solvers on a symmetric operator). [`record`] holds the
 //! run record and the one schema of the results; [`rng`] every random stream;
-//! [`commands`] what the binary's commands call.
+//! [`optim`] the update rules; [`commands`] what the binary's commands call.
 #![deny(missing_docs)]
 
 pub mod analysis;
@@ -16,6 +16,7 @@ pub mod data;
 pub(crate) mod elementwise;
 pub mod hessian;
 pub mod model;
+pub mod optim;
 pub mod record;
 pub mod rng;
 pub mod store;

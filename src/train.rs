@@ -2,15 +2,17 @@
 //! sharpness after every `sharpness.every` steps. Divergence is a result (recorded in the
 //! [`RunRecord`]), never an error. A run knows nothing of the grid or of files.
 
-use crate::config::{Config, ModelKind, Optimizer, SharpnessMethod, SpectrumOperator};
+use crate::config::{Config, ModelKind, SharpnessMethod, SpectrumOperator};
 use crate::data::{self, Dataset};
 use crate::hessian::{
     block_top_k_in, lanczos_top_in, power_top, BlockOptions, EigenEstimate, EigenWorkspace,
-    LanczosOptions, Negated, Spectrum, StopReason,
+    LanczosOptions, Negated, Preconditioned, Spectrum, StopReason,
 };
 use crate::model::param::init_params;
 use crate::model::uv::uv_spec;
 use crate::model::{Curvature, Float, HvpOperator, MlpSpec, MlpWorkspace};
+pub use crate::optim::learning_rate;
+use crate::optim::{OptimizerState, Rule};
 use crate::record::{RunRecord, RunStatus};
 use crate::rng::{shuffle, NetStream};
 use faer::Par;
@@ -168,12 +170,12 @@ pub struct RunSettings {
     pub operator: SpectrumOperator,
     /// Whether the Hessian's smallest eigenvalue is measured too.
     pub bottom: bool,
-    /// The update rule.
-    pub optimizer: Optimizer,
-    /// Heavy-ball β (`Optimizer::Momentum`).
-    pub momentum: f64,
+    /// The update rule and its hyperparameters.
+    pub rule: Rule,
     /// Linear warmup steps (0: none).
     pub warmup_steps: usize,
+    /// With Adam: also measure the plain Hessian's top eigenvalue (`hessian_sharpness`).
+    pub preconditioned: bool,
     /// Matmul parallelism.
     pub par: Par,
 }
@@ -207,16 +209,22 @@ impl RunSettings {
             k: cfg.sharpness.k.max(1),
             operator: cfg.sharpness.operator,
             bottom: cfg.sharpness.bottom,
-            optimizer: cfg.train.optimizer,
-            momentum: cfg.train.momentum,
+            rule: Rule::of(&cfg.train),
             warmup_steps: cfg.train.warmup_steps,
+            preconditioned: cfg.sharpness.preconditioned,
             par,
         }
     }
 
-    /// Whether a measurement goes beyond the sharpness (top-k, Gauss-Newton, bottom).
+    /// Whether a measurement goes beyond the sharpness (top-k, Gauss-Newton, bottom, the
+    /// plain Hessian's beside Adam's preconditioned one).
     pub fn spectra(&self) -> bool {
-        self.k > 1 || self.operator != SpectrumOperator::Hessian || self.bottom
+        self.k > 1 || self.operator != SpectrumOperator::Hessian || self.bottom || self.plain()
+    }
+
+    /// Whether each measurement also measures the plain Hessian's top eigenvalue.
+    fn plain(&self) -> bool {
+        self.preconditioned && matches!(self.rule, Rule::Adam(_))
     }
 
     /// The interpolation coefficients α of the θ₀ → θ_T line (empty when off).
@@ -225,53 +233,27 @@ impl RunSettings {
     }
 }
 
-/// The learning rate of step t (t = 0 first) for the target η = c/λ₀: (t/T_w)·η during a
-/// linear warmup of T_w steps, then η.
-pub fn learning_rate(eta: f64, t: usize, warmup_steps: usize) -> f64 {
-    if t < warmup_steps {
-        eta * t as f64 / warmup_steps as f64
-    } else {
-        eta
-    }
-}
-
-/// The heavy-ball velocity v₀ = 0 (empty for plain SGD).
-fn zero_velocity<T: Float>(s: &RunSettings, n: usize) -> Vec<T> {
-    match s.optimizer {
-        Optimizer::Sgd => Vec::new(),
-        Optimizer::Momentum => vec![T::of(0.0); n],
-    }
-}
-
-/// Step t of `s.optimizer`: θ ← θ − η_t g, or heavy ball v ← βv + g, θ ← θ − η_t v, with
-/// η_t the warmup's (`learning_rate`) or, after it, `target` (η = c/λ₀ in T, rounded once
-/// per run so every step uses the same bits).
-fn update<T: Float>(
-    s: &RunSettings,
-    params: &mut [T],
-    grad: &[T],
-    velocity: &mut [T],
-    (t, eta, target): (usize, f64, T),
-) {
-    let eta = if t < s.warmup_steps {
+/// The step size of step t (t = 0 first): the warmup's η_t ([`learning_rate`]) or, after
+/// it, `target` (η = c/λ₀ in T, rounded once per run so every step uses the same bits).
+fn step_size<T: Float>(s: &RunSettings, eta: f64, t: usize, target: T) -> T {
+    if t < s.warmup_steps {
         T::of(learning_rate(eta, t, s.warmup_steps))
     } else {
         target
-    };
-    match s.optimizer {
-        Optimizer::Sgd => {
-            for (p, g) in params.iter_mut().zip(grad) {
-                *p -= eta * *g;
-            }
-        }
-        Optimizer::Momentum => {
-            let beta = T::of(s.momentum);
-            for ((p, g), v) in params.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-                *v = beta * *v + *g;
-                *p -= eta * *v;
-            }
-        }
     }
+}
+
+/// The gradient of the loss on the measurement set at `params` (Adam's g for its
+/// preconditioner and, at θ₀, its v₀ = g₀²).
+fn measurement_gradient<T: Float>(
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+) -> Vec<T> {
+    let mut g = vec![T::of(0.0); params.len()];
+    let m = problem.n_meas();
+    ws.loss_and_grad(params, &problem.x_meas, &problem.y_meas, m, &mut g);
+    g
 }
 
 /// α_j = j/(points − 1), j = 0..points (empty for points = 0, [0] for 1).
@@ -283,8 +265,10 @@ pub fn interp_alpha(points: usize) -> Vec<f64> {
     }
 }
 
-/// Top Hessian eigenvalue on the measurement set at `params`, by the configured method;
-/// Lanczos works in the memory of `eig`.
+/// Top Hessian eigenvalue on the measurement set at `params`, by the configured method
+/// (of D H D, Adam's preconditioned Hessian, when `precond` gives D = P^-½); Lanczos works
+/// in the memory of `eig`.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_sharpness<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
@@ -292,10 +276,12 @@ pub fn measure_sharpness<T: Float>(
     ws: &mut MlpWorkspace<T>,
     eig: &mut EigenWorkspace,
     start: Option<&[f64]>,
+    precond: Option<&[f64]>,
     seed: u64,
 ) -> EigenEstimate {
     let m = problem.n_meas();
-    let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+    let mut hvp = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+    let mut op = Preconditioned::new(&mut hvp, precond);
     match s.method {
         SharpnessMethod::Lanczos => {
             let max_basis = lanczos_basis_vectors(params.len(), s.max_iter);
@@ -358,11 +344,34 @@ impl Lambda0 {
     }
 }
 
-/// λ₀ of the network (depth, width, init seed): the sharpness at initialization. It
-/// depends on the network, the init seed and the measurement set only, never on c.
+/// Adam's preconditioner at θ₀ (GI-Adam: v₀ = g₀² with g₀ the measurement-set gradient
+/// at θ₀) and the optimizer state a run starts from; `None` and the plain state for the
+/// other rules.
+fn initial_state<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+) -> (OptimizerState<T>, Option<Vec<f64>>) {
+    match s.rule {
+        Rule::Adam(_) => {
+            let g0 = measurement_gradient(problem, params, ws);
+            let state = OptimizerState::new(s.rule, params.len(), Some(&g0));
+            let precond = state.preconditioner(&g0);
+            (state, precond)
+        }
+        _ => (OptimizerState::new(s.rule, params.len(), None), None),
+    }
+}
+
+/// λ₀ of the network (depth, width, init seed): the sharpness at initialization — with
+/// Adam the preconditioned one, λ_max(P₀⁻¹H) with GI-Adam's P₀ ([`OptimizerState::
+/// preconditioner`]). It depends on the network, the init seed, the measurement set (and
+/// Adam's β₁, β₂, ε) only, never on c.
 pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> Lambda0 {
     let params: Vec<T> = init_params(&s.spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut ws = MlpWorkspace::<T>::new(&s.spec, problem.n_meas(), s.par);
+    let (_, precond) = initial_state(s, problem, &params, &mut ws);
     let est = measure_sharpness(
         s,
         problem,
@@ -370,6 +379,7 @@ pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> La
         &mut ws,
         &mut EigenWorkspace::new(s.par),
         None,
+        precond.as_deref(),
         NetStream::Lanczos.seed(seed, s.depth, s.width),
     );
     Lambda0::of_estimate(&est)
@@ -436,10 +446,13 @@ fn record_measurement(rec: &mut RunRecord, t: usize, m: &Lambda0) {
 
 /// The eigenvectors a measurement leaves for the next one's warm start, and the solvers'
 /// memory, reused by every measurement of a run.
+/// With Adam it also holds the preconditioner D = P^-½ of the measurement at hand.
 struct Warm {
     hessian: Vec<Vec<f64>>,
     gauss_newton: Vec<Vec<f64>>,
     bottom: Vec<Vec<f64>>,
+    plain: Vec<Vec<f64>>,
+    precond: Option<Vec<f64>>,
     eig: EigenWorkspace,
 }
 
@@ -449,25 +462,29 @@ impl Warm {
             hessian: Vec::new(),
             gauss_newton: Vec::new(),
             bottom: Vec::new(),
+            plain: Vec::new(),
+            precond: None,
             eig: EigenWorkspace::new(par),
         }
     }
 }
 
-/// The top `s.k` eigenpairs of `curvature` at `params` by the block method.
+/// The top `s.k` eigenpairs of `curvature` (preconditioned by `precond`) at `params` by
+/// the block method.
 #[allow(clippy::too_many_arguments)]
 fn top_k<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
     ws: &mut MlpWorkspace<T>,
-    curvature: Curvature,
+    (curvature, precond): (Curvature, Option<&[f64]>),
     start: &[Vec<f64>],
     eig: &mut EigenWorkspace,
     seed: u64,
 ) -> Spectrum {
     let m = problem.n_meas();
-    let mut op = HvpOperator::of(params, &problem.x_meas, &problem.y_meas, m, ws, curvature);
+    let mut hvp = HvpOperator::of(params, &problem.x_meas, &problem.y_meas, m, ws, curvature);
+    let mut op = Preconditioned::new(&mut hvp, precond);
     let opts = BlockOptions {
         tol: s.tol,
         max_iter: s.max_iter * s.k,
@@ -486,9 +503,9 @@ fn eig_row(v: &mut [f64], t: usize, k: usize, values: &[f64]) {
 
 /// One measurement at state `t`: the sharpness (by the configured method, or by the block
 /// method when `s.k` > 1, whose first pair it is) unless `lambda0` gives it (t = 0), and
-/// the spectra `s` asks for — the Hessian's top k, the Gauss-Newton top k, the smallest
-/// Hessian eigenvalue — into `rec`; every product counts in `hvps`. `warm` passes the
-/// eigenvectors on to the next measurement.
+/// the spectra `s` asks for ([`measure_extras`]) into `rec`; every product counts in
+/// `hvps`. With Adam every operator is preconditioned by `warm.precond`. `warm` passes
+/// the eigenvectors on to the next measurement.
 #[allow(clippy::too_many_arguments)]
 fn measure_at<T: Float>(
     rec: &mut RunRecord,
@@ -502,22 +519,17 @@ fn measure_at<T: Float>(
     seed: u64,
 ) {
     let k = s.k;
-    // The previous vectors move into the solver (no copy); it leaves its own behind.
-    let take = |v: &mut Vec<Vec<f64>>| {
-        if s.warm_start {
-            std::mem::take(v)
-        } else {
-            Vec::new()
-        }
-    };
+    let precond = warm.precond.take();
+    let d = precond.as_deref();
     if s.operator.hessian() && k > 1 {
+        let start = take_warm(s, &mut warm.hessian);
         let sp = top_k(
             s,
             problem,
             params,
             ws,
-            Curvature::Hessian,
-            &take(&mut warm.hessian),
+            (Curvature::Hessian, d),
+            &start,
             &mut warm.eig,
             seed,
         );
@@ -542,9 +554,10 @@ fn measure_at<T: Float>(
         let m = match lambda0 {
             Some(l0) => *l0,
             None => {
-                let start = take(&mut warm.hessian);
+                let start = take_warm(s, &mut warm.hessian);
                 let first = start.first().map(|v| &v[..]);
-                let est = measure_sharpness(s, problem, params, ws, &mut warm.eig, first, seed);
+                let eig = &mut warm.eig;
+                let est = measure_sharpness(s, problem, params, ws, eig, first, d, seed);
                 let m = Lambda0::of_estimate(&est);
                 warm.hessian = vec![est.vector];
                 m
@@ -554,14 +567,44 @@ fn measure_at<T: Float>(
         rec.eigenvalues[t * k] = m.value;
         rec.eig_residual[t * k] = m.residual;
     }
+    measure_extras(rec, t, s, problem, params, ws, warm, d, seed);
+    warm.precond = precond;
+}
+
+/// The previous measurement's vectors, moved out for the next solver's warm start (no
+/// copy; it leaves its own behind), or none without `warm_start`.
+fn take_warm(s: &RunSettings, v: &mut Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+    if s.warm_start {
+        std::mem::take(v)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The spectra of a measurement beyond the sharpness: the Gauss-Newton top k, the
+/// smallest Hessian eigenvalue (both preconditioned by `d` with Adam), and with Adam's
+/// `sharpness.preconditioned` the plain Hessian's top eigenvalue.
+#[allow(clippy::too_many_arguments)]
+fn measure_extras<T: Float>(
+    rec: &mut RunRecord,
+    t: usize,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+    warm: &mut Warm,
+    d: Option<&[f64]>,
+    seed: u64,
+) {
+    let k = s.k;
     if s.operator.gauss_newton() {
-        let start = take(&mut warm.gauss_newton);
+        let start = take_warm(s, &mut warm.gauss_newton);
         let sp = top_k(
             s,
             problem,
             params,
             ws,
-            Curvature::GaussNewton,
+            (Curvature::GaussNewton, d),
             &start,
             &mut warm.eig,
             seed ^ 0x9e37,
@@ -572,8 +615,9 @@ fn measure_at<T: Float>(
     }
     if s.bottom {
         let m = problem.n_meas();
-        let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
-        let start = take(&mut warm.bottom);
+        let mut hvp = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+        let mut op = Preconditioned::new(&mut hvp, d);
+        let start = take_warm(s, &mut warm.bottom);
         let opts = LanczosOptions {
             tol: s.tol,
             max_iter: s.max_iter,
@@ -585,6 +629,15 @@ fn measure_at<T: Float>(
         rec.min_eigenvalue[t] = -est.value;
         rec.hvps[t] += est.applications as i32;
         warm.bottom = vec![est.vector];
+    }
+    if s.plain() {
+        let start = take_warm(s, &mut warm.plain);
+        let first = start.first().map(|v| &v[..]);
+        let eig = &mut warm.eig;
+        let est = measure_sharpness(s, problem, params, ws, eig, first, None, seed ^ 0x51ab);
+        rec.hessian_sharpness[t] = est.value;
+        rec.hvps[t] += est.applications as i32;
+        warm.plain = vec![est.vector];
     }
 }
 
@@ -674,12 +727,13 @@ pub fn train_run<T: Float>(
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut params = theta0.clone();
     let mut grad = vec![T::of(0.0); params.len()];
-    let mut velocity = zero_velocity::<T>(s, params.len());
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
+    let (mut opt, precond0) = initial_state(s, problem, &params, &mut ws_meas);
     let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
     let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
     let mut warm = Warm::new(s.par);
+    warm.precond = precond0;
     let eta_t = T::of(eta);
 
     let t0 = Instant::now();
@@ -704,7 +758,7 @@ pub fn train_run<T: Float>(
             timing.train_s += t1.elapsed().as_secs_f64();
             break;
         }
-        update(s, &mut params, &grad, &mut velocity, (t, eta, eta_t));
+        opt.step(&mut params, &grad, step_size(s, eta, t, eta_t));
         t += 1;
         timing.train_s += t1.elapsed().as_secs_f64();
 
@@ -719,6 +773,10 @@ pub fn train_run<T: Float>(
                 break;
             }
             let seed = lanczos_seed.wrapping_add(t as u64);
+            if matches!(s.rule, Rule::Adam(_)) {
+                let g = measurement_gradient(problem, &params, &mut ws_meas);
+                warm.precond = opt.preconditioner(&g);
+            }
             measure_at(
                 &mut rec,
                 t,
@@ -1068,5 +1126,174 @@ mod tests {
         let hw: i32 = w[0].hvps[2..].iter().sum();
         let hc: i32 = c[0].hvps[2..].iter().sum();
         assert!(hw < hc, "warm starts use fewer HVPs ({hw} vs {hc})");
+    }
+}
+
+#[cfg(test)]
+mod adam_tests {
+    use super::*;
+    use crate::hessian::{dense_eigenvalues, dense_matrix, DenseOperator};
+
+    fn config(text: &str) -> Config {
+        let cfg = Config::from_toml_str(text).expect("test config parses");
+        cfg.validate().expect("test config is valid");
+        cfg
+    }
+
+    const TINY: &str = r#"
+        [data]
+        dataset = "synthetic"
+        synthetic_input_dim = 6
+        n_train = 32
+        [model]
+        depth = [2]
+        width = [5]
+        activation = "tanh"
+        [train]
+        batch_size = 32
+        steps = 20
+        seeds = [4]
+        precision = "f64"
+        optimizer = "adam"
+        [sharpness]
+        measure_n = 32
+        tol = 1e-10
+        max_iter = 200
+        [grid]
+        c = [1.0]
+    "#;
+
+    /// The largest eigenvalue of D H D with H formed densely at `params`.
+    fn dense_preconditioned_top(
+        s: &RunSettings,
+        problem: &Problem<f64>,
+        params: &[f64],
+        d: &[f64],
+    ) -> f64 {
+        let mut ws = MlpWorkspace::<f64>::new(&s.spec, problem.n_meas(), Par::Seq);
+        let m = problem.n_meas();
+        let mut op = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, &mut ws);
+        let h = dense_matrix(&mut op);
+        let n = d.len();
+        let dhd: Vec<f64> = (0..n * n)
+            .map(|idx| {
+                let (i, j) = (idx % n, idx / n);
+                d[i] * h[(i, j)] * d[j]
+            })
+            .collect();
+        let eigs = dense_eigenvalues(&mut DenseOperator::new(n, dhd));
+        eigs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    #[test]
+    fn adam_lambda0_is_the_top_eigenvalue_of_gi_adams_preconditioned_hessian() {
+        let cfg = config(TINY);
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, &problem, 2, 5, Par::Seq);
+        let seed = 4;
+        let l0 = lambda0(&s, &problem, seed);
+        // The oracle: v₀ = g₀² from the measurement-set gradient at θ₀, and
+        // P₀ = (1 − β₁)(|g₀|/√(1 − β₂) + ε), by hand.
+        let params: Vec<f64> = init_params(&s.spec, NetStream::Init.seed(seed, 2, 5));
+        let mut ws = MlpWorkspace::<f64>::new(&s.spec, problem.n_meas(), Par::Seq);
+        let g0 = measurement_gradient(&problem, &params, &mut ws);
+        let d: Vec<f64> = g0
+            .iter()
+            .map(|g| 1.0 / (0.1 * (g.abs() / 0.001f64.sqrt() + 1e-8)).sqrt())
+            .collect();
+        let want = dense_preconditioned_top(&s, &problem, &params, &d);
+        assert!(
+            ((l0.value - want) / want).abs() < 1e-8,
+            "λ₀ {} vs dense {want}",
+            l0.value
+        );
+        // It is not the plain sharpness.
+        let mut sgd = cfg.clone();
+        sgd.train.optimizer = crate::config::Optimizer::Sgd;
+        let plain = lambda0(
+            &RunSettings::new(&sgd, &problem, 2, 5, Par::Seq),
+            &problem,
+            seed,
+        );
+        assert!((plain.value - l0.value).abs() > 0.1 * plain.value);
+    }
+
+    #[test]
+    fn adam_runs_track_the_preconditioned_sharpness_and_the_plain_one_on_request() {
+        let cfg = config(&TINY.replace("tol = 1e-10", "tol = 1e-10\npreconditioned = true"));
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, &problem, 2, 5, Par::Seq);
+        let l0 = lambda0(&s, &problem, 4);
+        let (rec, _) = train_run(&s, &problem, 8.0, 4, 4, &l0);
+        assert_eq!(rec.status, RunStatus::Done);
+        assert_eq!(rec.sharpness[0], l0.value);
+        assert!(rec.loss[20] < rec.loss[0], "{:?}", rec.loss);
+        // Step 0's plain sharpness is the SGD λ₀; every step has both.
+        let mut sgd = cfg.clone();
+        sgd.train.optimizer = crate::config::Optimizer::Sgd;
+        sgd.sharpness.preconditioned = false;
+        let plain0 = lambda0(
+            &RunSettings::new(&sgd, &problem, 2, 5, Par::Seq),
+            &problem,
+            4,
+        );
+        let h0 = rec.hessian_sharpness[0];
+        assert!(
+            ((h0 - plain0.value) / h0).abs() < 1e-8,
+            "{h0} vs {}",
+            plain0.value
+        );
+        assert!(rec.hessian_sharpness.iter().all(|h| h.is_finite()));
+        assert!(rec.sharpness.iter().all(|h| h.is_finite()));
+        // Without the plain measurement the preconditioned track is the same, bit for bit.
+        let without = config(TINY);
+        let s2 = RunSettings::new(&without, &problem, 2, 5, Par::Seq);
+        let (rec2, _) = train_run(&s2, &problem, 8.0, 4, 4, &l0);
+        assert_eq!(
+            rec2.sharpness, rec.sharpness,
+            "the plain measurement changes nothing"
+        );
+        assert!(rec2.hessian_sharpness.iter().all(|h| h.is_nan()));
+        assert!(rec.hvps[5] > rec2.hvps[5]);
+    }
+
+    #[test]
+    fn full_batch_adam_settles_at_its_edge_of_stability() {
+        // Cohen et al. 2022: full-batch Adam's preconditioned sharpness equilibrates at
+        // (2 + 2β₁)/((1 − β₁)η) = 38/η for β₁ = 0.9.
+        let cfg = config(
+            r#"
+            [data]
+            n_train = 128
+            [model]
+            depth = [3]
+            width = [32]
+            activation = "tanh"
+            [train]
+            batch_size = 128
+            steps = 1500
+            seeds = [1]
+            precision = "f64"
+            optimizer = "adam"
+            [sharpness]
+            measure_n = 128
+            every = 50
+            [grid]
+            c = [256.0]
+        "#,
+        );
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, &problem, 3, 32, Par::Seq);
+        let l0 = lambda0(&s, &problem, 1);
+        let (rec, _) = train_run(&s, &problem, 256.0, 1, 1, &l0);
+        assert_eq!(rec.status, RunStatus::Done);
+        let mut plateau: Vec<f64> = (800..=1500)
+            .step_by(50)
+            .map(|t| rec.sharpness[t] * rec.eta)
+            .collect();
+        plateau.sort_by(f64::total_cmp);
+        let median = plateau[plateau.len() / 2];
+        assert!((35.0..=40.5).contains(&median), "η·λᴾ {plateau:?}");
+        assert!(plateau.iter().all(|x| *x < 42.0), "η·λᴾ {plateau:?}");
     }
 }

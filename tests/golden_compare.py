@@ -40,6 +40,7 @@ ADDED_OBJECTS = {
     "/eig_residual",
     "/gn_eigenvalues",
     "/min_eigenvalue",
+    "/hessian_sharpness",
 } | {
     f"/analysis/lines/{b}_{suffix}"
     for b in ("c_loss", "c_sharp", "c_max", "c_barrier")

@@ -147,6 +147,32 @@ pub struct TrainConfig {
     /// 0 = none.
     #[serde(skip_serializing_if = "is_zero_usize")]
     pub warmup_steps: usize,
+    /// Adam's β₁ (first-moment decay) of `optimizer = "adam"`.
+    #[serde(skip_serializing_if = "is_default_beta1")]
+    pub adam_beta1: f64,
+    /// Adam's β₂ (second-moment decay).
+    #[serde(skip_serializing_if = "is_default_beta2")]
+    pub adam_beta2: f64,
+    /// Adam's ε (added to √v̂).
+    #[serde(skip_serializing_if = "is_default_eps")]
+    pub adam_eps: f64,
+}
+
+/// Adam's defaults (Kingma & Ba; the 2024 warmup paper's b1, b2, eps).
+pub const ADAM_BETA1: f64 = 0.9;
+/// Adam's default β₂.
+pub const ADAM_BETA2: f64 = 0.999;
+/// Adam's default ε.
+pub const ADAM_EPS: f64 = 1e-8;
+
+fn is_default_beta1(b: &f64) -> bool {
+    b.to_bits() == ADAM_BETA1.to_bits()
+}
+fn is_default_beta2(b: &f64) -> bool {
+    b.to_bits() == ADAM_BETA2.to_bits()
+}
+fn is_default_eps(e: &f64) -> bool {
+    e.to_bits() == ADAM_EPS.to_bits()
 }
 
 /// The update rule (`train.optimizer`).
@@ -158,6 +184,10 @@ pub enum Optimizer {
     Sgd,
     /// Heavy-ball momentum: v ← βv + g, θ ← θ − ηv (v₀ = 0; β = `train.momentum`).
     Momentum,
+    /// Adam with bias correction, its second moment initialised from the squared gradient
+    /// at θ₀ ("GI-Adam", Kalra & Barkeshli 2024); η = c/λ₀ with λ₀ the preconditioned
+    /// sharpness at initialization ([`crate::optim`]).
+    Adam,
 }
 
 fn is_sgd(o: &Optimizer) -> bool {
@@ -179,6 +209,9 @@ impl Default for TrainConfig {
             optimizer: Optimizer::Sgd,
             momentum: 0.0,
             warmup_steps: 0,
+            adam_beta1: ADAM_BETA1,
+            adam_beta2: ADAM_BETA2,
+            adam_eps: ADAM_EPS,
         }
     }
 }
@@ -224,6 +257,11 @@ pub struct SharpnessConfig {
     /// Also measure the Hessian's smallest eigenvalue.
     #[serde(skip_serializing_if = "is_false")]
     pub bottom: bool,
+    /// With `train.optimizer = "adam"` (whose `sharpness` is the preconditioned one): also
+    /// measure the plain Hessian's top eigenvalue into `hessian_sharpness`, so both are
+    /// stored.
+    #[serde(skip_serializing_if = "is_false")]
+    pub preconditioned: bool,
 }
 
 /// Which operators' top-k spectra a measurement stores (`sharpness.operator`).
@@ -272,6 +310,7 @@ impl Default for SharpnessConfig {
             k: 1,
             operator: SpectrumOperator::Hessian,
             bottom: false,
+            preconditioned: false,
         }
     }
 }
@@ -540,6 +579,10 @@ fn schema_table() -> toml::Table {
     full.train.optimizer = Optimizer::Momentum;
     full.train.momentum = 0.5;
     full.train.warmup_steps = 1;
+    full.train.adam_beta1 = 0.5;
+    full.train.adam_beta2 = 0.5;
+    full.train.adam_eps = 1.0;
+    full.sharpness.preconditioned = true;
     full.model.net.loss = crate::model::param::Loss::CrossEntropy;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }
@@ -996,6 +1039,58 @@ path = "results.h5"
                 "{overrides:?}: got {msg:?}, want {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn adam_errors_name_their_key() {
+        let adam = "train.optimizer=\"adam\"";
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["train.adam_beta1=0.5"],
+                "train.adam_beta1: is only used with train.optimizer = \"adam\" (got 0.5)",
+            ),
+            (
+                &["train.adam_eps=1e-6"],
+                "train.adam_eps: is only used with train.optimizer = \"adam\"",
+            ),
+            (
+                &["sharpness.preconditioned=true"],
+                "sharpness.preconditioned: needs train.optimizer = \"adam\"",
+            ),
+            (
+                &[adam, "train.adam_beta1=1.0"],
+                "train.adam_beta1: must be in [0, 1) (got 1)",
+            ),
+            (
+                &[adam, "train.adam_beta2=-0.1"],
+                "train.adam_beta2: must be in [0, 1) (got -0.1)",
+            ),
+            (
+                &[adam, "train.adam_eps=0.0"],
+                "train.adam_eps: must be > 0 and finite (got 0)",
+            ),
+            (
+                &[adam, "train.momentum=0.9"],
+                "train.momentum: is heavy-ball momentum, not used with \"adam\"",
+            ),
+        ];
+        for (overrides, expected) in cases {
+            let msg = error_with(overrides);
+            assert!(
+                msg.contains(expected),
+                "{overrides:?}: got {msg:?}, want {expected:?}"
+            );
+        }
+        // Adam's keys at their defaults stay out of the config text (old hashes hold);
+        // set, they are in it and round-trip.
+        let mut cfg = Config::default();
+        cfg.train.optimizer = Optimizer::Adam;
+        let text = cfg.to_toml_string();
+        assert!(!text.contains("adam_beta1"), "{text}");
+        cfg.train.adam_beta2 = 0.99;
+        cfg.sharpness.preconditioned = true;
+        let back = Config::from_toml_str(&cfg.to_toml_string()).unwrap();
+        assert_eq!(back, cfg);
     }
 
     #[test]

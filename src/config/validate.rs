@@ -115,6 +115,56 @@ impl Config {
             }
             _ => {}
         }
+        self.validate_adam()
+    }
+
+    /// Adam's keys: only with `optimizer = "adam"` (at their defaults otherwise), β₁ and β₂
+    /// in [0, 1), ε > 0; `sharpness.preconditioned` only with Adam.
+    fn validate_adam(&self) -> Result<(), ConfigError> {
+        use super::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS};
+        let t = &self.train;
+        let keys = [
+            ("train.adam_beta1", t.adam_beta1, ADAM_BETA1),
+            ("train.adam_beta2", t.adam_beta2, ADAM_BETA2),
+            ("train.adam_eps", t.adam_eps, ADAM_EPS),
+        ];
+        if t.optimizer != Optimizer::Adam {
+            for (key, value, default) in keys {
+                if value.to_bits() != default.to_bits() {
+                    return Err(invalid(
+                        key,
+                        format!("is only used with train.optimizer = \"adam\" (got {value})"),
+                    ));
+                }
+            }
+            if self.sharpness.preconditioned {
+                return Err(invalid(
+                    "sharpness.preconditioned",
+                    "needs train.optimizer = \"adam\" (only Adam has a preconditioner)",
+                ));
+            }
+            return Ok(());
+        }
+        if t.momentum != 0.0 {
+            return Err(invalid(
+                "train.momentum",
+                format!(
+                    "is heavy-ball momentum, not used with \"adam\" (its first moment is train.adam_beta1; got momentum = {})",
+                    t.momentum
+                ),
+            ));
+        }
+        for (key, value, _) in &keys[..2] {
+            if !(*value >= 0.0 && *value < 1.0) {
+                return Err(invalid(key, format!("must be in [0, 1) (got {value})")));
+            }
+        }
+        if !(t.adam_eps > 0.0 && t.adam_eps.is_finite()) {
+            return Err(invalid(
+                "train.adam_eps",
+                format!("must be > 0 and finite (got {})", t.adam_eps),
+            ));
+        }
         Ok(())
     }
 

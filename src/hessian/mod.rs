@@ -12,6 +12,8 @@ pub(crate) mod workspace;
 pub use block::{block_top_k, block_top_k_in, BlockOptions, Spectrum};
 pub use dense::{dense_eigenvalues, dense_matrix};
 pub use lanczos::{lanczos_top, lanczos_top_in, LanczosOptions};
-pub use operator::{DenseOperator, EigenEstimate, Negated, StopReason, SymmetricOperator};
+pub use operator::{
+    DenseOperator, EigenEstimate, Negated, Preconditioned, StopReason, SymmetricOperator,
+};
 pub use power::power_top;
 pub use workspace::EigenWorkspace;

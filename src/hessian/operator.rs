@@ -123,6 +123,52 @@ impl<O: SymmetricOperator> SymmetricOperator for Negated<'_, O> {
     }
 }
 
+/// D A D for a positive diagonal D = P^-½ (given as its diagonal): the symmetric form of
+/// P⁻¹A, whose eigenvalues are P⁻¹A's (Adam's preconditioned sharpness). Without a
+/// diagonal it is A itself, applied as it is.
+pub struct Preconditioned<'a, O: SymmetricOperator> {
+    op: &'a mut O,
+    d: Option<&'a [f64]>,
+    scratch: Vec<f64>,
+}
+
+impl<'a, O: SymmetricOperator> Preconditioned<'a, O> {
+    /// Wraps `op` with the diagonal `d` (length `op.dim()`), or with none.
+    pub fn new(op: &'a mut O, d: Option<&'a [f64]>) -> Self {
+        let n = op.dim();
+        if let Some(d) = d {
+            assert_eq!(d.len(), n, "preconditioner length");
+        }
+        Preconditioned {
+            op,
+            d,
+            scratch: if d.is_some() {
+                vec![0.0; n]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+impl<O: SymmetricOperator> SymmetricOperator for Preconditioned<'_, O> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+    fn apply(&mut self, x: &[f64], y: &mut [f64]) {
+        let Some(d) = self.d else {
+            return self.op.apply(x, y);
+        };
+        for ((s, x), d) in self.scratch.iter_mut().zip(x).zip(d) {
+            *s = x * d;
+        }
+        self.op.apply(&self.scratch, y);
+        for (y, d) in y.iter_mut().zip(d) {
+            *y *= d;
+        }
+    }
+}
+
 /// A symmetric operator from an explicit dense matrix (column-major n × n); for tests,
 /// and for checking solvers on matrices with a known spectrum.
 #[derive(Clone, Debug)]

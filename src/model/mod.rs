@@ -72,6 +72,8 @@ pub trait Float:
     fn to_f64(self) -> f64;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
 }
 
 impl Float for f32 {
@@ -88,6 +90,10 @@ impl Float for f32 {
     fn tanh(self) -> Self {
         f32::tanh(self)
     }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
 }
 
 impl Float for f64 {
@@ -103,5 +109,9 @@ impl Float for f64 {
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
 }

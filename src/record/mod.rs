@@ -214,6 +214,9 @@ pub struct RunRecord {
     pub gn_eigenvalues: Vec<f64>,
     /// The Hessian's smallest eigenvalue per step.
     pub min_eigenvalue: Vec<f64>,
+    /// With Adam, whose `sharpness` is the preconditioned one: the plain Hessian's top
+    /// eigenvalue per step (`sharpness.preconditioned = true`).
+    pub hessian_sharpness: Vec<f64>,
 }
 
 impl RunRecord {

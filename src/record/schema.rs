@@ -464,6 +464,23 @@ pub static SCHEMA: &[Var] = &[
         },
     },
     Var {
+        name: "hessian_sharpness",
+        dims: RUN_STEP,
+        kind: Kind::F64,
+        fill: f64::NAN,
+        long_name: "top Hessian eigenvalue on the measurement set, not preconditioned",
+        units: "",
+        flags: &[],
+        doc: "with `train.optimizer = \"adam\"`, whose `sharpness` is the preconditioned one: the plain Hessian's top eigenvalue at that step; NaN = not measured (`sharpness.preconditioned = false`, or not Adam)",
+        role: Role::Outcome {
+            get: |r| Ok(Column::F64(r.hessian_sharpness.clone())),
+            set: |r, v| {
+                r.hessian_sharpness = v.into_f64()?;
+                Ok(())
+            },
+        },
+    },
+    Var {
         name: "interp_loss",
         dims: &[Dim::Run, Dim::Interp],
         kind: Kind::F64,

@@ -13,8 +13,9 @@ use super::grid::data_shape;
 pub struct MemoryEstimate {
     /// Parameters P of the network.
     pub n_params: usize,
-    /// θ, θ₀ and the gradient in the network's precision, and the f64 vectors of the
-    /// sharpness measurement (start vector, product, eigenvector).
+    /// θ, θ₀, the gradient and the optimizer's state in the network's precision, and the
+    /// f64 vectors of the sharpness measurement (start vector, product, eigenvector; Adam's
+    /// preconditioner).
     pub weights: f64,
     /// Activations, deltas and their R-versions for the SGD batch and the measurement set.
     pub activations: f64,
@@ -72,9 +73,16 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
         }
         SharpnessMethod::Power => 0.0,
     };
+    // The optimizer's state in the network's precision (heavy ball's v; Adam's m, v and
+    // measurement gradient), and Adam's f64 preconditioner.
+    let optimizer = match cfg.train.optimizer {
+        crate::config::Optimizer::Sgd => 0.0,
+        crate::config::Optimizer::Momentum => pf * t,
+        crate::config::Optimizer::Adam => 3.0 * pf * t + 8.0 * pf,
+    };
     MemoryEstimate {
         n_params: p,
-        weights: 3.0 * pf * t + 4.0 * pf * 8.0,
+        weights: 3.0 * pf * t + 4.0 * pf * 8.0 + optimizer,
         activations: (b + m) * per_example * t,
         lanczos,
         data: (n * (d_in + k) as f64) * (4.0 + t) + m * (d_in + k) as f64 * t,

@@ -57,6 +57,10 @@ fn optimizer(t: &crate::config::TrainConfig) -> String {
             "SGD with heavy-ball momentum v <- beta v + g, theta <- theta - eta_t v, v_0 = 0, beta = {} (no weight decay)",
             t.momentum
         ),
+        crate::config::Optimizer::Adam => format!(
+            "Adam (GI-Adam: second moment initialised from the squared measurement-set gradient at theta_0, v_0 = g_0^2, m_0 = 0): m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, theta <- theta - eta_t m_hat/(sqrt(v_hat) + eps), m_hat = m/(1 - b1^t), v_hat = v/(1 - b2^t) at update t = 1, 2, ...; b1 = {}, b2 = {}, eps = {} (no weight decay)",
+            t.adam_beta1, t.adam_beta2, t.adam_eps
+        ),
     };
     if t.warmup_steps == 0 {
         rule
@@ -66,6 +70,23 @@ fn optimizer(t: &crate::config::TrainConfig) -> String {
             w = t.warmup_steps
         )
     }
+}
+
+/// What `sharpness` (and λ₀) is: the Hessian's top eigenvalue, or with Adam the
+/// preconditioned one (the old words otherwise).
+fn sharpness(cfg: &Config) -> String {
+    let plain = "largest algebraic eigenvalue of the full Hessian of the loss (not Gauss-Newton) on the measurement set";
+    if cfg.train.optimizer != crate::config::Optimizer::Adam {
+        return plain.into();
+    }
+    format!(
+        "Adam's preconditioned sharpness: largest eigenvalue of P^-1 H (computed as D H D, D = P^-1/2) with H the full Hessian of the loss on the measurement set and P Adam's diagonal preconditioner at the state measured, P = (1 - b1^(t+1)) (sqrt(v'/(1 - b2^(t+1))) + eps), v' = b2 v_t + (1 - b2) g_t^2, g_t the measurement-set gradient at theta_t, t updates made (as the next update would apply it; Kalra & Barkeshli 2024); lambda0 uses GI-Adam's v_0 = g_0^2, so P_0 = (1 - b1)(|g_0|/sqrt(1 - b2) + eps); the edge of stability of full-batch Adam is at (2 + 2 b1)/((1 - b1) eta) (Cohen et al. 2022); spectra (k, gauss-newton, bottom) are of the preconditioned operators too; hessian_sharpness: {}",
+        if cfg.sharpness.preconditioned {
+            format!("the plain Hessian's ({plain})")
+        } else {
+            "not measured".to_string()
+        }
+    )
 }
 
 /// The conventions recorded with the results (see SCIENCE.md).
@@ -87,7 +108,7 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
             crate::model::param::Loss::Mse => format!("MSE: L = alpha/(2 B k) sum_i sum_j (f_ij - y_ij)^2 with alpha = {} (loss_scale), k outputs, one-hot targets; sharpness values are in these units", cfg.model.net.loss_scale),
             crate::model::param::Loss::CrossEntropy => format!("softmax cross-entropy: L = -alpha/B sum_i log softmax(f_i)_(label i), mean over the B examples, with alpha = {} (loss_scale), k outputs, one-hot targets; its Hessian in f is alpha/B (diag p - p p^T) per example; sharpness values are in these units", cfg.model.net.loss_scale),
         }),
-        v("sharpness", "largest algebraic eigenvalue of the full Hessian of the loss (not Gauss-Newton) on the measurement set".into()),
+        v("sharpness", sharpness(cfg)),
         v("sharpness_method", method),
         v("parameterization", format!(
             "{:?}: sigma2_hidden = {}, sigma2_readout = {}, readout = {:?}, bias = {}, activation = {:?}; sp: W ~ N(0, sigma2/fan_in), h = W a; ntk: W ~ N(0, 1), h = sqrt(sigma2/fan_in) W a",
