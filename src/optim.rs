@@ -99,6 +99,39 @@ impl<T: Float> OptimizerState<T> {
         self.count
     }
 
+    /// The state's vectors (heavy ball's v or Adam's m; Adam's v) and update count, as a
+    /// checkpoint stores them.
+    pub fn parts(&self) -> (&[T], &[T], usize) {
+        (&self.first, &self.second, self.count)
+    }
+
+    /// The state of `rule` on `n` parameters from [`OptimizerState::parts`]; an error
+    /// names what does not fit the rule.
+    pub fn from_parts(
+        rule: Rule,
+        n: usize,
+        (first, second, count): (Vec<T>, Vec<T>, usize),
+    ) -> Result<Self, String> {
+        let (want_first, want_second) = match rule {
+            Rule::Sgd => (0, 0),
+            Rule::Momentum(_) => (n, 0),
+            Rule::Adam(_) => (n, n),
+        };
+        if first.len() != want_first || second.len() != want_second {
+            return Err(format!(
+                "optimizer state of {} and {} values, where {rule:?} on {n} parameters has {want_first} and {want_second}",
+                first.len(),
+                second.len()
+            ));
+        }
+        Ok(OptimizerState {
+            rule,
+            first,
+            second,
+            count,
+        })
+    }
+
     /// One update with step size `eta` (the warmup's η_t or the target η, in T):
     /// - SGD: θ ← θ − η g;
     /// - heavy ball: v ← βv + g, θ ← θ − η v;

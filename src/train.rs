@@ -401,6 +401,8 @@ struct Minibatches<T> {
     rng: Xoshiro256PlusPlus,
     perm: Vec<usize>,
     cursor: usize,
+    /// Permutations drawn so far (the stream's position, for a checkpoint).
+    epochs: u64,
     x: Vec<T>,
     y: Vec<T>,
 }
@@ -413,9 +415,24 @@ impl<T: Float> Minibatches<T> {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             perm: (0..n).collect(),
             cursor: n, // forces a fresh permutation before the first batch
+            epochs: 0,
             x: vec![T::of(0.0); problem.input_dim * size],
             y: vec![T::of(0.0); problem.outputs * size],
         }
+    }
+
+    /// The stream at a checkpoint's position: `epochs` permutations drawn again from the
+    /// seed (the same draws, so the same permutations), then `cursor` into the last.
+    fn restored(problem: &Problem<T>, size: usize, seed: u64, epochs: u64, cursor: usize) -> Self {
+        let mut b = Self::new(problem, size, seed);
+        for _ in 0..epochs {
+            shuffle(&mut b.perm, &mut b.rng);
+        }
+        b.epochs = epochs;
+        if epochs > 0 {
+            b.cursor = cursor;
+        }
+        b
     }
 
     /// The next batch: inputs (d_in × size) and targets (k × size).
@@ -424,6 +441,7 @@ impl<T: Float> Minibatches<T> {
         if self.cursor + b > self.perm.len() {
             shuffle(&mut self.perm, &mut self.rng);
             self.cursor = 0;
+            self.epochs += 1;
         }
         for (j, &i) in self.perm[self.cursor..self.cursor + b].iter().enumerate() {
             self.x[j * d_in..(j + 1) * d_in]
@@ -689,6 +707,51 @@ fn interpolation_losses<T: Float>(
         .collect()
 }
 
+/// Everything a run carries from one step to the next, as a checkpoint holds it: the
+/// state after `t` steps (and after the measurement at t, if there was one). A run
+/// continued from it is bit for bit the run that was not interrupted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunCheckpoint<T> {
+    /// Steps made.
+    pub t: usize,
+    /// θ_t.
+    pub params: Vec<T>,
+    /// The optimizer's state.
+    pub opt: OptimizerState<T>,
+    /// Minibatch permutations drawn so far.
+    pub epochs: u64,
+    /// Position in the last permutation.
+    pub cursor: usize,
+    /// The record so far (steps after t unmeasured).
+    pub record: RunRecord,
+    /// The eigenvectors the next measurement warm-starts from: Hessian, Gauss-Newton,
+    /// bottom, plain Hessian (Adam).
+    pub warm: [Vec<Vec<f64>>; 4],
+    /// Wall-clock seconds the run has taken so far.
+    pub seconds: f64,
+}
+
+/// How a run checkpoints: every `every` steps (0: never) before its last it hands its
+/// state to `save`, which answers whether the run stops there (a drain: the run ends
+/// [`RunEnd::Interrupted`] and continues later from that checkpoint).
+pub struct Checkpoints<'a, T> {
+    /// Steps between checkpoints (0: none).
+    pub every: usize,
+    /// The checkpoint to continue from (`None`: start at θ₀).
+    pub resume: Option<RunCheckpoint<T>>,
+    /// Saves a checkpoint; `true` stops the run after it.
+    pub save: &'a mut dyn FnMut(&RunCheckpoint<T>) -> bool,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    /// Done, diverged or failed: its record and timing.
+    Finished(Box<RunRecord>, RunTiming),
+    /// Stopped after a checkpoint, at this step.
+    Interrupted(usize),
+}
+
 /// Trains one (c, depth, width, seed, sgd_seed) run from η = c/λ₀ with the λ₀ of its
 /// network (from [`lambda0`]: its value is λ₀ and its HVP count, residual, convergence
 /// and stop reason are recorded at step 0).
@@ -708,6 +771,27 @@ pub fn train_run<T: Float>(
     sgd_seed: u64,
     lambda0_est: &Lambda0,
 ) -> (RunRecord, RunTiming) {
+    let mut never = |_: &RunCheckpoint<T>| false;
+    let none = Checkpoints {
+        every: 0,
+        resume: None,
+        save: &mut never,
+    };
+    match train_run_checkpointed(s, problem, (c, seed, sgd_seed), lambda0_est, none) {
+        RunEnd::Finished(rec, timing) => (*rec, timing),
+        RunEnd::Interrupted(_) => unreachable!("a run without checkpoints is never interrupted"),
+    }
+}
+
+/// [`train_run`] that checkpoints itself as `ckpt` says, and continues from
+/// `ckpt.resume` when given (a checkpoint of this same run).
+pub fn train_run_checkpointed<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    (c, seed, sgd_seed): (f64, u64, u64),
+    lambda0_est: &Lambda0,
+    ckpt: Checkpoints<'_, T>,
+) -> RunEnd {
     let started = Instant::now();
     let mut timing = RunTiming::default();
     let steps = s.steps;
@@ -718,36 +802,52 @@ pub fn train_run<T: Float>(
     if !(lambda0.is_finite() && lambda0 > 0.0) {
         rec.status = RunStatus::Failed;
         rec.message = format!("sharpness at initialization is {lambda0}: η = c/λ₀ is undefined");
-        return (rec, timing);
+        return RunEnd::Finished(Box::new(rec), timing);
     }
     let spec = &s.spec;
     let d_in = problem.input_dim;
-    let n = problem.n_train();
-    let b = s.batch_size.min(n);
+    let b = s.batch_size.min(problem.n_train());
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
-    let mut params = theta0.clone();
-    let mut grad = vec![T::of(0.0); params.len()];
+    let mut grad = vec![T::of(0.0); theta0.len()];
     let mut ws_batch = MlpWorkspace::<T>::new(spec, b, s.par);
     let mut ws_meas = MlpWorkspace::<T>::new(spec, problem.n_meas(), s.par);
-    let (mut opt, precond0) = initial_state(s, problem, &params, &mut ws_meas);
-    let mut batches = Minibatches::new(problem, b, NetStream::Sgd.seed(sgd_seed, s.depth, s.width));
+    let sgd_stream = NetStream::Sgd.seed(sgd_seed, s.depth, s.width);
     let lanczos_seed = NetStream::Lanczos.seed(seed, s.depth, s.width);
     let mut warm = Warm::new(s.par);
-    warm.precond = precond0;
     let eta_t = T::of(eta);
-
-    let t0 = Instant::now();
-    rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
-    let (ws, w0, seed0) = (&mut ws_meas, &mut warm, lanczos_seed.wrapping_sub(1));
-    measure_init(&mut rec, s, problem, &params, ws, w0, lambda0_est, seed0);
-    timing.measure_s += t0.elapsed().as_secs_f64();
     let diverged = |l: f64| !l.is_finite() || l > s.divergence_loss;
-    if diverged(rec.loss[0]) {
-        rec.status = RunStatus::Diverged;
-        rec.diverged_at = Some(0);
-    }
 
-    let mut t = 0;
+    let (mut params, mut opt, mut batches, mut t, earlier) = match ckpt.resume {
+        Some(ck) => {
+            rec = ck.record;
+            let [h, g, lo, pl] = ck.warm;
+            (warm.hessian, warm.gauss_newton, warm.bottom, warm.plain) = (h, g, lo, pl);
+            let batches = Minibatches::restored(problem, b, sgd_stream, ck.epochs, ck.cursor);
+            (ck.params, ck.opt, batches, ck.t, ck.seconds)
+        }
+        None => {
+            let params = theta0.clone();
+            let (opt, precond0) = initial_state(s, problem, &params, &mut ws_meas);
+            warm.precond = precond0;
+            let t0 = Instant::now();
+            rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
+            let (ws, w0, seed0) = (&mut ws_meas, &mut warm, lanczos_seed.wrapping_sub(1));
+            measure_init(&mut rec, s, problem, &params, ws, w0, lambda0_est, seed0);
+            timing.measure_s += t0.elapsed().as_secs_f64();
+            if diverged(rec.loss[0]) {
+                rec.status = RunStatus::Diverged;
+                rec.diverged_at = Some(0);
+            }
+            (
+                params,
+                opt,
+                Minibatches::new(problem, b, sgd_stream),
+                0,
+                0.0,
+            )
+        }
+    };
+
     while rec.status == RunStatus::Done && t < steps {
         let t1 = Instant::now();
         let (xb, yb) = batches.next(problem);
@@ -764,31 +864,29 @@ pub fn train_run<T: Float>(
 
         if t % s.every == 0 || t == steps {
             let t2 = Instant::now();
-            let loss = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
-            rec.loss[t] = loss;
-            if diverged(loss) {
-                rec.status = RunStatus::Diverged;
-                rec.diverged_at = Some(t as u32);
-                timing.measure_s += t2.elapsed().as_secs_f64();
-                break;
-            }
-            let seed = lanczos_seed.wrapping_add(t as u64);
-            if matches!(s.rule, Rule::Adam(_)) {
-                let g = measurement_gradient(problem, &params, &mut ws_meas);
-                warm.precond = opt.preconditioner(&g);
-            }
-            measure_at(
+            let state = (&params[..], &opt);
+            measure_step(
                 &mut rec,
                 t,
                 s,
                 problem,
-                &params,
+                state,
                 &mut ws_meas,
                 &mut warm,
-                None,
-                seed,
+                lanczos_seed,
             );
             timing.measure_s += t2.elapsed().as_secs_f64();
+            if rec.status == RunStatus::Diverged {
+                break;
+            }
+        }
+        if ckpt.every > 0 && t % ckpt.every == 0 && t < steps {
+            let seconds = earlier + started.elapsed().as_secs_f64();
+            let state = snapshot(t, &params, &opt, &batches, &rec, &mut warm, seconds);
+            if (ckpt.save)(&state) {
+                return RunEnd::Interrupted(t);
+            }
+            [warm.hessian, warm.gauss_newton, warm.bottom, warm.plain] = state.warm;
         }
     }
 
@@ -797,8 +895,69 @@ pub fn train_run<T: Float>(
         rec.interp_loss = interpolation_losses(s, problem, &mut ws_meas, &theta0, &params);
         timing.measure_s += t3.elapsed().as_secs_f64();
     }
-    rec.seconds = started.elapsed().as_secs_f64();
-    (rec, timing)
+    rec.seconds = earlier + started.elapsed().as_secs_f64();
+    RunEnd::Finished(Box::new(rec), timing)
+}
+
+/// State t's training loss (divergence above `s.divergence_loss` ends the run: status and
+/// `diverged_at` set) and, unless it diverged, its measurement — with Adam's
+/// preconditioner of the state `opt` at the measurement-set gradient.
+#[allow(clippy::too_many_arguments)]
+fn measure_step<T: Float>(
+    rec: &mut RunRecord,
+    t: usize,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    (params, opt): (&[T], &OptimizerState<T>),
+    ws: &mut MlpWorkspace<T>,
+    warm: &mut Warm,
+    lanczos_seed: u64,
+) {
+    let loss = ws.loss_over(
+        params,
+        &problem.x_train,
+        &problem.y_train,
+        problem.input_dim,
+    );
+    rec.loss[t] = loss;
+    if !loss.is_finite() || loss > s.divergence_loss {
+        rec.status = RunStatus::Diverged;
+        rec.diverged_at = Some(t as u32);
+        return;
+    }
+    if matches!(s.rule, Rule::Adam(_)) {
+        let g = measurement_gradient(problem, params, ws);
+        warm.precond = opt.preconditioner(&g);
+    }
+    let seed = lanczos_seed.wrapping_add(t as u64);
+    measure_at(rec, t, s, problem, params, ws, warm, None, seed);
+}
+
+/// The checkpoint of the state after step `t` (the warm vectors move into it and back).
+fn snapshot<T: Float>(
+    t: usize,
+    params: &[T],
+    opt: &OptimizerState<T>,
+    batches: &Minibatches<T>,
+    rec: &RunRecord,
+    warm: &mut Warm,
+    seconds: f64,
+) -> RunCheckpoint<T> {
+    RunCheckpoint {
+        t,
+        params: params.to_vec(),
+        opt: opt.clone(),
+        epochs: batches.epochs,
+        cursor: batches.cursor,
+        record: rec.clone(),
+        warm: [
+            std::mem::take(&mut warm.hessian),
+            std::mem::take(&mut warm.gauss_newton),
+            std::mem::take(&mut warm.bottom),
+            std::mem::take(&mut warm.plain),
+        ],
+        seconds,
+    }
 }
 
 #[cfg(test)]
@@ -1295,5 +1454,126 @@ mod adam_tests {
         let median = plateau[plateau.len() / 2];
         assert!((35.0..=40.5).contains(&median), "η·λᴾ {plateau:?}");
         assert!(plateau.iter().all(|x| *x < 42.0), "η·λᴾ {plateau:?}");
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use crate::record::TaskKey;
+    use crate::store::checkpoint;
+
+    const RUN: &str = r#"
+        [data]
+        n_train = 96
+        [model]
+        depth = [3]
+        width = [16]
+        [train]
+        batch_size = 40
+        steps = 13
+        seeds = [2]
+        [sharpness]
+        measure_n = 64
+        every = 3
+        [grid]
+        c = [1.0]
+    "#;
+
+    /// Every variable of `a` and `b`, bit for bit, but the wall-clock seconds.
+    fn same(a: &RunRecord, b: &RunRecord) -> bool {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        (a.seconds, b.seconds) = (0.0, 0.0);
+        let enc = |r: &RunRecord| {
+            let mut w = crate::record::codec::ByteWriter::default();
+            w.record(r);
+            w.0
+        };
+        enc(&a) == enc(&b)
+    }
+
+    /// Runs `text` at c uninterrupted, then with a checkpoint every 4 steps, and continues
+    /// from each checkpoint (through the file format): every continuation is the
+    /// uninterrupted run, bit for bit.
+    fn check<T: Float>(text: &str, c: f64) {
+        let cfg = Config::from_toml_str(text).unwrap();
+        cfg.validate().unwrap();
+        let problem = Problem::<T>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, &problem, 3, 16, Par::Seq);
+        let l0 = lambda0(&s, &problem, 2);
+        let (whole, _) = train_run(&s, &problem, c, 2, 2, &l0);
+        let key = TaskKey {
+            c,
+            depth: 3,
+            width: 16,
+            seed: 2,
+            sgd_seed: 2,
+        };
+        let mut saved: Vec<Vec<u8>> = Vec::new();
+        let mut save = |ck: &RunCheckpoint<T>| {
+            saved.push(checkpoint::encode("h", &key, ck));
+            false
+        };
+        let ckpt = Checkpoints {
+            every: 4,
+            resume: None,
+            save: &mut save,
+        };
+        let RunEnd::Finished(with, _) = train_run_checkpointed(&s, &problem, (c, 2, 2), &l0, ckpt)
+        else {
+            panic!("not interrupted")
+        };
+        assert!(same(&with, &whole), "checkpointing changes the run");
+        assert_eq!(saved.len(), 3, "checkpoints at 4, 8, 12");
+        for bytes in &saved {
+            let ck: RunCheckpoint<T> = checkpoint::decode(bytes, "h", &key, s.rule).unwrap();
+            let at = ck.t;
+            let mut never = |_: &RunCheckpoint<T>| false;
+            let ckpt = Checkpoints {
+                every: 4,
+                resume: Some(ck),
+                save: &mut never,
+            };
+            let RunEnd::Finished(rest, _) =
+                train_run_checkpointed(&s, &problem, (c, 2, 2), &l0, ckpt)
+            else {
+                panic!("not interrupted")
+            };
+            assert!(
+                same(&rest, &whole),
+                "{text}: resumed at {at}: {rest:?}\nvs {whole:?}"
+            );
+        }
+        // A save that answers "stop" interrupts the run there.
+        let mut stop = |_: &RunCheckpoint<T>| true;
+        let ckpt = Checkpoints {
+            every: 4,
+            resume: None,
+            save: &mut stop,
+        };
+        let end = train_run_checkpointed(&s, &problem, (c, 2, 2), &l0, ckpt);
+        assert_eq!(end, RunEnd::Interrupted(4));
+    }
+
+    #[test]
+    fn a_run_continued_from_any_checkpoint_is_the_uninterrupted_run_bitwise() {
+        check::<f32>(RUN, 2.0);
+        check::<f64>(RUN, 2.0);
+        let momentum = RUN.replace(
+            "seeds = [2]",
+            "seeds = [2]\noptimizer = \"momentum\"\nmomentum = 0.9\nwarmup_steps = 5",
+        );
+        check::<f32>(&momentum, 1.5);
+        let adam = RUN
+            .replace("seeds = [2]", "seeds = [2]\noptimizer = \"adam\"")
+            .replace("every = 3", "every = 3\npreconditioned = true");
+        check::<f32>(&adam, 8.0);
+        let spectra = RUN.replace(
+            "every = 3",
+            "every = 1\nk = 2\noperator = \"both\"\nbottom = true",
+        );
+        check::<f32>(&spectra, 3.0);
+        // A run that diverges after its last checkpoint.
+        check::<f32>(RUN, 40.0);
     }
 }

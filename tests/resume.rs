@@ -154,3 +154,145 @@ fn resume_with_a_changed_config_is_refused_under_mpirun() {
     );
     assert_eq!(read(&d.join("r.h5")).steps, 3);
 }
+
+/// Two runs of 1500 steps that checkpoint every 25 steps (a few seconds in all).
+fn long_runs(dir: &Path) -> String {
+    let text = r#"
+[data]
+n_train = 512
+[model]
+depth = [3]
+width = [48]
+[train]
+batch_size = 64
+steps = 1500
+seeds = [1]
+checkpoint_every = 25
+[sharpness]
+measure_n = 128
+every = 10
+[grid]
+c = [1.0, 2.0]
+"#;
+    let p = dir.join("long.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Starts `program ARGS` in `dir`, waits until `FILE.checkpoints` holds a checkpoint,
+/// sends `signal`, and returns the exit code (minus the signal number when a signal ended
+/// it) and stderr.
+fn signal_at_first_checkpoint(
+    dir: &Path,
+    program: &Path,
+    args: &[&str],
+    file: &str,
+    signal: i32,
+) -> (Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpts = dir.join(format!("{file}.checkpoints"));
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&ckpts).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no checkpoint appeared in {}",
+            ckpts.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code().or(out.status.signal().map(|s| -s));
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn runs_killed_or_drained_mid_way_continue_from_their_checkpoints_bitwise() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = long_runs(d);
+    let out = sharpsweep(d, &["sweep", &cfg, "--out", "full.h5", "--quiet"]);
+    expect_code(&out, 0, "uninterrupted sweep");
+    assert!(
+        !d.join("full.h5.checkpoints").exists(),
+        "a finished sweep leaves none"
+    );
+    let full = read(&d.join("full.h5"));
+
+    // SIGKILL mid-run: the checkpoints survive, and --resume continues from them.
+    let args = ["sweep", &cfg, "--out", "killed.h5", "--quiet"];
+    let (code, _) = signal_at_first_checkpoint(d, &bin(), &args, "killed.h5", libc::SIGKILL);
+    assert_eq!(code, Some(-libc::SIGKILL));
+    let resumed = sharpsweep(
+        d,
+        &["sweep", &cfg, "--out", "killed.h5", "--resume", "--quiet"],
+    );
+    expect_code(&resumed, 0, "resume after SIGKILL");
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        err.contains("continues from its checkpoint at step"),
+        "{err}"
+    );
+    assert_same_data(
+        &full,
+        &read(&d.join("killed.h5")),
+        "killed mid-run + resumed",
+    );
+    assert!(!d.join("killed.h5.checkpoints").exists());
+
+    // Under mpirun, a drain (SIGUSR1) stops the runs at their next checkpoint: exit 3 long
+    // before they could finish, and the resume completes them identically.
+    let launcher = std::path::PathBuf::from("mpirun");
+    let program = bin();
+    let args = [
+        "-np",
+        "2",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+        program.to_str().unwrap(),
+        "sweep",
+        &cfg,
+        "--out",
+        "drained.h5",
+        "--quiet",
+    ];
+    let (code, err) = signal_at_first_checkpoint(d, &launcher, &args, "drained.h5", libc::SIGUSR1);
+    assert_eq!(code, Some(3), "drained: {err}");
+    let part = read(&d.join("drained.h5"));
+    assert!(
+        part.records.iter().any(|r| r.is_none()),
+        "a run was stopped at a checkpoint"
+    );
+    let out = mpirun(
+        d,
+        2,
+        &[],
+        &["sweep", &cfg, "--out", "drained.h5", "--resume", "--quiet"],
+    );
+    expect_code(&out, 0, "resume after the drain");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("continues from its checkpoint at step"),
+        "{err}"
+    );
+    assert_same_data(
+        &full,
+        &read(&d.join("drained.h5")),
+        "drained mid-run + resumed",
+    );
+}

@@ -156,6 +156,11 @@ pub struct TrainConfig {
     /// Adam's ε (added to √v̂).
     #[serde(skip_serializing_if = "is_default_eps")]
     pub adam_eps: f64,
+    /// Every this many steps a run in a sweep saves a checkpoint (0: never), from which
+    /// `--resume` continues it bit for bit. Not part of `config_sha256`: it changes no
+    /// number.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub checkpoint_every: usize,
 }
 
 /// Adam's defaults (Kingma & Ba; the 2024 warmup paper's b1, b2, eps).
@@ -212,6 +217,7 @@ impl Default for TrainConfig {
             adam_beta1: ADAM_BETA1,
             adam_beta2: ADAM_BETA2,
             adam_eps: ADAM_EPS,
+            checkpoint_every: 0,
         }
     }
 }
@@ -582,6 +588,7 @@ fn schema_table() -> toml::Table {
     full.train.adam_beta1 = 0.5;
     full.train.adam_beta2 = 0.5;
     full.train.adam_eps = 1.0;
+    full.train.checkpoint_every = 1;
     full.sharpness.preconditioned = true;
     full.model.net.loss = crate::model::param::Loss::CrossEntropy;
     toml::Table::try_from(&full).expect("the default config serializes to a table")

@@ -5,6 +5,7 @@
 //! - `file`: the results file itself (create, commit a record, resume, read), driven by
 //!   the schema, and its commit mechanism (atomic snapshots);
 //! - `journal`: the checksummed journal of the runs since the last snapshot;
+//! - `checkpoint`: the side files of runs in flight (mid-run checkpoints);
 //! - `meta`: provenance attributes, history, the format marker;
 //! - `table`: analysis tables in groups next to the raw variables;
 //! - `nc`: netCDF conventions on HDF5 (chunking, fills, attributes, dimension scales).
@@ -14,6 +15,7 @@
 //! (one line per start), `Conventions = "CF-1.8"` and the format marker
 //! `sharpsweep_format`.
 
+pub mod checkpoint;
 mod file;
 mod journal;
 mod meta;

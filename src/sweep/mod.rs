@@ -206,6 +206,13 @@ impl PrecisionTask for SweepTask<'_> {
         let problem = Problem::<T>::from_config(cfg)?;
         let par = par_of(self.opts.threads);
         let settings = |depth: u32, width: u32| RunSettings::new(cfg, &problem, depth, width, par);
+        let checkpoints = CheckpointPlace {
+            results: cfg.output.path.clone(),
+            config_sha256: provenance::config_identity(cfg).1,
+            every: cfg.train.checkpoint_every,
+            drain: self.drain,
+            rank: self.rank,
+        };
         let work = |u: &Unit| -> Outcome {
             match *u {
                 Unit::Lambda0 { init } => Outcome::Lambda0 {
@@ -214,8 +221,7 @@ impl PrecisionTask for SweepTask<'_> {
                 },
                 Unit::Run { task, key, lambda0 } => {
                     let s = settings(key.depth, key.width);
-                    let (record, _) =
-                        train::train_run(&s, &problem, key.c, key.seed, key.sgd_seed, &lambda0);
+                    let record = run_task(&s, &problem, &key, &lambda0, &checkpoints);
                     Outcome::Run { task, key, record }
                 }
             }
@@ -241,6 +247,83 @@ impl PrecisionTask for SweepTask<'_> {
             }
         };
         self.run_root(file, &existing, &work)
+    }
+}
+
+/// Where and how often the runs of a sweep checkpoint themselves.
+struct CheckpointPlace<'a> {
+    /// The results file (checkpoints go to `FILE.checkpoints/`).
+    results: PathBuf,
+    /// The config's hash, which every checkpoint carries.
+    config_sha256: String,
+    /// `train.checkpoint_every` (0: none).
+    every: usize,
+    /// Set on a drain: a run stops at its next checkpoint.
+    drain: &'a AtomicBool,
+    /// This rank, for messages.
+    rank: usize,
+}
+
+/// Trains run `key`: from its checkpoint when the file has one (a run interrupted
+/// earlier, continued bit for bit), saving checkpoints as `place` says. A run that a
+/// drain stopped at a checkpoint comes back `Pending` (its checkpoint holds it).
+fn run_task<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    key: &TaskKey,
+    lambda0: &Lambda0,
+    place: &CheckpointPlace<'_>,
+) -> crate::record::RunRecord {
+    use crate::store::checkpoint;
+    let resume = checkpoint::load::<T>(&place.results, &place.config_sha256, key, s.rule)
+        .unwrap_or_else(|e| {
+            eprintln!(
+                "sharpsweep: rank {}: unusable checkpoint, the run starts over: {e}",
+                place.rank
+            );
+            None
+        });
+    if let Some(ck) = &resume {
+        eprintln!(
+            "sharpsweep: rank {}: run c = {}, depth {}, width {}, seed {}, sgd_seed {} continues from its checkpoint at step {}",
+            place.rank, key.c, key.depth, key.width, key.seed, key.sgd_seed, ck.t
+        );
+    }
+    if resume.is_none() && place.every == 0 {
+        return train::train_run(s, problem, key.c, key.seed, key.sgd_seed, lambda0).0;
+    }
+    let mut warned = false;
+    let mut save = |ck: &train::RunCheckpoint<T>| {
+        if let Err(e) = checkpoint::save(&place.results, &place.config_sha256, key, ck) {
+            if !warned {
+                eprintln!(
+                    "sharpsweep: rank {}: cannot write a checkpoint ({e}); the run goes on",
+                    place.rank
+                );
+                warned = true;
+            }
+        }
+        place.drain.load(Ordering::Relaxed)
+    };
+    let ckpt = train::Checkpoints {
+        every: place.every,
+        resume,
+        save: &mut save,
+    };
+    let run = (key.c, key.seed, key.sgd_seed);
+    match train::train_run_checkpointed(s, problem, run, lambda0, ckpt) {
+        train::RunEnd::Finished(record, _) => *record,
+        train::RunEnd::Interrupted(_) => {
+            let mut rec = crate::record::RunRecord::unmeasured(
+                lambda0.value,
+                key.c / lambda0.value,
+                RunStatus::Pending,
+                s.steps,
+                s.interp_points,
+            );
+            rec.seconds = f64::NAN;
+            rec
+        }
     }
 }
 
@@ -394,8 +477,14 @@ impl SweepTask<'_> {
             let Outcome::Run { key, record, .. } = o else {
                 return Ok(Vec::new());
             };
+            if record.status == RunStatus::Pending {
+                // Stopped by the drain at a checkpoint: it stays pending, and its
+                // checkpoint continues it on resume.
+                return Ok(Vec::new());
+            }
             let Some(search) = search.as_mut() else {
                 file.write_record(key, record)?;
+                let _ = crate::store::checkpoint::remove(&cfg.output.path, key);
                 ran_now += 1;
                 tally.add(record.status);
                 progress.update(tally.finished, tally.diverged);
@@ -404,6 +493,7 @@ impl SweepTask<'_> {
             let mut record = record.clone();
             record.search_round = search.round_of(key);
             file.write_record(key, &record)?;
+            let _ = crate::store::checkpoint::remove(&cfg.output.path, key);
             let next = search.finished(key, &record);
             file.add_pending(&next);
             progress.set_total(file.n_runs());
@@ -416,6 +506,7 @@ impl SweepTask<'_> {
         let result = schedule::run_master(&mut master, self.world, work, sink, self.drain);
         let wall = loop_start.elapsed().as_secs_f64();
         progress.finish();
+        crate::store::checkpoint::remove_dir_if_empty(&cfg.output.path);
         let total = file.n_runs();
         let drained = self.drain.load(Ordering::Relaxed);
         let what = ending(tally.finished, total, master.out_of_time(), drained);

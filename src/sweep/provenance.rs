@@ -35,12 +35,15 @@ fn cpu_features() -> String {
     format!("{model}; {}", feats.join(" "))
 }
 
-/// The canonical config text and its SHA-256 (the output path is left out, so moving
-/// the file does not change the hash).
+/// The canonical config text and its SHA-256 (the output path and the checkpoint interval
+/// are left out, so moving the file or checkpointing differently does not change the
+/// hash).
 pub fn config_identity(cfg: &Config) -> (String, String) {
     let text = cfg.to_toml_string();
     let mut hashed = cfg.clone();
     hashed.output.path = PathBuf::new();
+    // How often runs checkpoint changes no number: a resume may change it.
+    hashed.train.checkpoint_every = 0;
     let digest = Sha256::digest(hashed.to_toml_string().as_bytes());
     let hex = digest
         .iter()
