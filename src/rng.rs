@@ -81,6 +81,9 @@ pub enum NetStream {
     Sgd,
     /// The Lanczos start vectors (from the init seed).
     Lanczos,
+    /// The authors-notebook protocol's stream of measurement examples for λ₀ (from the
+    /// SGD seed).
+    NotebookMeasure,
 }
 
 impl NetStream {
@@ -89,6 +92,7 @@ impl NetStream {
             NetStream::Init => "init",
             NetStream::Sgd => "sgd",
             NetStream::Lanczos => "lanczos",
+            NetStream::NotebookMeasure => "notebook-measure",
         }
     }
 

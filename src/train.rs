@@ -2,7 +2,7 @@
 //! sharpness after every `sharpness.every` steps. Divergence is a result (recorded in the
 //! [`RunRecord`]), never an error. A run knows nothing of the grid or of files.
 
-use crate::config::{Config, ModelKind, SharpnessMethod, SpectrumOperator};
+use crate::config::{Config, ModelKind, SharpnessMethod, SharpnessProtocol, SpectrumOperator};
 use crate::data::{self, Dataset};
 use crate::hessian::{
     block_top_k_in, lanczos_top_in, power_top, BlockOptions, EigenEstimate, EigenWorkspace,
@@ -176,6 +176,10 @@ pub struct RunSettings {
     pub warmup_steps: usize,
     /// With Adam: also measure the plain Hessian's top eigenvalue (`hessian_sharpness`).
     pub preconditioned: bool,
+    /// Fixed measurement set, or the authors' notebook.
+    pub protocol: SharpnessProtocol,
+    /// Examples of λ₀'s measurement under the authors' notebook (`sharpness.measure_n`).
+    pub measure_n: usize,
     /// Matmul parallelism.
     pub par: Par,
 }
@@ -212,6 +216,8 @@ impl RunSettings {
             rule: Rule::of(&cfg.train),
             warmup_steps: cfg.train.warmup_steps,
             preconditioned: cfg.sharpness.preconditioned,
+            protocol: cfg.sharpness.protocol,
+            measure_n: cfg.sharpness.measure_n,
             par,
         }
     }
@@ -370,6 +376,9 @@ fn initial_state<T: Float>(
 /// Adam's β₁, β₂, ε) only, never on c.
 pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> Lambda0 {
     let params: Vec<T> = init_params(&s.spec, NetStream::Init.seed(seed, s.depth, s.width));
+    if s.protocol == SharpnessProtocol::AuthorsNotebook {
+        return Lambda0::of_estimate(&notebook_lambda0(s, problem, &params, seed));
+    }
     let mut ws = MlpWorkspace::<T>::new(&s.spec, problem.n_meas(), s.par);
     let (_, precond) = initial_state(s, problem, &params, &mut ws);
     let est = measure_sharpness(
@@ -383,6 +392,73 @@ pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> La
         NetStream::Lanczos.seed(seed, s.depth, s.width),
     );
     Lambda0::of_estimate(&est)
+}
+
+/// The authors' notebook's power iteration: `power_iters` products from the run's one
+/// fixed start vector (a Gaussian seeded by the init seed's Lanczos stream, the same at
+/// every measurement), then the Rayleigh quotient of the last iterate — `power_iters` + 1
+/// products, as their code counts them.
+fn notebook_power<T: Float>(
+    s: &RunSettings,
+    params: &[T],
+    (x, y, m): (&[T], &[T], usize),
+    ws: &mut MlpWorkspace<T>,
+    seed: u64,
+) -> EigenEstimate {
+    let mut op = HvpOperator::new(params, x, y, m, ws);
+    let start = NetStream::Lanczos.seed(seed, s.depth, s.width);
+    power_top(&mut op, None, s.power_iters + 1, s.tol, start)
+}
+
+/// λ₀ under the authors' notebook: on the first `measure_n` examples of a stream of
+/// permutations of the training set seeded by the SGD seed (which the protocol makes the
+/// init seed: `train.sgd_seeds` is refused with it).
+fn notebook_lambda0<T: Float>(
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    seed: u64,
+) -> EigenEstimate {
+    let m = s.measure_n.min(problem.n_train());
+    let stream = NetStream::NotebookMeasure.seed(seed, s.depth, s.width);
+    let mut examples = Minibatches::new(problem, m, stream);
+    let (x, y) = examples.next(problem);
+    let mut ws = MlpWorkspace::<T>::new(&s.spec, m, s.par);
+    notebook_power(s, params, (x, y, m), &mut ws, seed)
+}
+
+/// State t's training loss (as [`measure_step`]) and, under the authors' notebook, its
+/// sharpness on the next minibatch of `batches`, which the measurement consumes.
+#[allow(clippy::too_many_arguments)]
+fn measure_notebook<T: Float>(
+    rec: &mut RunRecord,
+    t: usize,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    (ws_meas, ws_batch): (&mut MlpWorkspace<T>, &mut MlpWorkspace<T>),
+    batches: &mut Minibatches<T>,
+    seed: u64,
+) {
+    let loss = ws_meas.loss_over(
+        params,
+        &problem.x_train,
+        &problem.y_train,
+        problem.input_dim,
+    );
+    rec.loss[t] = loss;
+    if !loss.is_finite() || loss > s.divergence_loss {
+        rec.status = RunStatus::Diverged;
+        rec.diverged_at = Some(t as u32);
+        return;
+    }
+    let b = batches.size;
+    let (xb, yb) = batches.next(problem);
+    let est = notebook_power(s, params, (xb, yb, b), ws_batch, seed);
+    let m = Lambda0::of_estimate(&est);
+    record_measurement(rec, t, &m);
+    rec.eigenvalues[t * s.k] = m.value;
+    rec.eig_residual[t * s.k] = m.residual;
 }
 
 /// Seconds spent in each part of a run.
@@ -659,7 +735,8 @@ fn measure_extras<T: Float>(
     }
 }
 
-/// State 0: λ₀ is the network's (shared by its runs, so the sharpness measurement after it
+/// State 0: the training loss (above `s.divergence_loss` or not finite: diverged at 0),
+/// and λ₀, the network's (shared by its runs, so the sharpness measurement after it
 /// starts cold); a spectrum `s` asks for is measured here, in the run, and warms the next.
 #[allow(clippy::too_many_arguments)]
 fn measure_init<T: Float>(
@@ -672,6 +749,17 @@ fn measure_init<T: Float>(
     lambda0: &Lambda0,
     seed: u64,
 ) {
+    rec.loss[0] = ws.loss_over(
+        params,
+        &problem.x_train,
+        &problem.y_train,
+        problem.input_dim,
+    );
+    let l = rec.loss[0];
+    if !l.is_finite() || l > s.divergence_loss {
+        rec.status = RunStatus::Diverged;
+        rec.diverged_at = Some(0);
+    }
     if s.spectra() {
         measure_at(rec, 0, s, problem, params, ws, warm, Some(lambda0), seed);
     } else {
@@ -805,7 +893,6 @@ pub fn train_run_checkpointed<T: Float>(
         return RunEnd::Finished(Box::new(rec), timing);
     }
     let spec = &s.spec;
-    let d_in = problem.input_dim;
     let b = s.batch_size.min(problem.n_train());
     let theta0: Vec<T> = init_params(spec, NetStream::Init.seed(seed, s.depth, s.width));
     let mut grad = vec![T::of(0.0); theta0.len()];
@@ -826,25 +913,14 @@ pub fn train_run_checkpointed<T: Float>(
             (ck.params, ck.opt, batches, ck.t, ck.seconds)
         }
         None => {
-            let params = theta0.clone();
-            let (opt, precond0) = initial_state(s, problem, &params, &mut ws_meas);
+            let (opt, precond0) = initial_state(s, problem, &theta0, &mut ws_meas);
             warm.precond = precond0;
             let t0 = Instant::now();
-            rec.loss[0] = ws_meas.loss_over(&params, &problem.x_train, &problem.y_train, d_in);
             let (ws, w0, seed0) = (&mut ws_meas, &mut warm, lanczos_seed.wrapping_sub(1));
-            measure_init(&mut rec, s, problem, &params, ws, w0, lambda0_est, seed0);
+            measure_init(&mut rec, s, problem, &theta0, ws, w0, lambda0_est, seed0);
             timing.measure_s += t0.elapsed().as_secs_f64();
-            if diverged(rec.loss[0]) {
-                rec.status = RunStatus::Diverged;
-                rec.diverged_at = Some(0);
-            }
-            (
-                params,
-                opt,
-                Minibatches::new(problem, b, sgd_stream),
-                0,
-                0.0,
-            )
+            let fresh = Minibatches::new(problem, b, sgd_stream);
+            (theta0.clone(), opt, fresh, 0, 0.0)
         }
     };
 
@@ -864,17 +940,13 @@ pub fn train_run_checkpointed<T: Float>(
 
         if t % s.every == 0 || t == steps {
             let t2 = Instant::now();
-            let state = (&params[..], &opt);
-            measure_step(
-                &mut rec,
-                t,
-                s,
-                problem,
-                state,
-                &mut ws_meas,
-                &mut warm,
-                lanczos_seed,
-            );
+            if s.protocol == SharpnessProtocol::AuthorsNotebook {
+                let ws = (&mut ws_meas, &mut ws_batch);
+                measure_notebook(&mut rec, t, s, problem, &params, ws, &mut batches, seed);
+            } else {
+                let (state, ws) = ((&params[..], &opt), &mut ws_meas);
+                measure_step(&mut rec, t, s, problem, state, ws, &mut warm, lanczos_seed);
+            }
             timing.measure_s += t2.elapsed().as_secs_f64();
             if rec.status == RunStatus::Diverged {
                 break;
@@ -1575,5 +1647,113 @@ mod checkpoint_tests {
         check::<f32>(&spectra, 3.0);
         // A run that diverges after its last checkpoint.
         check::<f32>(RUN, 40.0);
+    }
+}
+
+#[cfg(test)]
+mod notebook_tests {
+    use super::*;
+
+    const NOTEBOOK: &str = r#"
+        [data]
+        dataset = "synthetic"
+        synthetic_input_dim = 6
+        n_train = 40
+        [model]
+        depth = [3]
+        width = [7]
+        [train]
+        batch_size = 8
+        steps = 7
+        seeds = [5]
+        precision = "f64"
+        [sharpness]
+        protocol = "authors-notebook"
+        measure_n = 16
+        [grid]
+        c = [1.5]
+    "#;
+
+    #[test]
+    fn authors_notebook_trains_on_every_other_minibatch_and_measures_on_the_next() {
+        let cfg = Config::from_toml_str(NOTEBOOK).unwrap();
+        cfg.validate().unwrap();
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let (d, w, seed) = (3, 7, 5);
+        let s = RunSettings::new(&cfg, &problem, d, w, Par::Seq);
+        let l0 = lambda0(&s, &problem, seed);
+        let (rec, _) = train_run(&s, &problem, 1.5, seed, seed, &l0);
+        assert_eq!(rec.status, RunStatus::Done);
+
+        // The one fixed start vector of every measurement, and 20 + 1 products each.
+        let start = NetStream::Lanczos.seed(seed, d, w);
+        let power = |params: &[f64], x: &[f64], y: &[f64], m: usize| {
+            let mut ws = MlpWorkspace::<f64>::new(&s.spec, m, Par::Seq);
+            let mut op = HvpOperator::new(params, x, y, m, &mut ws);
+            power_top(&mut op, None, 21, s.tol, start)
+        };
+        // λ₀: the first 16 examples of the SGD seed's measurement stream.
+        let theta0: Vec<f64> = init_params(&s.spec, NetStream::Init.seed(seed, d, w));
+        let mut stream =
+            Minibatches::new(&problem, 16, NetStream::NotebookMeasure.seed(seed, d, w));
+        let (x0, y0) = stream.next(&problem);
+        let want0 = power(&theta0, x0, y0, 16);
+        assert_eq!(l0.value.to_bits(), want0.value.to_bits());
+        assert_eq!((l0.hvps, rec.hvps[0]), (21, 21));
+
+        // Replay: minibatches 1, 3, 5, … train; 2, 4, 6, … measure (8 examples, 5 batches
+        // an epoch, so the stream crosses epochs).
+        let mut batches = Minibatches::new(&problem, 8, NetStream::Sgd.seed(seed, d, w));
+        let mut theta = theta0.clone();
+        let mut ws = MlpWorkspace::<f64>::new(&s.spec, 8, Par::Seq);
+        let mut grad = vec![0.0; theta.len()];
+        let eta = 1.5 / l0.value;
+        for t in 1..=7 {
+            let (xb, yb) = batches.next(&problem);
+            ws.loss_and_grad(&theta, xb, yb, 8, &mut grad);
+            theta.iter_mut().zip(&grad).for_each(|(p, g)| *p -= eta * g);
+            let (xm, ym) = batches.next(&problem);
+            let want = power(&theta, xm, ym, 8);
+            assert_eq!(
+                rec.sharpness[t].to_bits(),
+                want.value.to_bits(),
+                "λ_{t} on minibatch {}",
+                2 * t
+            );
+            assert_eq!(rec.hvps[t], 21);
+            // The loss is on the whole training set (in chunks of the measurement set's
+            // size, as the run sums it).
+            let mut full = MlpWorkspace::<f64>::new(&s.spec, problem.n_meas(), Par::Seq);
+            let loss = full.loss_over(&theta, &problem.x_train, &problem.y_train, 6);
+            assert_eq!(rec.loss[t].to_bits(), loss.to_bits());
+        }
+    }
+
+    #[test]
+    fn authors_notebook_refuses_what_it_cannot_measure() {
+        for (extra, key) in [
+            (
+                "[sharpness]\nprotocol = \"authors-notebook\"\nk = 2",
+                "sharpness.k",
+            ),
+            (
+                "[sharpness]\nprotocol = \"authors-notebook\"\nbottom = true",
+                "sharpness.bottom",
+            ),
+            (
+                "[train]\nsgd_seeds = [1, 2]\n[sharpness]\nprotocol = \"authors-notebook\"",
+                "train.sgd_seeds",
+            ),
+            (
+                "[train]\noptimizer = \"adam\"\n[sharpness]\nprotocol = \"authors-notebook\"",
+                "train.optimizer",
+            ),
+        ] {
+            let err = Config::from_toml_str(extra)
+                .and_then(|c| c.validate().map(|_| c))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 }

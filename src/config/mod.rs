@@ -268,6 +268,29 @@ pub struct SharpnessConfig {
     /// stored.
     #[serde(skip_serializing_if = "is_false")]
     pub preconditioned: bool,
+    /// Which examples and estimator measure the sharpness: today's fixed measurement set,
+    /// or exactly what the authors' demo notebook does.
+    #[serde(skip_serializing_if = "is_fixed_set")]
+    pub protocol: SharpnessProtocol,
+}
+
+/// How the sharpness is measured (`sharpness.protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharpnessProtocol {
+    /// λ₀ and every λ_t on one fixed, seeded measurement set of `measure_n` examples, by
+    /// `method`.
+    #[default]
+    FixedSet,
+    /// The authors' demo notebook (Kalra & Barkeshli 2023): λ₀ by power iteration on the
+    /// first `measure_n` examples of a stream seeded by the SGD seed; each later λ_t by
+    /// power iteration from one fixed start vector on the next SGD minibatch, which is
+    /// thereby consumed (SGD trains on every other minibatch).
+    AuthorsNotebook,
+}
+
+fn is_fixed_set(p: &SharpnessProtocol) -> bool {
+    *p == SharpnessProtocol::FixedSet
 }
 
 /// Which operators' top-k spectra a measurement stores (`sharpness.operator`).
@@ -317,6 +340,7 @@ impl Default for SharpnessConfig {
             operator: SpectrumOperator::Hessian,
             bottom: false,
             preconditioned: false,
+            protocol: SharpnessProtocol::FixedSet,
         }
     }
 }
@@ -590,6 +614,7 @@ fn schema_table() -> toml::Table {
     full.train.adam_eps = 1.0;
     full.train.checkpoint_every = 1;
     full.sharpness.preconditioned = true;
+    full.sharpness.protocol = SharpnessProtocol::AuthorsNotebook;
     full.model.net.loss = crate::model::param::Loss::CrossEntropy;
     toml::Table::try_from(&full).expect("the default config serializes to a table")
 }

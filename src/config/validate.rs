@@ -168,7 +168,40 @@ impl Config {
         Ok(())
     }
 
+    /// The authors-notebook protocol measures one top eigenvalue of the Hessian by power
+    /// iteration on SGD's own minibatches: what it cannot do is refused by key.
+    fn validate_protocol(&self) -> Result<(), ConfigError> {
+        use super::SharpnessProtocol;
+        let s = &self.sharpness;
+        if s.protocol != SharpnessProtocol::AuthorsNotebook {
+            return Ok(());
+        }
+        let why = "is not available with sharpness.protocol = \"authors-notebook\" (one top Hessian eigenvalue by power iteration on SGD's minibatches)";
+        let refused = [
+            ("sharpness.k", s.k > 1),
+            (
+                "sharpness.operator",
+                s.operator != SpectrumOperator::Hessian,
+            ),
+            ("sharpness.bottom", s.bottom),
+            ("sharpness.preconditioned", s.preconditioned),
+            ("train.optimizer", self.train.optimizer == Optimizer::Adam),
+            ("model.kind", self.model.kind == ModelKind::Uv),
+        ];
+        if let Some((key, _)) = refused.iter().find(|(_, bad)| *bad) {
+            return Err(invalid(key, why));
+        }
+        if self.train.sgd_seeds.is_some() {
+            return Err(invalid(
+                "train.sgd_seeds",
+                "must be omitted with sharpness.protocol = \"authors-notebook\": λ₀'s examples are drawn from the SGD seed's stream, so each init seed runs with its own SGD seed",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_sharpness(&self) -> Result<(), ConfigError> {
+        self.validate_protocol()?;
         let s = &self.sharpness;
         if s.measure_n == 0 {
             return Err(invalid("sharpness.measure_n", "must be >= 1 (got 0)"));

@@ -105,6 +105,14 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
             s.power_iters, s.warm_start
         ),
     };
+    let method = match s.protocol {
+        crate::config::SharpnessProtocol::FixedSet => method,
+        crate::config::SharpnessProtocol::AuthorsNotebook => format!(
+            "authors-notebook protocol (Kalra & Barkeshli 2023 demo notebook): lambda0 by power iteration ({n} products from one fixed seeded Gaussian start vector, then the Rayleigh quotient of the last iterate: {n} + 1 HVPs) on the first {m} examples of a stream of permutations of the training subset seeded by the SGD seed; each later lambda_t the same way, from the same start vector, on the next SGD minibatch, which the measurement consumes (SGD trains on every other minibatch); loss on the full training subset",
+            n = s.power_iters,
+            m = s.measure_n
+        ),
+    };
     let v = |k: &str, v: String| (k.to_string(), v);
     vec![
         v("loss", match cfg.model.net.loss {
