@@ -66,6 +66,7 @@ fn write_sample(path: &Path) {
             width: 128,
             seed: 0,
             sgd_seed: i,
+            axis_point: 0,
         })
         .collect();
     let results = Results {
@@ -74,6 +75,7 @@ fn write_sample(path: &Path) {
         interp_alpha: vec![0.0, 1.0],
         records: vec![None; keys.len()],
         keys,
+        axes: Default::default(),
     };
     let meta = FileMeta {
         config_text: "steps = 4\n".into(),

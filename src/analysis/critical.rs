@@ -885,6 +885,7 @@ pub(crate) mod tests {
                 width,
                 seed,
                 sgd_seed: seed,
+                axis_point: 0,
             });
             let down: Vec<f64> = (0..=steps).map(|t| 1.0 - 0.01 * t as f64).collect();
             let sdown: Vec<f64> = (0..=steps).map(|t| 10.0 - 0.1 * t as f64).collect();
@@ -1045,6 +1046,7 @@ pub(crate) mod tests {
                 width: 64,
                 seed: 0,
                 sgd_seed: 0,
+                axis_point: 0,
             });
             res.records.push(Some(diverged(10, step, c)));
         }
@@ -1069,6 +1071,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         // c=2: unmeasured NaN steps are skipped, no rise.
         res.keys.push(key(2.0));
@@ -1104,6 +1107,7 @@ pub(crate) mod tests {
                 width: 8,
                 seed: 0,
                 sgd_seed: 0,
+                axis_point: 0,
             });
         }
         res.records.push(Some(run(
@@ -1183,6 +1187,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         res.records.push(Some(run(
             vec![1.0, 1.2, 0.9, 0.8],
@@ -1216,6 +1221,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         let loss: Vec<f64> = (0..=30).map(|t| 1.0 - 0.01 * t as f64).collect();
         let sh: Vec<f64> = (0..=30)

@@ -1053,6 +1053,7 @@ mod tests {
                     width: w,
                     seed: 0,
                     sgd_seed: 0,
+                    axis_point: 0,
                 });
                 let sh: Vec<f64> = (0..=steps)
                     .map(|t| 10.0 * (1.0 - 0.3 * (j as f64 + 1.0) * (t.min(10) as f64) / 10.0))
@@ -1066,6 +1067,7 @@ mod tests {
             width: 64,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         res.records.push(Some(diverged(steps, 2, 16.0)));
         let a = analyze(&res, &AnalysisParams::default());

@@ -365,16 +365,7 @@ impl Analysis {
             .flat_map(|l| l.runs.iter().map(move |r| (l, r)))
             .collect();
         runs.i64("index", rs.iter().map(|(_, r)| r.index as i64).collect());
-        let keys: Vec<TaskKey> = rs
-            .iter()
-            .map(|(l, r)| TaskKey {
-                c: r.c,
-                depth: l.line.depth,
-                width: l.line.width,
-                seed: l.line.seed,
-                sgd_seed: l.line.sgd_seed,
-            })
-            .collect();
+        let keys: Vec<TaskKey> = rs.iter().map(|(l, r)| l.line.task(r.c)).collect();
         key_columns(&mut runs, &keys);
         runs.str(
             "status",

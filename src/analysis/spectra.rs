@@ -139,6 +139,7 @@ mod tests {
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default(); 2],
             records: vec![Some(rec), None],
+            axes: Default::default(),
         };
         let s = run_spectra(&results);
         assert_eq!(s.len(), 1);
@@ -163,6 +164,7 @@ mod tests {
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default()],
             records: vec![Some(rec)],
+            axes: Default::default(),
         };
         let s = &run_spectra(&results)[0];
         assert!(
