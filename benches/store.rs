@@ -36,6 +36,7 @@ fn file(
             width: 32,
             seed: (i / 69) as u64,
             sgd_seed: (i / 69) as u64,
+            axis_point: 0,
         })
         .collect();
     let results = Results {
@@ -44,6 +45,7 @@ fn file(
         interp_alpha: Vec::new(),
         keys,
         records: vec![None; runs],
+        axes: Default::default(),
     };
     let meta = FileMeta {
         config_text: "[train]\nsteps = 10\n".into(),

@@ -25,6 +25,8 @@ use std::process::ExitCode;
 ///   [train]     batch_size steps seeds sgd_seeds precision divergence_loss
 ///   [sharpness] method measure_n measure_seed every tol max_iter power_iters warm_start
 ///   [grid]      log2_c = {start, stop, step} | c = [...]; stop_after_divergence interp_points
+///               axes = { "train.momentum" = [0.0, 0.9], ... }: every task once per point of
+///               the product of the axes' values (README "grid.axes")
 ///   [output]    path
 ///
 /// Results file (HDF5, netCDF-compatible; README "The results file"): the variables below;
@@ -150,7 +152,8 @@ enum Command {
     /// Under `mpirun -np N` or `srun` the ranks share the grid; without a launcher it runs
     /// in one process. A killed sweep keeps every finished run; `--resume` runs the rest.
     Sweep(SweepArgs),
-    /// Train one (c, depth, width, seed) run of a config and print its trajectory.
+    /// Train one (c, depth, width, seed) run of a config and print its trajectory. With
+    /// `grid.axes`, the config's own values of the axis keys are used (set them with --set).
     Run {
         /// TOML config.
         config: PathBuf,
@@ -191,7 +194,8 @@ enum Command {
         #[arg(long)]
         no_write: bool,
     },
-    /// Figures: the phase diagram, loss and sharpness trajectories, λ_τ/λ₀ against c.
+    /// Figures: the phase diagram (one per point of `grid.axes`), loss and sharpness
+    /// trajectories, λ_τ/λ₀ against c.
     Plot(PlotArgs),
     /// Follow a sweep: every few seconds, the runs finished so far (also those still in
     /// the journal of a running sweep), the critical-value table, and the phase diagram

@@ -1580,6 +1580,7 @@ mod checkpoint_tests {
             width: 16,
             seed: 2,
             sgd_seed: 2,
+            axis_point: 0,
         };
         let mut saved: Vec<Vec<u8>> = Vec::new();
         let mut save = |ck: &RunCheckpoint<T>| {

@@ -41,7 +41,7 @@ fn bad_input_errors_name_the_problem() {
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);
     let cfg = cfg.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--set", "model.widht=[8]"], "model.widht"),
         (&["--set", "train.momentum=0.9"], "train.momentum"),
         (&["--set", "train.batch_size=0"], "train.batch_size"),
@@ -52,6 +52,14 @@ fn bad_input_errors_name_the_problem() {
         (
             &["--set", "sharpness.method=\"arnoldi\""],
             "sharpness.method",
+        ),
+        (
+            &["--set", "grid.axes={\"model.width\" = [8, 16]}"],
+            "grid.axes.\"model.width\": `model.width` is a grid dimension already",
+        ),
+        (
+            &["--set", "grid.axes={\"train.batch_size\" = [64, 512]}"],
+            "grid.axes: point 1 of 2 (train.batch_size = 512): train.batch_size",
         ),
     ];
     for (extra, needle) in cases {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sharpsweep::record::{Column, Results, RunRecord, RunStatus, TaskKey};
+use sharpsweep::record::{Axes, Column, Results, RunRecord, RunStatus, TaskKey};
 use sharpsweep::store::{write_group_table, FileMeta, ResultsFile};
 
 const MODULES: &str = "import h5py, xarray, h5netcdf, pandas";
@@ -58,6 +58,10 @@ fn record(steps: usize, status: RunStatus, x: f64) -> RunRecord {
 }
 
 fn write_sample(path: &Path) {
+    write_sample_with_axes(path, Axes::default());
+}
+
+fn write_sample_with_axes(path: &Path, axes: Axes) {
     let steps = 4;
     let keys: Vec<TaskKey> = (0..4)
         .map(|i| TaskKey {
@@ -66,6 +70,8 @@ fn write_sample(path: &Path) {
             width: 128,
             seed: 0,
             sgd_seed: i,
+            // Points 0, 1, 2, 3 when there are as many (one each), else all 0.
+            axis_point: if axes.n_points() >= 4 { i as u32 } else { 0 },
         })
         .collect();
     let results = Results {
@@ -74,6 +80,7 @@ fn write_sample(path: &Path) {
         interp_alpha: vec![0.0, 1.0],
         records: vec![None; keys.len()],
         keys,
+        axes,
     };
     let meta = FileMeta {
         config_text: "steps = 4\n".into(),
@@ -184,6 +191,61 @@ print("group: ok")
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stdout.contains("group: ok"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn xarray_reads_the_variables_of_grid_axes() {
+    let _turn = FILES.lock().unwrap_or_else(|e| e.into_inner());
+    ensure_python_packages();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.h5");
+    let axes = Axes::from_text(
+        "\"model.activation\" = [\"relu\", \"tanh\"]\n\"model.bias\" = [false, true]\n\
+         \"model.loss\" = [\"mse\"]\n\"train.momentum\" = [0.0]\n",
+    )
+    .unwrap();
+    write_sample_with_axes(&path, axes);
+    // The layout check of read_results.py holds with axes too.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_results.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("check: ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = r#"
+import sys, xarray as xr
+ds = xr.open_dataset(sys.argv[1], engine="h5netcdf")
+for v in ["axis_point", "activation", "bias", "model_loss", "momentum"]:
+    assert ds[v].dims == ("run",), (v, ds[v].dims)
+assert list(ds["axis_point"].values) == [0, 1, 2, 3]
+assert list(ds["activation"].values) == ["relu", "relu", "tanh", "tanh"], ds["activation"].values
+assert list(ds["bias"].values) == [0, 1, 0, 1] and ds["bias"].attrs["flag_meanings"] == "false true"
+assert list(ds["model_loss"].values) == ["mse"] * 4 and ds["model_loss"].attrs["axis_key"] == "model.loss"
+assert list(ds["momentum"].values) == [0.0] * 4
+assert ds["loss"].dims == ("run", "step")
+assert ds.attrs["axes"].splitlines()[0] == '"model.activation" = ["relu", "tanh"]', ds.attrs["axes"]
+df = ds[["c", "activation", "bias", "status"]].to_dataframe()
+assert df.groupby(["activation", "bias"]).size().tolist() == [1, 1, 1, 1]
+print("axes: ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", code])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("axes: ok"),
         "{stdout}\n{stderr}"
     );
 }

@@ -221,13 +221,15 @@ pub struct SeedMean {
     pub n_coarse: usize,
 }
 
-/// All boundaries of one (depth, width), averaged over seed lines.
+/// All boundaries of one (depth, width, axis point), averaged over seed lines.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupSummary {
     /// Number of weight layers.
     pub depth: u32,
     /// Hidden width.
     pub width: u32,
+    /// Point of `grid.axes` (0 without axes).
+    pub axis_point: u32,
     /// Number of seed lines.
     pub n_lines: usize,
     /// Loss-catapult onset.
@@ -309,9 +311,11 @@ impl LinearFit {
     }
 }
 
-/// The fit of one boundary against one abscissa.
+/// The fit of one boundary against one abscissa, over the groups of one axis point.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BoundaryFit {
+    /// Point of `grid.axes` whose groups are fitted (0 without axes).
+    pub axis_point: u32,
     /// Which boundary.
     pub boundary: Boundary,
     /// Against what.
@@ -683,22 +687,24 @@ fn seed_mean<'a>(vals: impl Iterator<Item = &'a CriticalValue>) -> SeedMean {
     }
 }
 
-/// Seed averages per (depth, width), sorted by (depth, width).
+/// Seed averages per (depth, width, axis point), sorted by (depth, width, axis point).
 pub fn group_summaries(lines: &[LineCritical]) -> Vec<GroupSummary> {
-    let mut groups: std::collections::BTreeMap<(u32, u32), Vec<&LineCritical>> = Default::default();
+    type Lines<'a> = Vec<&'a LineCritical>;
+    let mut groups: std::collections::BTreeMap<(u32, u32, u32), Lines> = Default::default();
     for l in lines {
         groups
-            .entry((l.line.depth, l.line.width))
+            .entry((l.line.depth, l.line.width, l.line.axis_point))
             .or_default()
             .push(l);
     }
     groups
         .into_iter()
-        .map(|((depth, width), ls)| {
+        .map(|((depth, width, axis_point), ls)| {
             let has_barrier = ls.iter().any(|l| l.c_barrier.is_some());
             let mut g = GroupSummary {
                 depth,
                 width,
+                axis_point,
                 n_lines: ls.len(),
                 c_loss: seed_mean(ls.iter().map(|l| &l.c_loss)),
                 c_sharp: seed_mean(ls.iter().map(|l| &l.c_sharp)),
@@ -793,41 +799,54 @@ pub fn linear_fit(x: &[f64], y: &[f64], w: Option<&[f64]>) -> Option<LinearFit> 
     })
 }
 
-/// Fits each boundary's seed mean against 1/w and d/w. Groups whose mean is NaN are left
-/// out. Weighted by 1/se² when every used point has a finite positive se, else unweighted.
+/// Fits each boundary's seed mean against 1/w and d/w, over the groups of each axis point
+/// in turn (ascending; one point without axes). Groups whose mean is NaN are left out.
+/// Weighted by 1/se² when every used point has a finite positive se, else unweighted.
 pub fn boundary_fits(groups: &[GroupSummary]) -> Vec<BoundaryFit> {
+    let mut points: Vec<u32> = groups.iter().map(|g| g.axis_point).collect();
+    points.sort_unstable();
+    points.dedup();
     let mut out = Vec::new();
-    for b in [
-        Boundary::CLoss,
-        Boundary::CSharp,
-        Boundary::CMax,
-        Boundary::CBarrier,
-    ] {
-        if b == Boundary::CBarrier && groups.iter().all(|g| g.c_barrier.is_none()) {
-            continue;
-        }
-        for axis in [FitAxis::InverseWidth, FitAxis::DepthOverWidth] {
-            let pts: Vec<(f64, f64, f64)> = groups
-                .iter()
-                .filter_map(|g| {
-                    let m = g.get(b)?;
-                    m.mean
-                        .is_finite()
-                        .then(|| (axis.x(g.depth, g.width), m.mean, m.se))
-                })
-                .collect();
-            let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
-            let y: Vec<f64> = pts.iter().map(|p| p.1).collect();
-            let weighted = pts.iter().all(|p| p.2.is_finite() && p.2 > 0.0);
-            let w: Vec<f64> = pts.iter().map(|p| 1.0 / (p.2 * p.2)).collect();
-            out.push(BoundaryFit {
-                boundary: b,
-                axis,
-                fit: linear_fit(&x, &y, weighted.then_some(w.as_slice())),
-            });
+    for point in points {
+        let at: Vec<&GroupSummary> = groups.iter().filter(|g| g.axis_point == point).collect();
+        for b in [
+            Boundary::CLoss,
+            Boundary::CSharp,
+            Boundary::CMax,
+            Boundary::CBarrier,
+        ] {
+            if b == Boundary::CBarrier && groups.iter().all(|g| g.c_barrier.is_none()) {
+                continue;
+            }
+            for axis in [FitAxis::InverseWidth, FitAxis::DepthOverWidth] {
+                out.push(BoundaryFit {
+                    axis_point: point,
+                    boundary: b,
+                    axis,
+                    fit: fit_groups(&at, b, axis),
+                });
+            }
         }
     }
     out
+}
+
+/// The fit of boundary `b`'s seed means against `axis` over `groups`.
+fn fit_groups(groups: &[&GroupSummary], b: Boundary, axis: FitAxis) -> Option<LinearFit> {
+    let pts: Vec<(f64, f64, f64)> = groups
+        .iter()
+        .filter_map(|g| {
+            let m = g.get(b)?;
+            m.mean
+                .is_finite()
+                .then(|| (axis.x(g.depth, g.width), m.mean, m.se))
+        })
+        .collect();
+    let x: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    let y: Vec<f64> = pts.iter().map(|p| p.1).collect();
+    let weighted = pts.iter().all(|p| p.2.is_finite() && p.2 > 0.0);
+    let w: Vec<f64> = pts.iter().map(|p| 1.0 / (p.2 * p.2)).collect();
+    linear_fit(&x, &y, weighted.then_some(w.as_slice()))
 }
 
 #[cfg(test)]
@@ -885,6 +904,7 @@ pub(crate) mod tests {
                 width,
                 seed,
                 sgd_seed: seed,
+                axis_point: 0,
             });
             let down: Vec<f64> = (0..=steps).map(|t| 1.0 - 0.01 * t as f64).collect();
             let sdown: Vec<f64> = (0..=steps).map(|t| 10.0 - 0.1 * t as f64).collect();
@@ -1045,6 +1065,7 @@ pub(crate) mod tests {
                 width: 64,
                 seed: 0,
                 sgd_seed: 0,
+                axis_point: 0,
             });
             res.records.push(Some(diverged(10, step, c)));
         }
@@ -1069,6 +1090,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         // c=2: unmeasured NaN steps are skipped, no rise.
         res.keys.push(key(2.0));
@@ -1104,6 +1126,7 @@ pub(crate) mod tests {
                 width: 8,
                 seed: 0,
                 sgd_seed: 0,
+                axis_point: 0,
             });
         }
         res.records.push(Some(run(
@@ -1183,6 +1206,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         res.records.push(Some(run(
             vec![1.0, 1.2, 0.9, 0.8],
@@ -1216,6 +1240,7 @@ pub(crate) mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         let loss: Vec<f64> = (0..=30).map(|t| 1.0 - 0.01 * t as f64).collect();
         let sh: Vec<f64> = (0..=30)
@@ -1324,6 +1349,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_axis_point_has_its_own_lines_groups_and_fits() {
+        let mut res = Results {
+            eig: 1,
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(9);
+        line(&mut res, 4, 512, 0, &cs, "llssLSSDD");
+        line(&mut res, 2, 512, 0, &cs, "llssLSSDD");
+        let n = res.keys.len();
+        // The same lines at axis point 1, whose loss catapult comes one c later.
+        line(&mut res, 4, 512, 0, &cs, "llsssLSDD");
+        line(&mut res, 2, 512, 0, &cs, "llsssLSDD");
+        for k in &mut res.keys[n..] {
+            k.axis_point = 1;
+        }
+        let lines = critical_lines(&res, &params());
+        assert_eq!(lines.len(), 4);
+        let groups = group_summaries(&lines);
+        let at: Vec<(u32, u32, u32)> = groups
+            .iter()
+            .map(|g| (g.depth, g.width, g.axis_point))
+            .collect();
+        assert_eq!(at, [(2, 512, 0), (2, 512, 1), (4, 512, 0), (4, 512, 1)]);
+        assert_eq!(groups[0].c_loss.mean, cs[4]);
+        assert_eq!(groups[1].c_loss.mean, cs[5]);
+        let fits = boundary_fits(&groups);
+        assert_eq!(fits.len(), 2 * 3 * 2);
+        assert!(fits[..6].iter().all(|f| f.axis_point == 0));
+        let intercept = |p: u32| {
+            fits.iter()
+                .find(|f| {
+                    f.axis_point == p
+                        && f.boundary == Boundary::CLoss
+                        && f.axis == FitAxis::DepthOverWidth
+                })
+                .and_then(|f| f.fit.clone())
+                .unwrap()
+                .intercept
+        };
+        assert!((intercept(0) - cs[4]).abs() < 1e-9);
+        assert!((intercept(1) - cs[5]).abs() < 1e-9);
+    }
+
+    #[test]
     fn boundary_fits_from_groups() {
         let mk = |d: u32, w: u32, m: f64| GroupSummary {
             depth: d,
@@ -1358,6 +1428,7 @@ pub(crate) mod tests {
             },
             c_barrier: None,
             warnings: vec![],
+            axis_point: 0,
         };
         // c_loss = 2 + 100·d/w.
         let groups = [

@@ -59,6 +59,7 @@ pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {
     let fits = critical::boundary_fits(&groups);
     let missing = lines.iter().flat_map(|l| l.missing.clone()).collect();
     Analysis {
+        axes: results.axes.clone(),
         params: params.clone(),
         steps: results.steps,
         early_window: critical::early_window(results, params),

@@ -15,7 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::record::{Results, RunStatus};
+use crate::record::{Results, RunStatus, TaskKey};
 
 use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary, LinearFit};
 use super::report::Analysis;
@@ -74,6 +74,8 @@ pub struct TrajectorySelection {
     pub seed: u64,
     /// SGD-order seed (None: the smallest present).
     pub sgd_seed: Option<u64>,
+    /// Point of `grid.axes` (0 without axes).
+    pub axis_point: u32,
 }
 
 /// Why a figure could not be written; each names the file.
@@ -339,6 +341,10 @@ fn fit_line(fit: &LinearFit, xs: &[f64], (y0, y1): (f64, f64)) -> Vec<(f64, f64)
 
 struct PhaseDiagram<'a> {
     analysis: &'a Analysis,
+    /// The axis point drawn (0 without axes).
+    point: u32,
+    /// Its (depth, width) groups.
+    groups: Vec<GroupSummary>,
     axis: FitAxis,
     x_max: f64,
     y_range: (f64, f64),
@@ -351,8 +357,12 @@ impl Figure for PhaseDiagram<'_> {
     {
         root.fill(&WHITE)?;
         let (y0, y1) = self.y_range;
+        let title = match self.analysis.axes.label(self.point) {
+            l if l.is_empty() => "Phase diagram of early training".to_string(),
+            l => format!("Phase diagram of early training, {l}"),
+        };
         let mut chart = ChartBuilder::on(root)
-            .caption("Phase diagram of early training", font(24))
+            .caption(title, font(24))
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(64)
@@ -372,7 +382,7 @@ impl Figure for PhaseDiagram<'_> {
 
         // Shaded regions between the mean boundaries, each clamped to lie above the one
         // below it; a boundary with no resolved mean collapses onto the one below.
-        let groups = &self.analysis.groups;
+        let groups = &self.groups;
         let curves: Vec<Vec<(f64, f64)>> = [Boundary::CLoss, Boundary::CSharp, Boundary::CMax]
             .iter()
             .map(|&b| boundary_curve(groups, b, self.axis))
@@ -439,7 +449,7 @@ impl PhaseDiagram<'_> {
         DB::ErrorType: 'static,
     {
         let color = boundary_color(b);
-        let pts = mean_points(&self.analysis.groups, b, self.axis);
+        let pts = mean_points(&self.groups, b, self.axis);
         chart.draw_series(pts.iter().map(|&(x, lo, y, hi)| {
             ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 8)
         }))?;
@@ -454,7 +464,7 @@ impl PhaseDiagram<'_> {
             .analysis
             .fits
             .iter()
-            .find(|f| f.boundary == b && f.axis == self.axis)
+            .find(|f| f.boundary == b && f.axis == self.axis && f.axis_point == self.point)
             .and_then(|f| f.fit.clone());
         if let Some(fit) = fit {
             let line = fit_line(&fit, xs, y_range);
@@ -606,8 +616,8 @@ impl Figure for Trajectories {
 }
 
 struct Saturation {
-    /// ((depth, width), (c, mean λ_τ/λ₀) points) lines.
-    lines: Vec<((u32, u32), Curve)>,
+    /// (label, (c, mean λ_τ/λ₀) points) lines, one per (depth, width, axis point).
+    lines: Vec<(String, Curve)>,
     k: f64,
 }
 
@@ -645,15 +655,12 @@ impl Figure for Saturation {
             .label_style(font(14))
             .axis_desc_style(font(16))
             .draw()?;
-        for (i, ((d, w), pts)) in self.lines.iter().enumerate() {
+        for (i, (label, pts)) in self.lines.iter().enumerate() {
             let col = Palette99::pick(i).to_rgba();
             let pts: Vec<(f64, f64)> = pts.iter().map(|&(c, r)| (c.log2(), r)).collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
-                .label(format!(
-                    "d = {d}, w = {w} (d/w = {:.4})",
-                    f64::from(*d) / f64::from(*w)
-                ))
+                .label(label.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], col.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
         }
@@ -662,16 +669,19 @@ impl Figure for Saturation {
     }
 }
 
-/// The phase diagram: shaded phases between the seed-mean boundaries, boundary means with
-/// standard-error bars, the fitted boundary lines, and the line c = 2, in the
-/// (x = d/w or 1/w, log₂ c) plane. Writes `dir/phase_diagram.{png,svg}`.
+/// The phase diagram of axis point `point` (0 without `grid.axes`): shaded phases between
+/// the seed-mean boundaries of its (depth, width) groups, boundary means with
+/// standard-error bars, the fitted boundary lines, and the line c = 2, in the (x = d/w or
+/// 1/w, log₂ c) plane. Writes `dir/phase_diagram{suffix}.{png,svg}`, the suffix naming
+/// the point's axis values ([`crate::record::Axes::file_suffix`]; none without axes).
 pub fn plot_phase_diagram(
     results: &Results,
     analysis: &Analysis,
     dir: &Path,
     opts: &PlotOptions,
+    point: u32,
 ) -> Result<PathBuf, PlotError> {
-    let stem = "phase_diagram";
+    let stem = format!("phase_diagram{}", analysis.axes.file_suffix(point));
     let no_data = |what: &str| PlotError::NoData {
         path: dir.join(format!("{stem}.{}", opts.format.extension())),
         what: what.into(),
@@ -682,27 +692,48 @@ pub fn plot_phase_diagram(
         .map(|k| k.c)
         .filter(|c| *c > 0.0)
         .collect();
-    if cs.is_empty() || analysis.groups.is_empty() {
+    let groups: Vec<GroupSummary> = analysis
+        .groups
+        .iter()
+        .filter(|g| g.axis_point == point)
+        .cloned()
+        .collect();
+    if cs.is_empty() || groups.is_empty() {
         return Err(no_data("no runs"));
     }
+    // The c range of the whole file: the diagrams of all axis points share their y axis.
     let lo = cs.iter().copied().fold(f64::INFINITY, f64::min).min(2.0);
     let hi = cs
         .iter()
         .copied()
         .fold(f64::NEG_INFINITY, f64::max)
         .max(2.0);
-    let x_max = analysis
-        .groups
+    let x_max = groups
         .iter()
         .map(|g| opts.x_axis.x(g.depth, g.width))
         .fold(0.0, f64::max);
     let fig = PhaseDiagram {
         analysis,
+        point,
+        groups,
         axis: opts.x_axis,
         x_max: if x_max > 0.0 { x_max * 1.1 } else { 1.0 },
         y_range: (lo.log2() - 0.3, hi.log2() + 0.3),
     };
-    render(&fig, dir, stem, opts)
+    render(&fig, dir, &stem, opts)
+}
+
+/// One phase diagram per axis point of the analysis ([`plot_phase_diagram`]; one without
+/// `grid.axes`), in point order.
+pub fn plot_phase_diagrams(
+    results: &Results,
+    analysis: &Analysis,
+    dir: &Path,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>, PlotError> {
+    (0..analysis.axes.n_points() as u32)
+        .map(|p| plot_phase_diagram(results, analysis, dir, opts, p))
+        .collect()
 }
 
 /// Loss and sharpness trajectories L_t/L₀ and λ_t/λ₀ against the step for every c of one
@@ -714,31 +745,33 @@ pub fn plot_trajectories(
     opts: &PlotOptions,
     sel: &TrajectorySelection,
 ) -> Result<PathBuf, PlotError> {
+    let of_line = |k: &&TaskKey| {
+        k.depth == sel.depth
+            && k.width == sel.width
+            && k.seed == sel.seed
+            && k.axis_point == sel.axis_point
+    };
     let sgd_seed = sel.sgd_seed.or_else(|| {
         results
             .keys
             .iter()
-            .filter(|k| k.depth == sel.depth && k.width == sel.width && k.seed == sel.seed)
+            .filter(of_line)
             .map(|k| k.sgd_seed)
             .min()
     });
     let stem = format!(
-        "trajectories_d{}_w{}_s{}_g{}",
+        "trajectories_d{}_w{}_s{}_g{}{}",
         sel.depth,
         sel.width,
         sel.seed,
-        sgd_seed.map_or("none".to_string(), |s| s.to_string())
+        sgd_seed.map_or("none".to_string(), |s| s.to_string()),
+        results.axes.file_suffix(sel.axis_point)
     );
     let mut runs: Vec<RunCurves> = results
         .keys
         .iter()
         .zip(&results.records)
-        .filter(|(k, _)| {
-            k.depth == sel.depth
-                && k.width == sel.width
-                && k.seed == sel.seed
-                && Some(k.sgd_seed) == sgd_seed
-        })
+        .filter(|(k, _)| of_line(k) && Some(k.sgd_seed) == sgd_seed)
         .filter_map(|(k, r)| {
             let r = r.as_ref()?;
             if !matches!(r.status, RunStatus::Done | RunStatus::Diverged) {
@@ -762,10 +795,15 @@ pub fn plot_trajectories(
         });
     }
     runs.sort_by(|a, b| a.c.total_cmp(&b.c));
+    let label = results.axes.label(sel.axis_point);
     let fig = Trajectories {
         title: format!(
-            "{} steps of SGD, depth {}, width {}, seed {}",
-            results.steps, sel.depth, sel.width, sel.seed
+            "{} steps of SGD, depth {}, width {}, seed {}{}{label}",
+            results.steps,
+            sel.depth,
+            sel.width,
+            sel.seed,
+            if label.is_empty() { "" } else { ", " }
         ),
         runs,
         steps: results.steps,
@@ -773,7 +811,7 @@ pub fn plot_trajectories(
     render(&fig, dir, &stem, opts)
 }
 
-/// λ_τ/λ₀ (seed mean per c) against c, one line per (depth, width). Writes
+/// λ_τ/λ₀ (seed mean per c) against c, one line per (depth, width, axis point). Writes
 /// `dir/lambda_tau.{png,svg}`; needs the regime analysis (runs of at least
 /// `RegimeParams::min_steps` steps).
 pub fn plot_saturation(
@@ -781,12 +819,12 @@ pub fn plot_saturation(
     dir: &Path,
     opts: &PlotOptions,
 ) -> Result<PathBuf, PlotError> {
-    // (depth, width) → bits of c → (c, ratios over seeds).
+    // (depth, width, axis point) → bits of c → (c, ratios over seeds).
     type ByC = BTreeMap<u64, (f64, Vec<f64>)>;
-    let mut acc: BTreeMap<(u32, u32), ByC> = BTreeMap::new();
+    let mut acc: BTreeMap<(u32, u32, u32), ByC> = BTreeMap::new();
     for r in &analysis.regimes {
         if r.lambda_tau_ratio.is_finite() && r.key.c > 0.0 {
-            acc.entry((r.key.depth, r.key.width))
+            acc.entry((r.key.depth, r.key.width, r.key.axis_point))
                 .or_default()
                 .entry(r.key.c.to_bits())
                 .or_insert((r.key.c, vec![]))
@@ -794,15 +832,22 @@ pub fn plot_saturation(
                 .push(r.lambda_tau_ratio);
         }
     }
-    let lines: Vec<((u32, u32), Curve)> = acc
+    let lines: Vec<(String, Curve)> = acc
         .into_iter()
-        .map(|(dw, m)| {
+        .map(|((d, w, point), m)| {
             let mut pts: Vec<(f64, f64)> = m
                 .into_values()
                 .map(|(c, v)| (c, v.iter().sum::<f64>() / v.len() as f64))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (dw, pts)
+            let mut label = format!(
+                "d = {d}, w = {w} (d/w = {:.4})",
+                f64::from(d) / f64::from(w)
+            );
+            if !analysis.axes.is_empty() {
+                label += &format!(", {}", analysis.axes.label(point));
+            }
+            (label, pts)
         })
         .collect();
     if lines.is_empty() {
@@ -818,35 +863,36 @@ pub fn plot_saturation(
     render(&fig, dir, "lambda_tau", opts)
 }
 
-/// The phase diagram, λ_τ/λ₀ (when long runs exist), and the trajectories of the first seed
-/// line of every (depth, width). Returns the written paths.
+/// The phase diagram (one per axis point of `grid.axes`), λ_τ/λ₀ (when long runs exist),
+/// and the trajectories (and spectra) of the first seed line of every (depth, width, axis
+/// point). Returns the written paths.
 pub fn plot_all(
     results: &Results,
     analysis: &Analysis,
     dir: &Path,
     opts: &PlotOptions,
 ) -> Result<Vec<PathBuf>, PlotError> {
-    let mut out = vec![plot_phase_diagram(results, analysis, dir, opts)?];
+    let mut out = plot_phase_diagrams(results, analysis, dir, opts)?;
     if !analysis.regimes.is_empty() {
         out.push(plot_saturation(analysis, dir, opts)?);
     }
     let mut seen = std::collections::BTreeSet::new();
     for l in &analysis.lines {
-        if seen.insert((l.line.depth, l.line.width)) {
+        if seen.insert((l.line.depth, l.line.width, l.line.axis_point)) {
             let sel = TrajectorySelection {
                 depth: l.line.depth,
                 width: l.line.width,
                 seed: l.line.seed,
                 sgd_seed: Some(l.line.sgd_seed),
+                axis_point: l.line.axis_point,
             };
             match plot_trajectories(results, dir, opts, &sel) {
                 Ok(p) => out.push(p),
                 Err(PlotError::NoData { .. }) => {}
                 Err(e) => return Err(e),
             }
-            let line = (l.line.depth, l.line.width, l.line.seed, l.line.sgd_seed);
             out.extend(super::plot_spectrum::plot_spectrum(
-                results, dir, opts, line,
+                results, dir, opts, &l.line,
             )?);
         }
     }
@@ -992,13 +1038,14 @@ mod tests {
             size: (640, 480),
             x_axis: FitAxis::DepthOverWidth,
         };
-        let p = plot_phase_diagram(&res, &a, dir.path(), &opts).unwrap();
+        let p = plot_phase_diagram(&res, &a, dir.path(), &opts, 0).unwrap();
         assert_eq!(p, dir.path().join("phase_diagram.png"));
         let sel = TrajectorySelection {
             depth: 4,
             width: 256,
             seed: 1,
             sgd_seed: None,
+            axis_point: 0,
         };
         let t = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap();
         assert!(t.ends_with("trajectories_d4_w256_s1_g1.png"));
@@ -1038,6 +1085,44 @@ mod tests {
     }
 
     #[test]
+    fn one_phase_diagram_and_trajectory_figure_per_axis_point() {
+        let mut res = sample();
+        let n = res.keys.len();
+        for i in 0..n {
+            let mut k = res.keys[i];
+            k.axis_point = 1;
+            res.keys.push(k);
+            res.records.push(res.records[i].clone());
+        }
+        res.axes = crate::record::Axes::from_text("\"model.activation\" = [\"relu\", \"tanh\"]\n")
+            .unwrap();
+        let a = analyze(&res, &AnalysisParams::default());
+        let dir = tempfile::tempdir().unwrap();
+        let opts = PlotOptions {
+            format: PlotFormat::Svg,
+            size: (400, 300),
+            ..Default::default()
+        };
+        let paths = plot_all(&res, &a, dir.path(), &opts).unwrap();
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for name in [
+            "phase_diagram_activation-relu.svg",
+            "phase_diagram_activation-tanh.svg",
+            "trajectories_d4_w256_s0_g0_activation-tanh.svg",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        // Two phase diagrams, one trajectory figure per (depth, width, point).
+        assert_eq!(paths.len(), 2 + 3 * 2, "{names:?}");
+        let svg =
+            std::fs::read_to_string(dir.path().join("phase_diagram_activation-tanh.svg")).unwrap();
+        assert!(svg.contains("activation = tanh"));
+    }
+
+    #[test]
     fn saturation_figure_and_missing_data_errors() {
         let steps = 100;
         let mut res = Results {
@@ -1053,6 +1138,7 @@ mod tests {
                     width: w,
                     seed: 0,
                     sgd_seed: 0,
+                    axis_point: 0,
                 });
                 let sh: Vec<f64> = (0..=steps)
                     .map(|t| 10.0 * (1.0 - 0.3 * (j as f64 + 1.0) * (t.min(10) as f64) / 10.0))
@@ -1066,6 +1152,7 @@ mod tests {
             width: 64,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         });
         res.records.push(Some(diverged(steps, 2, 16.0)));
         let a = analyze(&res, &AnalysisParams::default());
@@ -1083,13 +1170,14 @@ mod tests {
         let empty = analyze(&Results::default(), &AnalysisParams::default());
         let e = plot_saturation(&empty, dir.path(), &opts).unwrap_err();
         assert!(e.to_string().contains("lambda_tau.png"), "{e}");
-        let e = plot_phase_diagram(&Results::default(), &empty, dir.path(), &opts).unwrap_err();
+        let e = plot_phase_diagram(&Results::default(), &empty, dir.path(), &opts, 0).unwrap_err();
         assert!(e.to_string().contains("phase_diagram.png"), "{e}");
         let sel = TrajectorySelection {
             depth: 3,
             width: 3,
             seed: 0,
             sgd_seed: None,
+            axis_point: 0,
         };
         let e = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap_err();
         assert!(matches!(e, PlotError::NoData { .. }));

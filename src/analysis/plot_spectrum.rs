@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::plot::{draw_legend, font, render, Figure, PlotError, PlotOptions};
-use crate::record::{Results, RunRecord, RunStatus};
+use crate::record::{LineKey, Results, RunRecord, RunStatus};
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -87,24 +87,24 @@ impl Figure for SpectrumFigure {
     }
 }
 
-/// The spectrum of the run of line (depth, width, seed, sgd_seed) with the largest c that
-/// trained without diverging (the catapult regimes sit just below c_max): λ₁..λ_k / λ₀
-/// (solid), the Gauss-Newton top k (dashed) and λ_min (grey), against the step. Writes
-/// `dir/spectrum_d{d}_w{w}_s{seed}_g{sgd_seed}.{png,svg}`; `Ok(None)` when the line has no
-/// finished run with more than the sharpness measured.
+/// The spectrum of the run of `line` with the largest c that trained without diverging
+/// (the catapult regimes sit just below c_max): λ₁..λ_k / λ₀ (solid), the Gauss-Newton
+/// top k (dashed) and λ_min (grey), against the step. Writes
+/// `dir/spectrum_d{d}_w{w}_s{seed}_g{sgd_seed}{axis suffix}.{png,svg}`; `Ok(None)` when
+/// the line has no finished run with more than the sharpness measured.
 pub fn plot_spectrum(
     results: &Results,
     dir: &Path,
     opts: &PlotOptions,
-    line: (u32, u32, u64, u64),
+    line: &LineKey,
 ) -> Result<Option<PathBuf>, PlotError> {
     let k = results.eig.max(1);
-    let (d, w, seed, sgd) = line;
+    let (d, w, seed, sgd) = (line.depth, line.width, line.seed, line.sgd_seed);
     let best = results
         .keys
         .iter()
         .zip(&results.records)
-        .filter(|(key, _)| (key.depth, key.width, key.seed, key.sgd_seed) == line)
+        .filter(|(key, _)| LineKey::from(*key) == *line)
         .filter_map(|(key, r)| r.as_ref().map(|r| (key.c, r)))
         .filter(|(_, r)| r.status == RunStatus::Done && has_spectrum(r, k))
         .max_by(|a, b| a.0.total_cmp(&b.0));
@@ -130,15 +130,20 @@ pub fn plot_spectrum(
         curves.push(("λ_min (Hessian)".into(), 98, false, low));
     }
     curves.retain(|c| !c.3.is_empty());
+    let label = results.axes.label(line.axis_point);
     let fig = SpectrumFigure {
-        title: format!("Spectrum, depth {d}, width {w}, seed {seed}, c = {c:.3}"),
+        title: format!(
+            "Spectrum, depth {d}, width {w}, seed {seed}, c = {c:.3}{}{label}",
+            if label.is_empty() { "" } else { ", " }
+        ),
         curves,
         steps: results.steps,
     };
+    let suffix = results.axes.file_suffix(line.axis_point);
     render(
         &fig,
         dir,
-        &format!("spectrum_d{d}_w{w}_s{seed}_g{sgd}"),
+        &format!("spectrum_d{d}_w{w}_s{seed}_g{sgd}{suffix}"),
         opts,
     )
     .map(Some)

@@ -286,6 +286,7 @@ mod tests {
             width: 64,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         let res = Results {
             eig: 1,
@@ -293,6 +294,7 @@ mod tests {
             interp_alpha: vec![],
             keys: vec![key],
             records: vec![Some(rec)],
+            axes: Default::default(),
         };
         let p = RegimeParams::default();
         let r = &run_regimes(&res, &p)[0];
@@ -339,6 +341,7 @@ mod tests {
             width: 64,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         let res = Results {
             eig: k,
@@ -346,6 +349,7 @@ mod tests {
             interp_alpha: vec![],
             keys: vec![key],
             records: vec![Some(rec.clone())],
+            axes: Default::default(),
         };
         let r = &run_regimes(&res, &RegimeParams::default())[0];
         assert_eq!((r.transient_end, r.tau_used), (Some(10), Some(50)));
@@ -396,6 +400,7 @@ mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         let res = Results {
             eig: 1,
@@ -403,6 +408,7 @@ mod tests {
             interp_alpha: vec![],
             keys: vec![key],
             records: vec![Some(rec)],
+            axes: Default::default(),
         };
         let r = &run_regimes(&res, &RegimeParams::default())[0];
         // τ = round(200/3) = 67 → nearest measured step 70.
@@ -420,6 +426,7 @@ mod tests {
             interp_alpha: vec![],
             keys: vec![],
             records: vec![],
+            axes: Default::default(),
         };
         assert!(run_regimes(&short, &RegimeParams::default()).is_empty());
         let steps = 100;
@@ -436,6 +443,7 @@ mod tests {
             width: 8,
             seed: 0,
             sgd_seed: 0,
+            axis_point: 0,
         };
         let res = Results {
             eig: 1,
@@ -443,6 +451,7 @@ mod tests {
             interp_alpha: vec![],
             keys: vec![key],
             records: vec![Some(rec)],
+            axes: Default::default(),
         };
         let r = &run_regimes(&res, &RegimeParams::default())[0];
         assert_eq!(r.tau, 100);

@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::record::{Column, TaskKey};
+use crate::record::{Axes, Column, TaskKey};
 
 use super::critical::{Boundary, BoundaryFit, CriticalValue, GroupSummary, LineCritical, SeedMean};
 use super::regimes::RunRegime;
@@ -28,11 +28,13 @@ pub struct Analysis {
     pub steps: usize,
     /// Early window T actually used (min of the parameter and `steps`).
     pub early_window: usize,
-    /// Critical values per (depth, width, seed, sgd_seed) line.
+    /// The axes of `grid.axes` of the results (none without them).
+    pub axes: Axes,
+    /// Critical values per (depth, width, axis point, seed, sgd_seed) line.
     pub lines: Vec<LineCritical>,
-    /// Seed averages per (depth, width).
+    /// Seed averages per (depth, width, axis point).
     pub groups: Vec<GroupSummary>,
-    /// Linear fits of the boundaries against 1/w and d/w.
+    /// Linear fits of the boundaries against 1/w and d/w, per axis point.
     pub fits: Vec<BoundaryFit>,
     /// Runs of unknown outcome: (key, reason).
     pub missing: Vec<(TaskKey, String)>,
@@ -96,6 +98,23 @@ impl Table {
             data: Column::Str(v),
         });
     }
+    /// With `grid.axes`: the column `axis_point` and one column per axis (named as its
+    /// variable in the results file) of the rows' axis points; nothing without axes.
+    pub(super) fn axis_columns(&mut self, axes: &Axes, points: &[u32]) {
+        if axes.is_empty() {
+            return;
+        }
+        self.i64(
+            crate::record::AXIS_POINT_VAR,
+            points.iter().map(|&p| i64::from(p)).collect(),
+        );
+        for (a, axis) in axes.axes.iter().enumerate() {
+            self.columns.push(NamedColumn {
+                name: axis.name.clone(),
+                data: axes.point_column(a, points),
+            });
+        }
+    }
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.data.len())
@@ -142,12 +161,25 @@ fn opt_i64(v: Option<usize>) -> i64 {
     v.map_or(-1, |v| v as i64)
 }
 
-pub(super) fn key_columns(t: &mut Table, keys: &[TaskKey]) {
+/// The columns of run keys: c, depth, width, (with `grid.axes`: the axis point and the
+/// axes' values), seed, sgd_seed.
+pub(super) fn key_columns(t: &mut Table, keys: &[TaskKey], axes: &Axes) {
     t.f64("c", keys.iter().map(|k| k.c).collect());
     t.i64("depth", keys.iter().map(|k| i64::from(k.depth)).collect());
     t.i64("width", keys.iter().map(|k| i64::from(k.width)).collect());
+    let points: Vec<u32> = keys.iter().map(|k| k.axis_point).collect();
+    t.axis_columns(axes, &points);
     t.i64("seed", keys.iter().map(|k| k.seed as i64).collect());
     t.i64("sgd_seed", keys.iter().map(|k| k.sgd_seed as i64).collect());
+}
+
+/// " [momentum = 0.9]" for the text report; "" without axes.
+fn point_label(axes: &Axes, point: u32) -> String {
+    if axes.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", axes.label(point))
+    }
 }
 
 /// `value ± se` with the counts of lines left out, for the text table.
@@ -209,7 +241,7 @@ impl Analysis {
             self.runs_table(),
             self.regimes_table(),
             self.missing_table(),
-            super::spectra::spectra_table(&self.spectra),
+            super::spectra::spectra_table(&self.spectra, &self.axes),
         ]
     }
 
@@ -225,6 +257,8 @@ impl Analysis {
             "width",
             ls.iter().map(|l| i64::from(l.line.width)).collect(),
         );
+        let points: Vec<u32> = ls.iter().map(|l| l.line.axis_point).collect();
+        lines.axis_columns(&self.axes, &points);
         lines.i64("seed", ls.iter().map(|l| l.line.seed as i64).collect());
         lines.i64(
             "sgd_seed",
@@ -281,6 +315,8 @@ impl Analysis {
         let gs = &self.groups;
         groups.i64("depth", gs.iter().map(|g| i64::from(g.depth)).collect());
         groups.i64("width", gs.iter().map(|g| i64::from(g.width)).collect());
+        let points: Vec<u32> = gs.iter().map(|g| g.axis_point).collect();
+        groups.axis_columns(&self.axes, &points);
         groups.f64("d_over_w", gs.iter().map(|g| g.d_over_w()).collect());
         groups.f64(
             "inv_width",
@@ -320,6 +356,8 @@ impl Analysis {
     fn fits_table(&self) -> Table {
         let mut fits = Table::new("fits");
         let fs = &self.fits;
+        let points: Vec<u32> = fs.iter().map(|f| f.axis_point).collect();
+        fits.axis_columns(&self.axes, &points);
         fits.str(
             "boundary",
             fs.iter().map(|f| f.boundary.name().to_string()).collect(),
@@ -365,17 +403,8 @@ impl Analysis {
             .flat_map(|l| l.runs.iter().map(move |r| (l, r)))
             .collect();
         runs.i64("index", rs.iter().map(|(_, r)| r.index as i64).collect());
-        let keys: Vec<TaskKey> = rs
-            .iter()
-            .map(|(l, r)| TaskKey {
-                c: r.c,
-                depth: l.line.depth,
-                width: l.line.width,
-                seed: l.line.seed,
-                sgd_seed: l.line.sgd_seed,
-            })
-            .collect();
-        key_columns(&mut runs, &keys);
+        let keys: Vec<TaskKey> = rs.iter().map(|(l, r)| l.line.task(r.c)).collect();
+        key_columns(&mut runs, &keys, &self.axes);
         runs.str(
             "status",
             rs.iter()
@@ -401,7 +430,11 @@ impl Analysis {
         let mut regimes = Table::new("regimes");
         let rg = &self.regimes;
         regimes.i64("index", rg.iter().map(|r| r.index as i64).collect());
-        key_columns(&mut regimes, &rg.iter().map(|r| r.key).collect::<Vec<_>>());
+        key_columns(
+            &mut regimes,
+            &rg.iter().map(|r| r.key).collect::<Vec<_>>(),
+            &self.axes,
+        );
         regimes.i64(
             "transient_end",
             rg.iter().map(|r| opt_i64(r.transient_end)).collect(),
@@ -449,6 +482,7 @@ impl Analysis {
         key_columns(
             &mut missing,
             &self.missing.iter().map(|m| m.0).collect::<Vec<_>>(),
+            &self.axes,
         );
         missing.str("reason", self.missing.iter().map(|m| m.1.clone()).collect());
         missing
@@ -488,16 +522,16 @@ impl Analysis {
         for s in &self.spectra {
             let k = &s.key;
             let line = first
-                .entry((k.depth, k.width))
+                .entry((k.depth, k.width, k.axis_point))
                 .or_insert((k.seed, k.sgd_seed));
             if *line != (k.seed, k.sgd_seed) {
                 continue;
             }
             writeln!(
                 f,
-                "  d={} w={} seed={}/{} c={:.4}: gap {:.3} -> {:.3} (step {}), λ_min/λ1 {:.4}, GN/H {:.4}",
-                k.depth, k.width, k.seed, k.sgd_seed, k.c, s.gap_init, s.gap_min, s.gap_min_step,
-                s.min_ratio, s.gn_ratio
+                "  d={} w={}{} seed={}/{} c={:.4}: gap {:.3} -> {:.3} (step {}), λ_min/λ1 {:.4}, GN/H {:.4}",
+                k.depth, k.width, point_label(&self.axes, k.axis_point), k.seed, k.sgd_seed, k.c,
+                s.gap_init, s.gap_min, s.gap_min_step, s.min_ratio, s.gn_ratio
             )?;
         }
         writeln!(f)
@@ -514,9 +548,10 @@ impl Analysis {
         for l in &self.lines {
             let k = &l.line;
             let mut row = format!(
-                "  d={} w={} seed={}/{} ({} runs):",
+                "  d={} w={}{} seed={}/{} ({} runs):",
                 k.depth,
                 k.width,
+                point_label(&self.axes, k.axis_point),
                 k.seed,
                 k.sgd_seed,
                 l.c.len()
@@ -541,17 +576,32 @@ impl Analysis {
     }
 }
 
-impl fmt::Display for Analysis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Analysis {
+    /// The critical-value table: one row per (depth, width, axis point), one column per
+    /// axis (its values) after the width.
+    fn fmt_groups(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let barrier = self.boundaries().contains(&Boundary::CBarrier);
-        writeln!(
-            f,
-            "Critical c (first grid c where the criterion holds; early window T = {}, ε = {})",
-            self.early_window, self.params.eps_sharp
-        )?;
-        let mut header = format!(
-            "{:>5} {:>6} {:>8} {:>7} {:>17} {:>17} {:>17}",
-            "depth", "width", "d/w", "n seeds", "c_loss", "c_sharp", "c_max"
+        // Each axis column as wide as its name and its widest value.
+        let axis_cols: Vec<(String, usize)> = self
+            .axes
+            .axes
+            .iter()
+            .map(|a| {
+                let widest = (0..a.values.len())
+                    .map(|i| a.values.plain(i).chars().count())
+                    .max()
+                    .unwrap_or(0);
+                (a.name.clone(), widest.max(a.name.chars().count()))
+            })
+            .collect();
+        let mut header = format!("{:>5} {:>6}", "depth", "width");
+        for (name, w) in &axis_cols {
+            let _ = write!(header, " {name:>w$}");
+        }
+        let _ = write!(
+            header,
+            " {:>8} {:>7} {:>17} {:>17} {:>17}",
+            "d/w", "n seeds", "c_loss", "c_sharp", "c_max"
         );
         if barrier {
             let _ = write!(header, " {:>17}", "c_barrier");
@@ -559,11 +609,14 @@ impl fmt::Display for Analysis {
         header.push_str("  warnings");
         writeln!(f, "{header}")?;
         for g in &self.groups {
+            write!(f, "{:>5} {:>6}", g.depth, g.width)?;
+            let at = self.axes.indices(g.axis_point);
+            for ((_, w), (axis, i)) in axis_cols.iter().zip(self.axes.axes.iter().zip(at)) {
+                write!(f, " {:>w$}", axis.values.plain(i))?;
+            }
             write!(
                 f,
-                "{:>5} {:>6} {:>8.5} {:>7} {:>17} {:>17} {:>17}",
-                g.depth,
-                g.width,
+                " {:>8.5} {:>7} {:>17} {:>17} {:>17}",
                 g.d_over_w(),
                 g.n_lines,
                 fmt_mean(Some(&g.c_loss)),
@@ -575,13 +628,23 @@ impl fmt::Display for Analysis {
             }
             writeln!(f, "  {}", g.warnings.join("; "))?;
         }
-        writeln!(f)?;
+        Ok(())
+    }
+
+    /// The linear fits, under a heading per axis point when there are axes.
+    fn fmt_fits(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Linear fits c = a + b·x")?;
+        let mut point = None;
+        let indent = if self.axes.is_empty() { "  " } else { "    " };
         for fit in &self.fits {
+            if !self.axes.is_empty() && point != Some(fit.axis_point) {
+                point = Some(fit.axis_point);
+                writeln!(f, "  at {}:", self.axes.label(fit.axis_point))?;
+            }
             match &fit.fit {
                 Some(l) => writeln!(
                     f,
-                    "  {:<9} vs {:<3}: a = {:.4} ± {:.4}, b = {:.4} ± {:.4} (n = {}, {})",
+                    "{indent}{:<9} vs {:<3}: a = {:.4} ± {:.4}, b = {:.4} ± {:.4} (n = {}, {})",
                     fit.boundary.name(),
                     fit.axis.name(),
                     l.intercept,
@@ -593,12 +656,26 @@ impl fmt::Display for Analysis {
                 )?,
                 None => writeln!(
                     f,
-                    "  {:<9} vs {:<3}: not enough points",
+                    "{indent}{:<9} vs {:<3}: not enough points",
                     fit.boundary.name(),
                     fit.axis.name()
                 )?,
             }
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Analysis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Critical c (first grid c where the criterion holds; early window T = {}, ε = {})",
+            self.early_window, self.params.eps_sharp
+        )?;
+        self.fmt_groups(f)?;
+        writeln!(f)?;
+        self.fmt_fits(f)?;
         writeln!(f)?;
         self.fmt_brackets(f)?;
         writeln!(f)?;
@@ -610,8 +687,14 @@ impl fmt::Display for Analysis {
             for (k, why) in &self.missing {
                 writeln!(
                     f,
-                    "  d={} w={} seed={} sgd_seed={} c={:.4}: {}",
-                    k.depth, k.width, k.seed, k.sgd_seed, k.c, why
+                    "  d={} w={}{} seed={} sgd_seed={} c={:.4}: {}",
+                    k.depth,
+                    k.width,
+                    point_label(&self.axes, k.axis_point),
+                    k.seed,
+                    k.sgd_seed,
+                    k.c,
+                    why
                 )?;
             }
         }
@@ -702,6 +785,55 @@ mod tests {
         assert_eq!(v["params"]["early_window"], 10);
         let line0 = &v["lines"][0];
         assert!(line0["c_loss"]["resolution"].is_string());
+    }
+
+    #[test]
+    fn with_axes_every_table_and_the_text_name_the_axis_point() {
+        let (mut res, cs) = sample();
+        // The same four lines again at point 1 of a momentum axis.
+        let n = res.keys.len();
+        for i in 0..n {
+            let mut k = res.keys[i];
+            k.axis_point = 1;
+            res.keys.push(k);
+            res.records.push(res.records[i].clone());
+        }
+        res.axes = Axes::from_text("\"train.momentum\" = [0.0, 0.9]\n").unwrap();
+        let a = analyze(&res, &AnalysisParams::default());
+        assert_eq!(a.groups.len(), 6);
+        assert_eq!(a.lines.len(), 8);
+        let groups = a.table("groups").unwrap();
+        let names: Vec<&str> = groups.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            &names[..5],
+            ["depth", "width", "axis_point", "momentum", "d_over_w"]
+        );
+        let momentum = groups
+            .column("momentum")
+            .unwrap()
+            .clone()
+            .into_f64()
+            .unwrap();
+        assert_eq!(momentum.iter().filter(|&&m| m == 0.9).count(), 3);
+        for t in ["lines", "fits", "runs", "missing"] {
+            let t = a.table(t).unwrap();
+            assert!(t.column("axis_point").is_some() && t.column("momentum").is_some());
+            assert!(t.columns.iter().all(|c| c.data.len() == t.rows()));
+        }
+        // Fits per point: the same numbers at both points.
+        let fits = a.table("fits").unwrap();
+        assert_eq!(fits.rows(), 12);
+        let text = a.render_table();
+        assert!(text.contains("momentum"), "{text}");
+        assert!(text.contains("at momentum = 0.9:"), "{text}");
+        assert!(text.contains("[momentum = 0.9] seed=0/0"), "{text}");
+        let m = (cs[3] + cs[4]) / 2.0;
+        assert_eq!(text.matches(&format!("{m:.3} ± ")).count(), 2, "{text}");
+        // Without axes: no such column.
+        let (plain, _) = sample();
+        let p = analyze(&plain, &AnalysisParams::default());
+        assert!(p.table("groups").unwrap().column("axis_point").is_none());
+        assert!(!p.render_table().contains("momentum"));
     }
 
     #[test]

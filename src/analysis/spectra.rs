@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::report::Table;
-use crate::record::{Results, RunRecord, RunStatus, TaskKey};
+use crate::record::{Axes, Results, RunRecord, RunStatus, TaskKey};
 
 /// The spectral summary of one finished run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -105,11 +105,11 @@ pub fn run_spectra(results: &Results) -> Vec<RunSpectrum> {
 }
 
 /// The `spectra` table: one row per summarized run.
-pub(crate) fn spectra_table(spectra: &[RunSpectrum]) -> Table {
+pub(crate) fn spectra_table(spectra: &[RunSpectrum], axes: &Axes) -> Table {
     let mut t = Table::new("spectra");
     t.i64("index", spectra.iter().map(|s| s.index as i64).collect());
     let keys: Vec<TaskKey> = spectra.iter().map(|s| s.key).collect();
-    super::report::key_columns(&mut t, &keys);
+    super::report::key_columns(&mut t, &keys, axes);
     t.f64("gap_init", spectra.iter().map(|s| s.gap_init).collect());
     t.f64("gap_min", spectra.iter().map(|s| s.gap_min).collect());
     t.i64(
@@ -139,6 +139,7 @@ mod tests {
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default(); 2],
             records: vec![Some(rec), None],
+            axes: Default::default(),
         };
         let s = run_spectra(&results);
         assert_eq!(s.len(), 1);
@@ -146,7 +147,7 @@ mod tests {
         assert!((s[0].gap_min - 0.05).abs() < 1e-12 && s[0].gap_min_step == 1);
         assert!((s[0].min_ratio + 0.1).abs() < 1e-12);
         assert!((s[0].gn_ratio - (0.9 + 1.0 + 1.0) / 3.0).abs() < 1e-12);
-        let t = spectra_table(&s);
+        let t = spectra_table(&s, &Axes::default());
         assert_eq!(t.rows(), 1);
     }
 
@@ -163,6 +164,7 @@ mod tests {
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default()],
             records: vec![Some(rec)],
+            axes: Default::default(),
         };
         let s = &run_spectra(&results)[0];
         assert!(

@@ -2,7 +2,7 @@
 //! results file, run the analysis, write its tables into the file's `analysis` group
 //! (never touching the raw variables), draw the figures, summarize the file.
 
-use crate::analysis::plot::{plot_all, plot_phase_diagram, PlotError, PlotOptions};
+use crate::analysis::plot::{plot_all, plot_phase_diagrams, PlotError, PlotOptions};
 use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
 use crate::config::{Config, SearchKind};
 use crate::record::{Column, Results, RunStatus};
@@ -127,6 +127,44 @@ fn search_summary(cfg: &Config, results: &Results) -> String {
     out
 }
 
+/// Runs finished (not pending) at each axis point.
+fn count_at(results: &Results) -> Vec<(usize, usize)> {
+    let mut at = vec![(0, 0); results.axes.n_points()];
+    for (i, k) in results.keys.iter().enumerate() {
+        if let Some(c) = at.get_mut(k.axis_point as usize) {
+            c.1 += 1;
+            c.0 += usize::from(results.status(i) != RunStatus::Pending);
+        }
+    }
+    at
+}
+
+/// `inspect`'s lines about `grid.axes`: each axis (its key, variable and values) and the
+/// runs finished at each point; nothing without axes.
+fn axes_summary(results: &Results, finished: &[(usize, usize)]) -> String {
+    let axes = &results.axes;
+    if axes.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("  grid.axes: {} points\n", axes.n_points());
+    for a in &axes.axes {
+        let values: Vec<String> = (0..a.values.len()).map(|i| a.values.text(i)).collect();
+        out += &format!(
+            "    {} = [{}] (variable `{}`)\n",
+            a.key,
+            values.join(", "),
+            a.name
+        );
+    }
+    for (p, (done, all)) in finished.iter().enumerate() {
+        out += &format!(
+            "    point {p} ({}): {done} of {all} runs finished\n",
+            axes.label(p as u32)
+        );
+    }
+    out
+}
+
 /// Writes `text` to `path`.
 pub fn export(path: &Path, text: &str) -> Result<(), CommandError> {
     std::fs::write(path, text).map_err(|source| CommandError::Io {
@@ -190,6 +228,7 @@ pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandErr
         "  seeds (init/sgd): {}\n",
         uniq(&|i| format!("{}/{}", results.keys[i].seed, results.keys[i].sgd_seed))
     );
+    out += &axes_summary(&results, &count_at(&results));
     let mut cs: Vec<f64> = results.keys.iter().map(|k| k.c).collect();
     cs.sort_by(f64::total_cmp);
     cs.dedup();
@@ -277,8 +316,12 @@ pub fn watch_once(path: &Path, opts: &WatchOptions) -> Result<(String, bool), Co
             path: dir.to_path_buf(),
             source,
         })?;
-        match plot_phase_diagram(&results, &analysis, dir, &opts.plot) {
-            Ok(p) => text += &format!("\nphase diagram: {}\n", p.display()),
+        match plot_phase_diagrams(&results, &analysis, dir, &opts.plot) {
+            Ok(paths) => {
+                for p in paths {
+                    text += &format!("\nphase diagram: {}\n", p.display());
+                }
+            }
             Err(PlotError::NoData { .. }) => text += "\nphase diagram: no finished runs yet\n",
             Err(e) => return Err(e.into()),
         }

@@ -47,6 +47,9 @@ pub fn run_single(
     point: RunPoint,
 ) -> Result<String, SingleRunError> {
     let (cfg, _) = Config::load(config, overrides)?;
+    // One run: the config's own values of any `grid.axes` keys (set them with --set).
+    let cfg = cfg.without_axes();
+    cfg.validate()?;
     faer::set_global_parallelism(Par::Seq);
     let depth = point.depth.unwrap_or(match cfg.model.kind {
         ModelKind::Uv => 2,
@@ -61,8 +64,10 @@ pub fn run_single(
             width,
             seed,
             sgd_seed: seed,
+            axis_point: 0,
         };
-        preflight::check_memory(&cfg, &[key], available).map_err(SingleRunError::Memory)?;
+        preflight::check_memory(std::slice::from_ref(&cfg), &[key], available)
+            .map_err(SingleRunError::Memory)?;
     }
     let task = SingleRun {
         cfg: &cfg,

@@ -18,9 +18,14 @@
 //!   `[2]`, and any other explicit depth is an error.
 
 pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Readout};
+mod axes;
 mod validate;
 
+pub(crate) use axes::axis_values;
+pub use axes::{AXIS_KEYS, MAX_AXIS_POINTS};
+
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Which dataset feeds the network.
@@ -399,6 +404,14 @@ pub struct GridConfig {
     /// k-section's points inside one bracket).
     #[serde(skip_serializing_if = "is_one")]
     pub probes: usize,
+    /// More grid dimensions: each dotted config key (one of [`AXIS_KEYS`]) with the list of
+    /// values it takes. Every (depth, width, seed pair, c) task is run once per point of
+    /// the cartesian product of the lists, with the point's values set as `--set` would set
+    /// them. Sorted by key (a `BTreeMap`): the first key's values vary slowest over the
+    /// points ([`Config::axis_point_values`]). Left out of the effective config text when
+    /// empty, so files of earlier versions keep their `config_sha256` and resume.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub axes: BTreeMap<String, Vec<toml::Value>>,
 }
 
 fn is_grid(s: &SearchKind) -> bool {
@@ -429,6 +442,7 @@ impl Default for GridConfig {
             resolution: 0.05,
             eps_sharp: 0.0,
             probes: 1,
+            axes: BTreeMap::new(),
         }
     }
 }
@@ -554,15 +568,22 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
     let (key, raw) = spec
         .split_once('=')
         .ok_or_else(|| fail("expected key=value"))?;
-    let parts: Vec<&str> = key.trim().split('.').map(str::trim).collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(fail("empty key or key segment"));
-    }
     let raw = raw.trim();
     let value = match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) if t.len() == 1 => t.remove("v").expect("key v was just parsed"),
         _ => toml::Value::String(raw.to_string()),
     };
+    set_dotted(table, key, value).map_err(|reason| fail(&reason))
+}
+
+/// Sets the value at the dotted `key` of `table`, creating missing intermediate tables
+/// (what an override does once its value is parsed). `Err` names a malformed key or a
+/// segment that is a value, not a table.
+fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("empty key or key segment".into());
+    }
     let (last, parents) = parts.split_last().expect("split yields at least one part");
     let mut current = table;
     for (i, part) in parents.iter().enumerate() {
@@ -572,10 +593,10 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
         current = match entry {
             toml::Value::Table(t) => t,
             _ => {
-                return Err(fail(&format!(
+                return Err(format!(
                     "`{}` is a value, not a table",
                     parts[..=i].join(".")
-                )))
+                ))
             }
         };
     }
@@ -616,7 +637,13 @@ fn schema_table() -> toml::Table {
     full.sharpness.preconditioned = true;
     full.sharpness.protocol = SharpnessProtocol::AuthorsNotebook;
     full.model.net.loss = crate::model::param::Loss::CrossEntropy;
-    toml::Table::try_from(&full).expect("the default config serializes to a table")
+    let mut table = toml::Table::try_from(&full).expect("the default config serializes to a table");
+    // `grid.axes` is a map whose keys are config keys, checked by validation: a value (not
+    // a table) here stops the unknown-key check from looking into it.
+    if let Some(toml::Value::Table(grid)) = table.get_mut("grid") {
+        grid.insert("axes".into(), toml::Value::String("map".into()));
+    }
+    table
 }
 
 /// Reports the first key of `table` (depth-first, in key order) absent from `schema`.
@@ -993,12 +1020,12 @@ path = "results.h5"
                 "train.momentum: is only used with train.optimizer = \"momentum\"",
             ),
             (
-                &["train.optimizer=\"momentum\""],
-                "train.momentum: must be in (0, 1) with train.optimizer = \"momentum\" (got 0)",
+                &["train.optimizer=\"momentum\"", "train.momentum=-0.1"],
+                "train.momentum: must be in [0, 1) with train.optimizer = \"momentum\" (got -0.1)",
             ),
             (
                 &["train.optimizer=\"momentum\"", "train.momentum=1.0"],
-                "train.momentum: must be in (0, 1)",
+                "train.momentum: must be in [0, 1)",
             ),
             (
                 &["train.sgd_seeds=[]"],

@@ -8,8 +8,12 @@ use super::{
 use std::collections::BTreeSet;
 
 impl Config {
-    /// Checks every value; the error names the first offending key.
+    /// Checks every value; the error names the first offending key. With `grid.axes`, the
+    /// axes and the config of every axis point are checked ([`Config::axis_points`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.grid.axes.is_empty() {
+            return self.validate_with_axes();
+        }
         self.validate_data()?;
         self.validate_model()?;
         self.validate_train()?;
@@ -104,11 +108,12 @@ impl Config {
                     ),
                 ));
             }
-            Optimizer::Momentum if !(t.momentum > 0.0 && t.momentum < 1.0) => {
+            // β = 0 is plain SGD (an axis over β may include it).
+            Optimizer::Momentum if !(t.momentum >= 0.0 && t.momentum < 1.0) => {
                 return Err(invalid(
                     "train.momentum",
                     format!(
-                        "must be in (0, 1) with train.optimizer = \"momentum\" (got {})",
+                        "must be in [0, 1) with train.optimizer = \"momentum\" (got {})",
                         t.momentum
                     ),
                 ));

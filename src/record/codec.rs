@@ -35,13 +35,14 @@ impl ByteWriter {
             Column::Str(v) => v.iter().for_each(|s| self.bytes(s.as_bytes())),
         }
     }
-    /// A task key: c (its bits), depth, width, seed, sgd_seed.
+    /// A task key: c (its bits), depth, width, seed, sgd_seed, axis_point.
     pub fn key(&mut self, k: &TaskKey) {
         self.f64(k.c);
         self.u64(u64::from(k.depth));
         self.u64(u64::from(k.width));
         self.u64(k.seed);
         self.u64(k.sgd_seed);
+        self.u64(u64::from(k.axis_point));
     }
     /// Every outcome variable of `rec`, in [`SCHEMA`] order.
     ///
@@ -124,12 +125,19 @@ impl<'a> ByteReader<'a> {
     }
     /// A key written by [`ByteWriter::key`].
     pub fn key(&mut self) -> Result<TaskKey, String> {
+        let mut k = self.key_without_axis_point()?;
+        k.axis_point = self.u32()?;
+        Ok(k)
+    }
+    /// A key as versions before `grid.axes` wrote it (no axis point: 0).
+    pub fn key_without_axis_point(&mut self) -> Result<TaskKey, String> {
         Ok(TaskKey {
             c: self.f64()?,
             depth: self.u32()?,
             width: self.u32()?,
             seed: self.u64()?,
             sgd_seed: self.u64()?,
+            axis_point: 0,
         })
     }
     /// A record written by [`ByteWriter::record`].
@@ -167,5 +175,30 @@ mod tests {
         for cut in [0, 1, 8, w.0.len() / 2, w.0.len() - 1] {
             assert!(ByteReader(&w.0[..cut]).record().is_err(), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn keys_carry_their_axis_point() {
+        let key = TaskKey {
+            c: 0.3,
+            depth: 2,
+            width: 9,
+            seed: u64::MAX,
+            sgd_seed: 4,
+            axis_point: 7,
+        };
+        let mut w = ByteWriter::default();
+        w.key(&key);
+        assert_eq!(w.0.len(), 48);
+        assert_eq!(ByteReader(&w.0).key().unwrap(), key);
+        assert!(ByteReader(&w.0[..40]).key().is_err());
+        let old = ByteReader(&w.0[..40]).key_without_axis_point().unwrap();
+        assert_eq!(
+            old,
+            TaskKey {
+                axis_point: 0,
+                ..key
+            }
+        );
     }
 }

@@ -9,9 +9,11 @@
 //! README's results table is checked against it. Adding a variable is one [`Var`] entry
 //! (and a field of [`RunRecord`]) plus the code that computes it.
 
+mod axes;
 pub mod codec;
 mod schema;
 
+pub use axes::{Axes, Axis, AxisValues, AXIS_POINT_VAR};
 pub use schema::SCHEMA;
 
 use crate::hessian::StopReason;
@@ -101,39 +103,59 @@ pub struct TaskKey {
     pub seed: u64,
     /// SGD minibatch-order seed.
     pub sgd_seed: u64,
+    /// The point of `grid.axes` the run belongs to (its index: [`Axes::indices`]); 0
+    /// without axes.
+    #[serde(default)]
+    pub axis_point: u32,
 }
 
 impl TaskKey {
     /// The key's exact identity (c by its bits): equal keys, and only they, give equal
     /// identities, so it can index a map.
-    pub fn identity(&self) -> (u32, u32, u64, u64, u64) {
+    pub fn identity(&self) -> (u32, u32, u32, u64, u64, u64) {
         (
             self.depth,
             self.width,
+            self.axis_point,
             self.seed,
             self.sgd_seed,
             self.c.to_bits(),
         )
     }
 
-    /// The row order of a results file that grows as an adaptive search makes runs:
-    /// (depth, width, seed, sgd_seed, c) ascending, so its rows do not depend on the order
-    /// in which runs finished.
+    /// The row order of a results file: (depth, width, axis_point, seed, sgd_seed, c)
+    /// ascending, so the rows of a file that grows (an adaptive search's) do not depend
+    /// on the order in which runs finished.
     pub fn row_order(&self, other: &TaskKey) -> std::cmp::Ordering {
-        (self.depth, self.width, self.seed, self.sgd_seed)
-            .cmp(&(other.depth, other.width, other.seed, other.sgd_seed))
+        (
+            self.depth,
+            self.width,
+            self.axis_point,
+            self.seed,
+            self.sgd_seed,
+        )
+            .cmp(&(
+                other.depth,
+                other.width,
+                other.axis_point,
+                other.seed,
+                other.sgd_seed,
+            ))
             .then(self.c.total_cmp(&other.c))
     }
 }
 
-/// One network at initialization: a (depth, width, init seed) triple. Every task of it
-/// shares one λ₀.
+/// One network at initialization, under one point of `grid.axes` (which may change the
+/// network, the loss or the sharpness measurement): a (depth, width, axis point, init
+/// seed). Every task of it shares one λ₀.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct InitKey {
     /// Weight layers.
     pub depth: u32,
     /// Width.
     pub width: u32,
+    /// Point of `grid.axes` (0 without axes).
+    pub axis_point: u32,
     /// Initialization seed.
     pub seed: u64,
 }
@@ -143,18 +165,22 @@ impl From<&TaskKey> for InitKey {
         InitKey {
             depth: k.depth,
             width: k.width,
+            axis_point: k.axis_point,
             seed: k.seed,
         }
     }
 }
 
-/// One line of the phase diagram: every c of one (depth, width, seed, sgd_seed).
+/// One line of the phase diagram: every c of one (depth, width, axis point, seed,
+/// sgd_seed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct LineKey {
     /// Number of weight layers.
     pub depth: u32,
     /// Hidden width.
     pub width: u32,
+    /// Point of `grid.axes` (0 without axes).
+    pub axis_point: u32,
     /// Initialization seed.
     pub seed: u64,
     /// SGD-order seed.
@@ -166,8 +192,23 @@ impl From<&TaskKey> for LineKey {
         LineKey {
             depth: k.depth,
             width: k.width,
+            axis_point: k.axis_point,
             seed: k.seed,
             sgd_seed: k.sgd_seed,
+        }
+    }
+}
+
+impl LineKey {
+    /// The task of this line at `c`.
+    pub fn task(&self, c: f64) -> TaskKey {
+        TaskKey {
+            c,
+            depth: self.depth,
+            width: self.width,
+            seed: self.seed,
+            sgd_seed: self.sgd_seed,
+            axis_point: self.axis_point,
         }
     }
 }
@@ -270,6 +311,9 @@ pub struct Results {
     pub keys: Vec<TaskKey>,
     /// Results, one per run; `None` while pending.
     pub records: Vec<Option<RunRecord>>,
+    /// The axes of `grid.axes` (none for a file without them).
+    #[serde(default)]
+    pub axes: Axes,
 }
 
 impl Results {
@@ -592,6 +636,7 @@ mod tests {
             width: 8,
             seed: u64::MAX,
             sgd_seed: 1,
+            axis_point: 0,
         };
         for (i, v) in SCHEMA.iter().enumerate() {
             assert!(
@@ -619,6 +664,7 @@ mod tests {
             width: 9,
             seed: u64::MAX - 3,
             sgd_seed: 11,
+            axis_point: 0,
         };
         let mut key_back = TaskKey::default();
         for v in SCHEMA {
@@ -661,6 +707,37 @@ mod tests {
             readme[start..end] == expected,
             "README.md's results table differs from record::SCHEMA; it should read:\n\n{expected}"
         );
+    }
+
+    #[test]
+    fn the_axis_point_is_part_of_identity_row_order_and_networks() {
+        let a = TaskKey {
+            c: 2.0,
+            depth: 3,
+            width: 8,
+            seed: 1,
+            sgd_seed: 1,
+            axis_point: 0,
+        };
+        let b = TaskKey { axis_point: 1, ..a };
+        assert_ne!(a.identity(), b.identity());
+        assert_ne!(InitKey::from(&a), InitKey::from(&b));
+        assert_ne!(LineKey::from(&a), LineKey::from(&b));
+        assert_eq!(LineKey::from(&b).task(2.0), b);
+        // Row order: depth, width, axis point, seeds, c.
+        let later_seed = TaskKey {
+            seed: 2,
+            c: 1.0,
+            ..a
+        };
+        assert!(b.row_order(&later_seed).is_gt());
+        let wider = TaskKey { width: 9, ..a };
+        assert!(b.row_order(&wider).is_lt());
+        let mut res = Results::default();
+        for k in [wider, b, later_seed, a] {
+            res.insert_key(k);
+        }
+        assert_eq!(res.keys, [a, later_seed, b, wider]);
     }
 
     #[test]

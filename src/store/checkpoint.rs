@@ -27,16 +27,17 @@ pub fn checkpoint_dir(results: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The checkpoint file of run `key` of `results`: its depth, width, seeds and the bits
-/// of c (exact, and a valid file name).
+/// The checkpoint file of run `key` of `results`: its depth, width, seeds, the bits of c
+/// (exact, and a valid file name) and its `grid.axes` point.
 pub fn checkpoint_path(results: &Path, key: &TaskKey) -> PathBuf {
     checkpoint_dir(results).join(format!(
-        "d{}-w{}-s{}-g{}-c{:016x}.ckpt",
+        "d{}-w{}-s{}-g{}-c{:016x}-a{}.ckpt",
         key.depth,
         key.width,
         key.seed,
         key.sgd_seed,
-        key.c.to_bits()
+        key.c.to_bits(),
+        key.axis_point
     ))
 }
 
@@ -222,6 +223,7 @@ mod tests {
             width: 8,
             seed: 1,
             sgd_seed: 2,
+            axis_point: 3,
         };
         let rule = Rule::Adam(AdamParams {
             beta1: 0.9,
@@ -262,6 +264,15 @@ mod tests {
         assert!(err(decode(&bytes, "xyz", &key, rule)).contains("config abc"));
         let other = TaskKey { c: 2.0, ..key };
         assert!(err(decode(&bytes, "abc", &other, rule)).contains("not of"));
+        let point = TaskKey {
+            axis_point: 0,
+            ..key
+        };
+        assert!(err(decode(&bytes, "abc", &point, rule)).contains("not of"));
+        assert_ne!(
+            checkpoint_path(Path::new("r"), &point),
+            checkpoint_path(Path::new("r"), &key)
+        );
         let f64s = decode::<f64>(&bytes, "abc", &key, rule).unwrap_err();
         assert!(f64s.contains("precision f32"), "{f64s}");
         assert!(err(decode(&bytes, "abc", &key, Rule::Sgd)).contains("optimizer state"));

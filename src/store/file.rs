@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 use ::hdf5::file::LibraryVersion;
 use ::hdf5::{Dataset, File};
 
+use super::axes;
 use super::journal::{self, journal_path, Journal, JournalContents, JournalHeader};
 use super::meta::{self, FileMeta, StoredMeta};
 use super::nc;
 use super::{invalid, not_results, Ctx, StoreError};
-use crate::record::{Column, Dim, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA};
+use crate::record::{Axes, Column, Dim, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA};
 
 /// Shortest time between two snapshots.
 const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -238,6 +239,12 @@ fn write_hdf5(
             scales.push((dim, ds));
         }
     }
+    let run = scales
+        .iter()
+        .find(|(d, _)| *d == Dim::Run)
+        .map(|(_, ds)| ds)
+        .expect("the schema has the run coordinate");
+    axes::write_axes(&file, path, &results.axes, &results.keys, run)?;
     drop(scales);
     file.close().ctx(path, || "closing the snapshot".into())
 }
@@ -378,14 +385,30 @@ impl ResultsFile {
     /// Refuses a file that is not a sharpsweep results file, or whose `config_sha256`
     /// (or journal) belongs to another config. Appends a history line, writes a snapshot
     /// (which also adds the schema variables a file of an older version lacks) and returns
-    /// what the file holds (records `Some` for finished runs).
-    pub fn open_resume(path: &Path, meta: &FileMeta) -> Result<(ResultsFile, Results), StoreError> {
+    /// what the file holds (records `Some` for finished runs). A file whose `grid.axes`
+    /// are not `axes` is refused first, naming both.
+    pub fn open_resume(
+        path: &Path,
+        meta: &FileMeta,
+        axes: &Axes,
+    ) -> Result<(ResultsFile, Results), StoreError> {
         if !path.exists() {
             return Err(not_results(path, "the file does not exist"));
         }
         // The snapshot first here: no reader races with a resume, and the journal's lock
         // (taken below) refuses a second writer.
         let (mut results, stored) = read_snapshot(path)?;
+        if results.axes != *axes {
+            let text = |a: &Axes| match a.to_text().trim_end() {
+                "" => "none".to_string(),
+                t => t.replace('\n', "; "),
+            };
+            return Err(StoreError::AxesMismatch {
+                path: path.to_path_buf(),
+                in_file: text(&results.axes),
+                this_config: text(axes),
+            });
+        }
         if stored.meta.config_sha256 != meta.config_sha256 {
             return Err(StoreError::ConfigMismatch {
                 path: path.to_path_buf(),
@@ -638,6 +661,7 @@ fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
         interp_alpha: Vec::new(),
         keys: vec![TaskKey::default(); shape.runs],
         records: vec![Some(RunRecord::default()); shape.runs],
+        axes: Axes::default(),
     };
     for var in SCHEMA.iter().filter(|v| v.present(shape.interp)) {
         let col = read_var(file, path, var, shape)?;
@@ -659,6 +683,7 @@ fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
             }
         }
     }
+    results.axes = axes::read_axes(file, path, &mut results.keys)?;
     for rec in &mut results.records {
         if rec.as_ref().is_some_and(|r| r.status == RunStatus::Pending) {
             *rec = None;
@@ -789,7 +814,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.h5");
         sample(&path, &[]);
-        let err = ResultsFile::open_resume(&path, &meta("other")).unwrap_err();
+        let err = ResultsFile::open_resume(&path, &meta("other"), &Axes::default()).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StoreError::ConfigMismatch { .. }), "{msg}");
         assert!(
@@ -809,7 +834,7 @@ mod tests {
             .shape(3)
             .create("loss")
             .unwrap();
-        let err = ResultsFile::open_resume(&path, &meta("h1")).unwrap_err();
+        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap_err();
         assert!(matches!(err, StoreError::NotResults { .. }), "{err}");
         assert!(err.to_string().contains("not a sharpsweep results file"));
         let err = read_results(&dir.path().join("missing.h5")).unwrap_err();
@@ -823,7 +848,8 @@ mod tests {
         let path = dir.path().join("x.h5");
         let mut expect = sample(&path, &[0.25]);
         for round in 1..=2 {
-            let (mut f, got) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+            let (mut f, got) =
+                ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
             assert_same(&expect, &got);
             assert_eq!(got.records[3].is_none(), round == 1);
             let history = read_history(&f);
@@ -861,7 +887,7 @@ mod tests {
         let (got, stored) = read_results(&path).unwrap();
         assert_same(&expect, &got);
         assert_eq!(stored.journal_runs, 0);
-        let (f, again) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
         assert_same(&expect, &again);
         let last = read_history(&f).last().unwrap().clone();
         assert!(
@@ -885,7 +911,7 @@ mod tests {
             got.records[3].is_none(),
             "another sweep's run is not merged"
         );
-        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        let (f, _) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
         assert!(read_history(&f).last().unwrap().contains("another sweep"));
         f.close().unwrap();
     }
@@ -915,7 +941,8 @@ mod tests {
         assert_same_record(got.records[0].as_ref().unwrap(), &b, 0);
         assert!(got.records[1].is_none() && got.records[3].is_none());
         // The copy can be resumed as a killed job's file would be.
-        let (mut g, again) = ResultsFile::open_resume(&copy, &meta("h1")).unwrap();
+        let (mut g, again) =
+            ResultsFile::open_resume(&copy, &meta("h1"), &Axes::default()).unwrap();
         assert_same_record(again.records[2].as_ref().unwrap(), &a, 2);
         g.write_record(&key(1), &a).unwrap();
         g.close().unwrap();
@@ -966,7 +993,7 @@ mod tests {
         assert!(got.records[1].is_none());
         assert_eq!(stored.history.len(), 1);
         // And the killed job's file can be resumed.
-        let (f, again) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
         assert_eq!(again.records.iter().filter(|r| r.is_some()).count(), 2);
         f.close().unwrap();
     }
@@ -1050,6 +1077,69 @@ mod tests {
     }
 
     #[test]
+    fn axes_are_stored_per_run_and_a_resume_refuses_other_axes() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.h5");
+        let path = dir.path().join("axes.h5");
+        let axes = Axes::from_text(
+            "\"model.bias\" = [false, true]\n\"train.momentum\" = [0.0, 0.9]\n\
+             \"model.activation\" = [\"relu\", \"tanh\"]\n",
+        )
+        .unwrap();
+        let mut results = empty(4, 3, &[]);
+        for (k, p) in results.keys.iter_mut().zip([0, 3, 5, 7]) {
+            k.axis_point = p;
+        }
+        results.axes = axes.clone();
+        let mut f = ResultsFile::create(&live, &meta("h1"), &results, false).unwrap();
+        f.write_record(&results.keys[1], &done(3, 0, 0.0)).unwrap();
+        // What a kill leaves: the journal holds the run, with its axis point.
+        std::fs::copy(&live, &path).unwrap();
+        std::fs::copy(journal_path(&live), journal_path(&path)).unwrap();
+        std::mem::forget(f);
+        let (got, _) = read_results(&path).unwrap();
+        assert_eq!(got.axes, axes);
+        assert_eq!(got.keys, results.keys);
+        assert!(got.records[1].is_some() && got.records[0].is_none());
+        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::AxesMismatch { .. }), "{msg}");
+        assert!(
+            msg.contains("grid.axes") && msg.contains("\"train.momentum\" = [0.0, 0.9]"),
+            "{msg}"
+        );
+        assert!(msg.contains("in this config: none"), "{msg}");
+        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &axes).unwrap();
+        assert_eq!(again.keys, results.keys);
+        assert!(again.records[1].is_some());
+        f.close().unwrap();
+        let header = h5dump(&["-H"], &path);
+        for var in ["axis_point", "bias", "momentum", "activation"] {
+            assert!(
+                header.contains(&format!("DATASET \"{var}\"")),
+                "{var}:\n{header}"
+            );
+        }
+        assert!(header.contains("ATTRIBUTE \"axes\"") && header.contains("axis_key"));
+        let points = h5dump(&["-d", "/axis_point"], &path);
+        assert!(points.contains("0, 3, 5, 7"), "{points}");
+        // Points 0, 3, 5, 7 of (activation, bias, momentum), the last axis fastest.
+        let bias = h5dump(&["-d", "/bias"], &path);
+        assert!(bias.contains("0, 1, 0, 1"), "{bias}");
+        let act = h5dump(&["-d", "/activation"], &path);
+        assert!(
+            act.contains("\"relu\", \"relu\", \"tanh\", \"tanh\""),
+            "{act}"
+        );
+        // A file without axes has none of this.
+        let plain = dir.path().join("plain.h5");
+        sample(&plain, &[]);
+        let header = h5dump(&["-H"], &plain);
+        assert!(!header.contains("axis_point") && !header.contains("ATTRIBUTE \"axes\""));
+    }
+
+    #[test]
     fn create_refuses_bad_input() {
         let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
@@ -1099,7 +1189,7 @@ mod tests {
         assert!(fds_of(&path).is_empty());
         assert_eq!(fds_of(&journal_path(&path)), vec![true]);
         drop(f);
-        let (f, _) = ResultsFile::open_resume(&path, &meta("h1")).unwrap();
+        let (f, _) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
         assert!(fds_of(&path).is_empty());
         assert_eq!(fds_of(&journal_path(&path)), vec![true]);
         f.close().unwrap();

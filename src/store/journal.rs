@@ -1,10 +1,10 @@
 //! The results journal: an append-only, checksummed log of the runs finished since the
 //! last snapshot of the results file, kept beside it as `<file>.journal`.
 //!
-//! Layout: the magic line `sharpsweep-journal-2\n`, then frames of
+//! Layout: the magic line `sharpsweep-journal-3\n`, then frames of
 //! `[u32 length][u32 CRC-32 of the payload][payload]` (little-endian). The first frame is
 //! the header (config hash, steps and interpolation points); every later one is a
-//! finished run: its key (c, depth, width, seed, sgd_seed) and its record in the
+//! finished run: its key (c, depth, width, seed, sgd_seed, axis_point) and its record in the
 //! [`codec`](crate::record::codec) encoding. Runs are named by key, not row, because the
 //! file of an adaptive search gains rows as it goes. A reader takes
 //! frames up to the first that is incomplete or fails its checksum: a killed writer or
@@ -23,7 +23,10 @@ use crate::record::codec::{ByteReader, ByteWriter};
 use crate::record::{RunRecord, TaskKey};
 
 /// The first bytes of every journal.
-const MAGIC: &[u8] = b"sharpsweep-journal-2\n";
+const MAGIC: &[u8] = b"sharpsweep-journal-3\n";
+/// The first bytes of a journal of the versions before `grid.axes`, whose keys have no
+/// axis point (read as 0: their configs have no axes).
+const MAGIC_V2: &[u8] = b"sharpsweep-journal-2\n";
 /// Longest time between two `fsync`s of a journal that is being appended to.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest frame a reader accepts (a corrupt length must not allocate gigabytes).
@@ -113,7 +116,8 @@ fn next_frame(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 /// Parses journal bytes. `Err` when they do not start with a valid magic and header (not a
 /// journal, or one cut inside its header: it holds no run then).
 pub fn parse(bytes: &[u8]) -> Result<JournalContents, String> {
-    if !bytes.starts_with(MAGIC) {
+    let v2 = bytes.starts_with(MAGIC_V2);
+    if !bytes.starts_with(MAGIC) && !v2 {
         return Err("not a sharpsweep journal (bad magic bytes)".into());
     }
     let (payload, mut pos) =
@@ -122,7 +126,12 @@ pub fn parse(bytes: &[u8]) -> Result<JournalContents, String> {
     let mut records = Vec::new();
     while let Some((payload, next)) = next_frame(bytes, pos) {
         let mut r = ByteReader(payload);
-        let Ok(key) = r.key() else { break };
+        let key = if v2 {
+            r.key_without_axis_point()
+        } else {
+            r.key()
+        };
+        let Ok(key) = key else { break };
         let Ok(rec) = r.record() else { break };
         if !r.0.is_empty() {
             break;
@@ -315,6 +324,7 @@ mod tests {
             width: 8,
             seed: 1,
             sgd_seed: 1,
+            axis_point: (i % 3) as u32,
         }
     }
 
@@ -356,6 +366,35 @@ mod tests {
         let c = parse(&bad).unwrap();
         assert_eq!(c.records.len(), 2);
         assert_eq!(c.discarded, bytes.len() as u64 - ends[2]);
+    }
+
+    #[test]
+    fn a_journal_of_the_version_before_axes_reads_with_axis_point_zero() {
+        let mut bytes = MAGIC_V2.to_vec();
+        bytes.extend(frame(&header_payload(&header())));
+        for i in [0, 4] {
+            let mut w = ByteWriter::default();
+            let k = key(i);
+            // The old key: c, depth, width, seed, sgd_seed.
+            w.f64(k.c);
+            w.u64(u64::from(k.depth));
+            w.u64(u64::from(k.width));
+            w.u64(k.seed);
+            w.u64(k.sgd_seed);
+            w.record(&rec(i as f64 + 1.0));
+            bytes.extend(frame(&w.0));
+        }
+        let c = parse(&bytes).unwrap();
+        assert_eq!(c.header, header());
+        let keys: Vec<TaskKey> = c.records.iter().map(|r| r.0).collect();
+        assert_eq!(
+            keys,
+            [0, 4].map(|i| TaskKey {
+                axis_point: 0,
+                ..key(i)
+            })
+        );
+        assert_eq!(c.discarded, 0);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! (one line per start), `Conventions = "CF-1.8"` and the format marker
 //! `sharpsweep_format`.
 
+mod axes;
 pub mod checkpoint;
 mod file;
 mod journal;
@@ -51,6 +52,19 @@ pub enum StoreError {
         /// `config_sha256` stored in the file.
         in_file: String,
         /// Hash of the config the caller runs.
+        this_config: String,
+    },
+    /// `open_resume` found a file whose `grid.axes` differ from the config's.
+    #[error(
+        "{path} was written for other grid.axes (in the file: {in_file}; in this config: \
+         {this_config}); use --force to overwrite it or another output path"
+    )]
+    AxesMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The file's axes.
+        in_file: String,
+        /// The config's axes.
         this_config: String,
     },
     /// The file is not a results file of this layout.

@@ -35,6 +35,7 @@ pub(crate) fn key(i: usize) -> TaskKey {
         width: 64,
         seed: i as u64,
         sgd_seed: u64::MAX - i as u64,
+        axis_point: 0,
     }
 }
 
@@ -45,6 +46,7 @@ pub(crate) fn empty(n: usize, steps: usize, interp: &[f64]) -> Results {
         interp_alpha: interp.to_vec(),
         keys: (0..n).map(key).collect(),
         records: vec![None; n],
+        axes: Default::default(),
     }
 }
 

@@ -4,8 +4,8 @@
 use crate::config::{Config, ModelKind};
 use crate::record::{InitKey, TaskKey};
 
-/// Every task of the config, in the file's row order: depth, width, (seed, sgd_seed),
-/// then c ascending.
+/// Every task of the config, in the file's row order: depth, width, axis point of
+/// `grid.axes` (0..[`Config::n_axis_points`]), (seed, sgd_seed), then c ascending.
 pub fn expand(cfg: &Config) -> Vec<TaskKey> {
     let cs = cfg.c_values();
     let depths: Vec<u32> = match cfg.model.kind {
@@ -15,15 +15,18 @@ pub fn expand(cfg: &Config) -> Vec<TaskKey> {
     let mut keys = Vec::new();
     for &depth in &depths {
         for &width in &cfg.model.width {
-            for (seed, sgd_seed) in cfg.seed_pairs() {
-                for &c in &cs {
-                    keys.push(TaskKey {
-                        c,
-                        depth,
-                        width,
-                        seed,
-                        sgd_seed,
-                    });
+            for axis_point in 0..cfg.n_axis_points() as u32 {
+                for (seed, sgd_seed) in cfg.seed_pairs() {
+                    for &c in &cs {
+                        keys.push(TaskKey {
+                            c,
+                            depth,
+                            width,
+                            seed,
+                            sgd_seed,
+                            axis_point,
+                        });
+                    }
                 }
             }
         }
@@ -96,13 +99,18 @@ pub fn lambda0_cost(cfg: &Config, init: &InitKey) -> f64 {
     p * m * (6.0 + 12.0 * 2.0 * HVPS_PER_MEASUREMENT)
 }
 
-/// Estimated core-hours of the whole grid at `gflops` sustained per core.
-pub fn core_hours(cfg: &Config, gflops: f64) -> f64 {
+/// Estimated core-hours of the whole grid at `gflops` sustained per core; `points` are
+/// the configs of its axis points ([`Config::axis_points`]).
+pub fn core_hours(cfg: &Config, points: &[Config], gflops: f64) -> f64 {
     let keys = expand(cfg);
-    let flops: f64 = keys.iter().map(|k| run_cost(cfg, k)).sum::<f64>()
+    let point = |p: u32| &points[p as usize];
+    let flops: f64 = keys
+        .iter()
+        .map(|k| run_cost(point(k.axis_point), k))
+        .sum::<f64>()
         + init_keys(&keys)
             .iter()
-            .map(|l| lambda0_cost(cfg, l))
+            .map(|l| lambda0_cost(point(l.axis_point), l))
             .sum::<f64>();
     flops / (gflops * 1e9) / 3600.0
 }
@@ -123,5 +131,36 @@ mod tests {
         assert_eq!((keys[2].c, keys[3].seed), (4.0, 2));
         assert_eq!(keys[11].depth, 4);
         assert!(run_cost(&cfg, &keys[11]) > run_cost(&cfg, &keys[0]));
+        assert!(keys.iter().all(|k| k.axis_point == 0));
+    }
+
+    #[test]
+    fn axes_multiply_the_grid_inside_each_network_shape() {
+        let cfg = Config::from_toml_str(
+            "[data]\nn_train = 256\n[model]\ndepth=[2,4]\nwidth=[8]\n[train]\nbatch_size = 64\n\
+             seeds=[1,2]\n[grid]\nc=[1.0,2.0,4.0]\n\
+             axes = { \"train.warmup_steps\" = [0, 4, 8], \"train.batch_size\" = [32, 64] }\n",
+        )
+        .unwrap();
+        let keys = expand(&cfg);
+        assert_eq!(keys.len(), 2 * 6 * 2 * 3);
+        // depth, width, axis point, seeds, c.
+        assert_eq!((keys[0].axis_point, keys[0].seed, keys[0].c), (0, 1, 1.0));
+        assert_eq!((keys[5].axis_point, keys[5].seed, keys[5].c), (0, 2, 4.0));
+        assert_eq!((keys[6].axis_point, keys[6].seed), (1, 1));
+        assert_eq!((keys[35].depth, keys[35].axis_point), (2, 5));
+        assert_eq!((keys[36].depth, keys[36].axis_point), (4, 0));
+        let mut sorted = keys.clone();
+        sorted.sort_by(|a, b| a.row_order(b));
+        assert_eq!(sorted, keys, "expansion is in row order");
+        // Every axis point is its own network: λ₀ per (depth, width, point, seed).
+        assert_eq!(init_keys(&keys).len(), 2 * 6 * 2);
+        // Point 0 of (batch_size, warmup_steps) is batch 32: it costs less than batch 64.
+        let points = cfg.axis_points().unwrap();
+        let (p0, p3) = (&points[0], &points[3]);
+        assert_eq!((p0.train.batch_size, p3.train.batch_size), (32, 64));
+        assert!(run_cost(p0, &keys[0]) < run_cost(p3, &keys[18]));
+        let one = run_cost(p0, &keys[0]);
+        assert!(core_hours(&cfg, &points, 1.0) > 72.0 * one / 2.0 / 1e9 / 3600.0);
     }
 }

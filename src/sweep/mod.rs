@@ -170,13 +170,15 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
     if let Some(out) = &opts.out {
         cfg.output.path = out.clone();
     }
+    let points = cfg.axis_points()?;
     if let Some(available) = preflight::memory_per_rank() {
-        preflight::check_memory(&cfg, &grid::expand(&cfg), available)
+        preflight::check_memory(&points, &grid::expand(&cfg), available)
             .map_err(SweepError::Memory)?;
     }
     let world = launch.world();
     cfg.train.precision.dispatch(SweepTask {
         cfg: &cfg,
+        points: &points,
         opts,
         world: world.as_ref(),
         rank: launch.rank,
@@ -189,6 +191,9 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
 /// One sweep process, before the precision is chosen.
 struct SweepTask<'a> {
     cfg: &'a Config,
+    /// The config of each axis point of `grid.axes` (index = `TaskKey::axis_point`; the
+    /// config alone without axes): what its runs are trained with.
+    points: &'a [Config],
     opts: &'a SweepOptions,
     world: Option<&'a SimpleCommunicator>,
     rank: usize,
@@ -205,7 +210,11 @@ impl PrecisionTask for SweepTask<'_> {
         let cfg = self.cfg;
         let problem = Problem::<T>::from_config(cfg)?;
         let par = par_of(self.opts.threads);
-        let settings = |depth: u32, width: u32| RunSettings::new(cfg, &problem, depth, width, par);
+        // Data, precision and the file's shape are the config's; everything a run or a λ₀
+        // measurement sets from the config comes from its axis point's config.
+        let settings = |depth: u32, width: u32, point: u32| {
+            RunSettings::new(&self.points[point as usize], &problem, depth, width, par)
+        };
         let checkpoints = CheckpointPlace {
             results: cfg.output.path.clone(),
             config_sha256: provenance::config_identity(cfg).1,
@@ -217,10 +226,14 @@ impl PrecisionTask for SweepTask<'_> {
             match *u {
                 Unit::Lambda0 { init } => Outcome::Lambda0 {
                     init,
-                    est: train::lambda0(&settings(init.depth, init.width), &problem, init.seed),
+                    est: train::lambda0(
+                        &settings(init.depth, init.width, init.axis_point),
+                        &problem,
+                        init.seed,
+                    ),
                 },
                 Unit::Run { task, key, lambda0 } => {
-                    let s = settings(key.depth, key.width);
+                    let s = settings(key.depth, key.width, key.axis_point);
                     let record = run_task(&s, &problem, &key, &lambda0, &checkpoints);
                     Outcome::Run { task, key, record }
                 }
@@ -337,7 +350,7 @@ fn open_results(
 ) -> Result<(ResultsFile, Results), StoreError> {
     let path = &cfg.output.path;
     if opts.resume && path.exists() {
-        ResultsFile::open_resume(path, meta)
+        ResultsFile::open_resume(path, meta, &cfg.axes())
     } else {
         let results = Results {
             eig: cfg.sharpness.k.max(1),
@@ -345,6 +358,7 @@ fn open_results(
             interp_alpha: train::interp_alpha(cfg.grid.interp_points),
             keys: keys.to_vec(),
             records: vec![None; keys.len()],
+            axes: cfg.axes(),
         };
         ResultsFile::create(path, meta, &results, opts.force).map(|f| (f, results))
     }
@@ -461,8 +475,8 @@ impl SweepTask<'_> {
         let mut master = Master::new(
             todo,
             (0..n).collect(),
-            |k| grid::run_cost(cfg, k),
-            |l| grid::lambda0_cost(cfg, l),
+            |k| grid::run_cost(&self.points[k.axis_point as usize], k),
+            |l| grid::lambda0_cost(&self.points[l.axis_point as usize], l),
             &known,
             &[],
             cfg.grid.stop_after_divergence,

@@ -89,10 +89,14 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
     }
 }
 
-/// The run of `keys` with the largest peak memory, and its estimate.
-pub fn largest_run(cfg: &Config, keys: &[TaskKey]) -> Option<(TaskKey, MemoryEstimate)> {
+/// The run of `keys` with the largest peak memory, and its estimate; `points` are the
+/// configs of the axis points ([`Config::axis_points`]; the config alone without axes).
+pub fn largest_run(points: &[Config], keys: &[TaskKey]) -> Option<(TaskKey, MemoryEstimate)> {
     keys.iter()
-        .map(|k| (*k, run_memory(cfg, k.depth, k.width)))
+        .map(|k| {
+            let cfg = &points[k.axis_point as usize];
+            (*k, run_memory(cfg, k.depth, k.width))
+        })
         .max_by(|a, b| a.1.total().total_cmp(&b.1.total()))
 }
 
@@ -138,16 +142,18 @@ pub fn gib(bytes: f64) -> String {
 }
 
 /// Refuses a grid whose largest run needs more memory than a rank has (`per_rank`,
-/// `node`, `ranks` as from [`memory_per_rank`]). The message names the config keys that
-/// size each part, and the bytes needed and available.
+/// `node`, `ranks` as from [`memory_per_rank`]); `points` as for [`largest_run`]. The
+/// message names the config keys that size each part (their values at the run's axis
+/// point), and the bytes needed and available.
 pub fn check_memory(
-    cfg: &Config,
+    points: &[Config],
     keys: &[TaskKey],
     (per_rank, node, ranks): (f64, f64, usize),
 ) -> Result<(), String> {
-    let Some((key, mem)) = largest_run(cfg, keys) else {
+    let Some((key, mem)) = largest_run(points, keys) else {
         return Ok(());
     };
+    let cfg = &points[key.axis_point as usize];
     if mem.total() <= per_rank {
         return Ok(());
     }
@@ -195,7 +201,7 @@ mod tests {
         // 784·w + w² + 10·w parameters at w = 1e8: ~1e16 of them, far beyond any node.
         assert!(huge.total() > 1e16, "{huge:?}");
         let keys = crate::sweep::grid::expand(&c);
-        let err = check_memory(&c, &keys, (8e9, 16e9, 2)).unwrap_err();
+        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2)).unwrap_err();
         for key in [
             "model.width = 100000000",
             "sharpness.measure_n",
@@ -207,7 +213,7 @@ mod tests {
         }
         let ok = cfg("[model]\ndepth = [3]\nwidth = [64]\n[grid]\nc = [1.0]\n");
         let keys = crate::sweep::grid::expand(&ok);
-        assert!(check_memory(&ok, &keys, (8e9, 16e9, 2)).is_ok());
+        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2)).is_ok());
     }
 
     #[test]

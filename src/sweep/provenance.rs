@@ -114,7 +114,7 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
         ),
     };
     let v = |k: &str, v: String| (k.to_string(), v);
-    vec![
+    let mut out = vec![
         v("loss", match cfg.model.net.loss {
             crate::model::param::Loss::Mse => format!("MSE: L = alpha/(2 B k) sum_i sum_j (f_ij - y_ij)^2 with alpha = {} (loss_scale), k outputs, one-hot targets; sharpness values are in these units", cfg.model.net.loss_scale),
             crate::model::param::Loss::CrossEntropy => format!("softmax cross-entropy: L = -alpha/B sum_i log softmax(f_i)_(label i), mean over the B examples, with alpha = {} (loss_scale), k outputs, one-hot targets; its Hessian in f is alpha/B (diag p - p p^T) per example; sharpness values are in these units", cfg.model.net.loss_scale),
@@ -137,7 +137,14 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
             optimizer(&cfg.train), cfg.train.batch_size, cfg.train.steps, cfg.train.precision, cfg.sharpness.every)),
         v("divergence", format!("a minibatch loss or measured training loss at state t above {} or not finite; the run stops and diverged_at = t", cfg.train.divergence_loss)),
         v("seeds", "init, SGD-order and Lanczos-start streams derived from (seed, role, depth, width); independent of rank count and task order".into()),
-    ]
+    ];
+    if !cfg.grid.axes.is_empty() {
+        out.push(v("axes", format!(
+            "grid.axes: every (depth, width, seed pair, c) task is run once per point of the product of {} (root attribute `axes`; first axis slowest); a run's config is this config with its point's values set as --set overrides; variable `axis_point` and one variable per axis hold each run's point and values; lambda0 is measured per (depth, width, axis point, seed); the other conventions state this config's own values of the axis keys",
+            cfg.grid.axes.iter().map(|(k, v)| format!("{k} ({} values)", v.len())).collect::<Vec<_>>().join(" x ")
+        )));
+    }
+    out
 }
 
 /// The provenance written into a new results file by a sweep of `ranks` ranks.
@@ -187,5 +194,18 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("eta_t = (t/64) eta for t < 64"), "{t}");
+    }
+
+    #[test]
+    fn axes_have_a_convention_only_when_given() {
+        let plain = Config::default();
+        assert!(conventions(&plain, "data").iter().all(|(k, _)| k != "axes"));
+        let c = Config::from_toml_str(
+            "[train]\noptimizer = \"momentum\"\n[grid]\naxes = { \"train.momentum\" = [0.0, 0.9] }\n",
+        )
+        .unwrap();
+        let conv = conventions(&c, "data");
+        let axes = &conv.iter().find(|(k, _)| k == "axes").unwrap().1;
+        assert!(axes.contains("train.momentum (2 values)"), "{axes}");
     }
 }

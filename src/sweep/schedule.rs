@@ -513,6 +513,7 @@ mod tests {
                     width,
                     seed: 1,
                     sgd_seed: 1,
+                    axis_point: 0,
                 });
             }
         }
@@ -588,6 +589,7 @@ mod tests {
             depth: 2,
             width: 8,
             seed: 1,
+            axis_point: 0,
         };
         let l64 = InitKey { width: 64, ..l8 };
         // Costs: width 64 runs cost 8 times the width 8 ones.
@@ -643,11 +645,13 @@ mod tests {
             depth: 2,
             width: 8,
             seed: 1,
+            axis_point: 0,
         };
         let l64 = InitKey {
             depth: 2,
             width: 64,
             seed: 1,
+            axis_point: 0,
         };
         let mut m = Master::new(
             k.clone(),

@@ -1,6 +1,6 @@
 //! The adaptive search for the critical values (`grid.search = "adaptive"`).
 //!
-//! Every (depth, width, seed, sgd_seed) line searches on its own, over the **lattice**
+//! Every (depth, width, axis point, seed, sgd_seed) line searches on its own, over the **lattice**
 //! x = start + k·h of `grid.log2_c` with h = step/2ʲ ≤ `grid.resolution`
 //! ([`Config::lattice_spacing`]), so a search and a fixed grid of step h meet at
 //! identical c values (and identical runs there).
@@ -136,7 +136,7 @@ pub struct Search {
     params: SearchParams,
     lines: BTreeMap<LineKey, Line>,
     /// Round of every run handed out (by [`TaskKey::identity`]).
-    rounds: HashMap<(u32, u32, u64, u64, u64), i32>,
+    rounds: HashMap<(u32, u32, u32, u64, u64, u64), i32>,
 }
 
 impl Search {
@@ -149,14 +149,17 @@ impl Search {
         let mut lines = BTreeMap::new();
         for &depth in &depths {
             for &width in &cfg.model.width {
-                for (seed, sgd_seed) in cfg.seed_pairs() {
-                    let key = LineKey {
-                        depth,
-                        width,
-                        seed,
-                        sgd_seed,
-                    };
-                    lines.insert(key, Line::default());
+                for axis_point in 0..cfg.n_axis_points() as u32 {
+                    for (seed, sgd_seed) in cfg.seed_pairs() {
+                        let key = LineKey {
+                            depth,
+                            width,
+                            axis_point,
+                            seed,
+                            sgd_seed,
+                        };
+                        lines.insert(key, Line::default());
+                    }
                 }
             }
         }
@@ -174,13 +177,7 @@ impl Search {
     }
 
     fn key_of(line: &LineKey, c: f64) -> TaskKey {
-        TaskKey {
-            c,
-            depth: line.depth,
-            width: line.width,
-            seed: line.seed,
-            sgd_seed: line.sgd_seed,
-        }
+        line.task(c)
     }
 
     /// Starts (or, given the finished runs of a file, resumes) every line: replays the
@@ -464,6 +461,25 @@ mod tests {
         let probes = drive(&cfg("resolution = 0.05\nprobes = 3\n"), a, b, m, |_| 0);
         let max_round = probes.iter().map(|p| p.1).max().unwrap();
         assert!(max_round < made.iter().map(|p| p.1).max().unwrap());
+    }
+
+    #[test]
+    fn every_axis_point_searches_its_own_lines() {
+        let c = cfg("resolution = 0.5\naxes = { \"train.warmup_steps\" = [0, 2] }\n");
+        let mut s = Search::new(&c);
+        let first = s.resume(std::iter::empty());
+        let points: Vec<u32> = first.iter().map(|k| k.axis_point).collect();
+        assert_eq!(points, [0, 1]);
+        assert_eq!(first[0].c.to_bits(), first[1].c.to_bits());
+        // Point 0's run finishing advances point 0's line alone.
+        let next = s.finished(&first[0], &synthetic(first[0].c, 10.0, 10.0, 100.0));
+        assert!(!next.is_empty() && next.iter().all(|k| k.axis_point == 0));
+        assert_eq!((s.round_of(&next[0]), s.round_of(&first[1])), (1, 0));
+        let other = TaskKey {
+            axis_point: 1,
+            ..next[0]
+        };
+        assert_eq!(s.round_of(&other), -1, "not made on point 1's line");
     }
 
     #[test]

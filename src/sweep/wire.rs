@@ -56,6 +56,7 @@ pub struct WireError(String);
 fn write_init(w: &mut ByteWriter, k: &InitKey) {
     w.u64(u64::from(k.depth));
     w.u64(u64::from(k.width));
+    w.u64(u64::from(k.axis_point));
     w.u64(k.seed);
 }
 
@@ -71,6 +72,7 @@ fn read_init(r: &mut ByteReader) -> Result<InitKey, String> {
     Ok(InitKey {
         depth: r.u32()?,
         width: r.u32()?,
+        axis_point: r.u32()?,
         seed: r.u64()?,
     })
 }
@@ -189,6 +191,7 @@ mod tests {
             width: 64,
             seed: u64::MAX,
             sgd_seed: 7,
+            axis_point: 5,
         };
         let o = Outcome::Run {
             task: 17,
@@ -223,6 +226,7 @@ mod tests {
         let init = InitKey {
             depth: 4,
             width: 64,
+            axis_point: 3,
             seed: u64::MAX,
         };
         let u = Unit::Lambda0 { init };
