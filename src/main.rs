@@ -77,11 +77,14 @@ struct AnalysisArgs {
 impl AnalysisArgs {
     /// The parameters for the results file `file`.
     fn params(&self, file: &std::path::Path) -> AnalysisParams {
+        let (lazy_c, lazy_c_by_point) = sharpsweep::commands::default_lazy_c(file);
         let mut p = AnalysisParams {
             eps_sharp: self
                 .eps_sharp
                 .unwrap_or_else(|| sharpsweep::commands::default_eps_sharp(file)),
             early_window: self.window,
+            lazy_c,
+            lazy_c_by_point,
             ..Default::default()
         };
         p.regimes.k = self.k;

@@ -44,6 +44,20 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The rule's edge of stability in units of c = ηλ₀ on a quadratic (full batch): 2
+    /// for SGD, 2(1 + β) for heavy ball, and for Adam with a frozen preconditioner
+    /// (2 + 2β₁)/(1 − β₁) (Cohen et al. 2022; 38 at β₁ = 0.9). Below it a run is
+    /// lazy-like; `analyze` labels the phases with it.
+    pub fn edge(&self) -> f64 {
+        match *self {
+            Rule::Sgd => 2.0,
+            Rule::Momentum(beta) => 2.0 * (1.0 + beta),
+            Rule::Adam(a) => (2.0 + 2.0 * a.beta1) / (1.0 - a.beta1),
+        }
+    }
+}
+
 /// The learning rate of step t (t = 0 first) for the target η = c/λ₀: (t/T_w)·η during a
 /// linear warmup of T_w steps, then η.
 pub fn learning_rate(eta: f64, t: usize, warmup_steps: usize) -> f64 {
@@ -217,6 +231,13 @@ mod tests {
         hb.step(&mut p, &[2.0], 0.1); // v = 0.5 + 2 = 2.5, θ = 0.65
         assert!((p[0] - 0.65).abs() < 1e-15, "{}", p[0]);
         assert_eq!(hb.count(), 2);
+    }
+
+    #[test]
+    fn edges_of_stability() {
+        assert_eq!(Rule::Sgd.edge(), 2.0);
+        assert_eq!(Rule::Momentum(0.9).edge(), 3.8);
+        assert!((Rule::Adam(ADAM).edge() - 38.0).abs() < 1e-12);
     }
 
     #[test]

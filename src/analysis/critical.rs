@@ -126,9 +126,9 @@ impl CriticalValue {
 /// Phase of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Phase {
-    /// c < 2.
+    /// c below the update rule's edge (`lazy_c`: 2 for SGD).
     Lazy,
-    /// 2 ≤ c < c_loss: sharpness falls, no loss catapult.
+    /// The edge ≤ c < c_loss: sharpness falls, no loss catapult.
     SharpnessReduction,
     /// c_loss ≤ c < c_sharp.
     LossCatapult,
@@ -531,7 +531,12 @@ fn phase_from_line(
 }
 
 /// Phase of one run from its own trajectory.
-fn phase_direct(rec: Option<&RunRecord>, c: f64, t_max: usize, params: &AnalysisParams) -> Phase {
+fn phase_direct(
+    rec: Option<&RunRecord>,
+    (c, lazy_c): (f64, f64),
+    t_max: usize,
+    params: &AnalysisParams,
+) -> Phase {
     let Some(rec) = rec else {
         return Phase::Undetermined;
     };
@@ -540,7 +545,7 @@ fn phase_direct(rec: Option<&RunRecord>, c: f64, t_max: usize, params: &Analysis
         RunStatus::Done => {}
         RunStatus::Pending | RunStatus::Failed => return Phase::Undetermined,
     }
-    if c < params.lazy_c {
+    if c < lazy_c {
         return Phase::Lazy;
     }
     match (
@@ -622,6 +627,7 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
             let c_sharp = locate(&c, &sharp, r, false);
             let c_max = locate(&c, &div, r, true);
             let c_barrier = with_barrier.then(|| locate(&c, &barrier, r, false));
+            let lazy_c = params.lazy_c_at(line.axis_point);
             let runs = idx
                 .iter()
                 .map(|&i| {
@@ -630,8 +636,13 @@ pub fn critical_lines(results: &Results, params: &AnalysisParams) -> Vec<LineCri
                         index: i,
                         c: ci,
                         status: results.status(i),
-                        phase_line: phase_from_line(ci, params.lazy_c, &c_loss, &c_sharp, &c_max),
-                        phase_direct: phase_direct(results.records[i].as_ref(), ci, t_max, params),
+                        phase_line: phase_from_line(ci, lazy_c, &c_loss, &c_sharp, &c_max),
+                        phase_direct: phase_direct(
+                            results.records[i].as_ref(),
+                            (ci, lazy_c),
+                            t_max,
+                            params,
+                        ),
                     }
                 })
                 .collect();
@@ -979,6 +990,37 @@ pub(crate) mod tests {
         let direct: Vec<Phase> = l.runs.iter().map(|r| r.phase_direct).collect();
         let from_line: Vec<Phase> = l.runs.iter().map(|r| r.phase_line).collect();
         assert_eq!(direct, from_line);
+    }
+
+    #[test]
+    fn the_lazy_phase_ends_at_the_update_rules_edge() {
+        let mut res = Results {
+            eig: 1,
+            steps: 10,
+            ..Default::default()
+        };
+        let cs = grid(9);
+        line(&mut res, 4, 512, 0, &cs, "llssLSSDD");
+        // Heavy ball with β = 0.5: the edge is 2(1 + β) = 3, so c = 2 and 2.83 are lazy.
+        let momentum = AnalysisParams {
+            lazy_c: crate::optim::Rule::Momentum(0.5).edge(),
+            ..params()
+        };
+        let l = &critical_lines(&res, &momentum)[0];
+        let phases: Vec<&str> = l.runs.iter().map(|r| r.phase_direct.name()).collect();
+        assert_eq!(
+            &phases[..5],
+            ["lazy", "lazy", "lazy", "lazy", "loss-catapult"]
+        );
+        // Per axis point: point 0 (the line's) takes its own edge.
+        let per_point = AnalysisParams {
+            lazy_c_by_point: vec![3.0, 2.0],
+            ..params()
+        };
+        let l = &critical_lines(&res, &per_point)[0];
+        assert_eq!(l.runs[3].phase_line.name(), "lazy");
+        assert_eq!(per_point.lazy_c_at(1), 2.0);
+        assert_eq!(per_point.lazy_c_at(7), 2.0, "beyond the list: lazy_c");
     }
 
     #[test]

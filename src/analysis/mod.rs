@@ -32,8 +32,12 @@ pub struct AnalysisParams {
     pub eps_sharp: f64,
     /// Early window T: c_loss and c_sharp look at steps 1..=min(T, steps).
     pub early_window: usize,
-    /// c below which a run is lazy-like (2).
+    /// c below which a run is lazy-like: the update rule's edge of stability (2 for SGD;
+    /// [`crate::optim::Rule::edge`]).
     pub lazy_c: f64,
+    /// The edge per `grid.axes` point when an axis changes the update rule (empty: every
+    /// point's is `lazy_c`).
+    pub lazy_c_by_point: Vec<f64>,
     /// A bracket c_at/c_below above this ratio is flagged as coarse (2^0.25).
     pub max_bracket_ratio: f64,
     /// Regime detection for long runs.
@@ -46,9 +50,20 @@ impl Default for AnalysisParams {
             eps_sharp: 0.0,
             early_window: 10,
             lazy_c: 2.0,
+            lazy_c_by_point: Vec::new(),
             max_bracket_ratio: 2f64.powf(0.25),
             regimes: RegimeParams::default(),
         }
+    }
+}
+
+impl AnalysisParams {
+    /// The lazy edge of axis point `point`.
+    pub fn lazy_c_at(&self, point: u32) -> f64 {
+        self.lazy_c_by_point
+            .get(point as usize)
+            .copied()
+            .unwrap_or(self.lazy_c)
     }
 }
 

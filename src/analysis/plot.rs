@@ -389,10 +389,12 @@ impl Figure for PhaseDiagram<'_> {
             .collect();
         let n = 200;
         let xs: Vec<f64> = (0..=n).map(|i| self.x_max * i as f64 / n as f64).collect();
-        let lazy_y = self.analysis.params.lazy_c.log2().clamp(y0, y1);
+        let lazy_c = self.analysis.params.lazy_c_at(self.point);
+        let lazy_y = lazy_c.log2().clamp(y0, y1);
         let levels = region_levels(&xs, &curves, (y0, y1), lazy_y);
+        let lazy_label = format!("lazy (c < {})", fmt_edge(lazy_c));
         let regions = [
-            ("lazy (c < 2)", RGBColor(200, 200, 200)),
+            (lazy_label.as_str(), RGBColor(200, 200, 200)),
             ("sharpness reduction", RGBColor(120, 200, 120)),
             ("loss catapult", RGBColor(255, 190, 90)),
             ("loss + sharpness catapult", RGBColor(240, 110, 110)),
@@ -483,6 +485,12 @@ impl PhaseDiagram<'_> {
         }
         Ok(())
     }
+}
+
+/// The lazy edge as the legend writes it: "2", "3.8", "38".
+fn fmt_edge(c: f64) -> String {
+    let r = (c * 100.0).round() / 100.0;
+    format!("{r}")
 }
 
 /// (step, ratio) points of a series divided by its reference, keeping finite positive ones.

@@ -205,7 +205,7 @@ impl Analysis {
     /// Scalar attributes to store with the tables (parameters and conventions).
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
         let p = &self.params;
-        vec![
+        let mut attrs = vec![
             ("eps_sharp", p.eps_sharp.to_string()),
             ("early_window", self.early_window.to_string()),
             ("lazy_c", p.lazy_c.to_string()),
@@ -229,7 +229,12 @@ impl Analysis {
             ),
             ("regime_late_fraction", p.regimes.late_fraction.to_string()),
             ("conventions", CONVENTIONS.to_string()),
-        ]
+        ];
+        if !p.lazy_c_by_point.is_empty() {
+            let each: Vec<String> = p.lazy_c_by_point.iter().map(|c| c.to_string()).collect();
+            attrs.push(("lazy_c_by_point", each.join(" ")));
+        }
+        attrs
     }
 
     /// Per-line, per-(d, w), fit, per-run, regime and missing-run tables as named columns.

@@ -63,6 +63,29 @@ fn stored_search(meta: &StoredMeta) -> Option<Config> {
         .filter(|c| c.grid.search == SearchKind::Adaptive)
 }
 
+/// The lazy edge of the update rule (2 for SGD, 2(1 + β) for heavy ball, 38 for Adam at
+/// β₁ = 0.9: [`crate::optim::Rule::edge`]) of the file at `path`'s config, and per axis
+/// point when `grid.axes` changes the rule; (2, none) for a file without a readable config.
+pub fn default_lazy_c(path: &Path) -> (f64, Vec<f64>) {
+    let Some(cfg) = read_file_meta(path)
+        .ok()
+        .and_then(|m| Config::from_toml_str(&m.meta.config_text).ok())
+    else {
+        return (2.0, Vec::new());
+    };
+    let edge = |c: &Config| crate::optim::Rule::of(&c.train).edge();
+    let base = edge(&cfg);
+    let points: Vec<f64> = cfg
+        .axis_points()
+        .map(|ps| ps.iter().map(edge).collect())
+        .unwrap_or_default();
+    if points.iter().all(|e| e.to_bits() == base.to_bits()) {
+        (base, Vec::new())
+    } else {
+        (base, points)
+    }
+}
+
 /// The ε of the sharpness criterion that the adaptive search of the file at `path`
 /// resolved (its `grid.eps_sharp`), so that `analyze` judges c_sharp as the search did;
 /// 0 for a fixed grid's file, or one that cannot be read (the command then reports why).
