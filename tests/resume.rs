@@ -179,7 +179,7 @@ c = [1.0, 2.0]
     p.to_str().unwrap().to_string()
 }
 
-/// Starts `program ARGS` in `dir`, waits until `FILE.checkpoints` holds a checkpoint,
+/// Starts `program ARGS` in `dir`, waits until `FILE.checkpoints` holds a whole checkpoint,
 /// sends `signal`, and returns the exit code (minus the signal number when a signal ended
 /// it) and stderr.
 fn signal_at_first_checkpoint(
@@ -204,7 +204,12 @@ fn signal_at_first_checkpoint(
         .unwrap();
     let ckpts = dir.join(format!("{file}.checkpoints"));
     let start = std::time::Instant::now();
-    while std::fs::read_dir(&ckpts).map_or(true, |mut d| d.next().is_none()) {
+    // A whole checkpoint, not one still being written to its temporary name.
+    let whole = |d: std::fs::ReadDir| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))
+    };
+    while !std::fs::read_dir(&ckpts).is_ok_and(whole) {
         assert!(
             start.elapsed().as_secs() < 120,
             "no checkpoint appeared in {}",

@@ -167,9 +167,7 @@ pub fn save<T: Float>(
 ) -> std::io::Result<()> {
     let path = checkpoint_path(results, key);
     std::fs::create_dir_all(checkpoint_dir(results))?;
-    let mut tmp = path.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = temporary(&path);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&encode(config_sha256, key, ck))?;
     f.sync_all()?;
@@ -197,12 +195,24 @@ pub fn load<T: Float>(
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Removes run `key`'s checkpoint (once its record is committed); none is fine.
+/// The temporary name a checkpoint is written to before its rename.
+fn temporary(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Removes run `key`'s checkpoint (once its record is committed), and a temporary one a
+/// kill left half-written; none is fine.
 pub fn remove(results: &Path, key: &TaskKey) -> std::io::Result<()> {
-    match std::fs::remove_file(checkpoint_path(results, key)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    let path = checkpoint_path(results, key);
+    for p in [temporary(&path), path] {
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Removes the checkpoint directory of `results` when it is empty (a sweep that ended).
@@ -304,6 +314,8 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temporary left: {names:?}");
+        // A temporary a kill left behind goes with the run's checkpoint.
+        std::fs::write(temporary(&checkpoint_path(&results, &key)), b"half").unwrap();
         std::fs::write(checkpoint_path(&results, &key), b"garbage").unwrap();
         let e = load::<f32>(&results, "abc", &key, rule).unwrap_err();
         assert!(
