@@ -440,16 +440,7 @@ fn measure_notebook<T: Float>(
     batches: &mut Minibatches<T>,
     seed: u64,
 ) {
-    let loss = ws_meas.loss_over(
-        params,
-        &problem.x_train,
-        &problem.y_train,
-        problem.input_dim,
-    );
-    rec.loss[t] = loss;
-    if !loss.is_finite() || loss > s.divergence_loss {
-        rec.status = RunStatus::Diverged;
-        rec.diverged_at = Some(t as u32);
+    if training_loss_at(rec, t, s, problem, params, ws_meas) {
         return;
     }
     let b = batches.size;
@@ -749,17 +740,7 @@ fn measure_init<T: Float>(
     lambda0: &Lambda0,
     seed: u64,
 ) {
-    rec.loss[0] = ws.loss_over(
-        params,
-        &problem.x_train,
-        &problem.y_train,
-        problem.input_dim,
-    );
-    let l = rec.loss[0];
-    if !l.is_finite() || l > s.divergence_loss {
-        rec.status = RunStatus::Diverged;
-        rec.diverged_at = Some(0);
-    }
+    training_loss_at(rec, 0, s, problem, params, ws);
     if s.spectra() {
         measure_at(rec, 0, s, problem, params, ws, warm, Some(lambda0), seed);
     } else {
@@ -971,6 +952,31 @@ pub fn train_run_checkpointed<T: Float>(
     RunEnd::Finished(Box::new(rec), timing)
 }
 
+/// Records state t's loss on the training set; above `s.divergence_loss` or not finite
+/// the run has diverged at t (status and `diverged_at` set, and `true` returned).
+fn training_loss_at<T: Float>(
+    rec: &mut RunRecord,
+    t: usize,
+    s: &RunSettings,
+    problem: &Problem<T>,
+    params: &[T],
+    ws: &mut MlpWorkspace<T>,
+) -> bool {
+    let loss = ws.loss_over(
+        params,
+        &problem.x_train,
+        &problem.y_train,
+        problem.input_dim,
+    );
+    rec.loss[t] = loss;
+    let diverged = !loss.is_finite() || loss > s.divergence_loss;
+    if diverged {
+        rec.status = RunStatus::Diverged;
+        rec.diverged_at = Some(t as u32);
+    }
+    diverged
+}
+
 /// State t's training loss (divergence above `s.divergence_loss` ends the run: status and
 /// `diverged_at` set) and, unless it diverged, its measurement — with Adam's
 /// preconditioner of the state `opt` at the measurement-set gradient.
@@ -985,16 +991,7 @@ fn measure_step<T: Float>(
     warm: &mut Warm,
     lanczos_seed: u64,
 ) {
-    let loss = ws.loss_over(
-        params,
-        &problem.x_train,
-        &problem.y_train,
-        problem.input_dim,
-    );
-    rec.loss[t] = loss;
-    if !loss.is_finite() || loss > s.divergence_loss {
-        rec.status = RunStatus::Diverged;
-        rec.diverged_at = Some(t as u32);
+    if training_loss_at(rec, t, s, problem, params, ws) {
         return;
     }
     if matches!(s.rule, Rule::Adam(_)) {
