@@ -259,6 +259,27 @@ fn runs_killed_or_drained_mid_way_continue_from_their_checkpoints_bitwise() {
     );
     assert!(!d.join("killed.h5.checkpoints").exists());
 
+    // A deadline sooner than the runs can finish (made 40 times longer): they start
+    // anyway, stop at a checkpoint at the deadline (exit 3), and the next start goes on
+    // from their checkpoints.
+    let longer = ["--set", "train.steps=60000", "--deadline", "+2s", "--quiet"];
+    let args = [&["sweep", &cfg, "--out", "deadline.h5"][..], &longer[..]].concat();
+    expect_code(&sharpsweep(d, &args), 3, "sweep stopped by its deadline");
+    let ckpts = std::fs::read_dir(d.join("deadline.h5.checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        ckpts, 1,
+        "the run in flight checkpointed (one rank runs one at a time)"
+    );
+    let again = sharpsweep(d, &[&args[..], &["--resume"]].concat());
+    expect_code(&again, 3, "the next start, stopped by its deadline too");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("continues from its checkpoint at step"),
+        "{err}"
+    );
+
     // Under mpirun, a drain (SIGUSR1) stops the runs at their next checkpoint: exit 3 long
     // before they could finish, and the resume completes them identically.
     let launcher = std::path::PathBuf::from("mpirun");

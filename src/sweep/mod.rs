@@ -484,7 +484,12 @@ impl SweepTask<'_> {
         for key in &diverged {
             master.note_diverged(key);
         }
-        master.set_deadline(self.deadline.map(drain::instant_of));
+        // Runs that checkpoint are started even when they cannot finish by the deadline:
+        // the drain at the deadline stops them at their next checkpoint, and they go on
+        // from it at the next start.
+        if cfg.train.checkpoint_every == 0 {
+            master.set_deadline(self.deadline.map(drain::instant_of));
+        }
         let mut progress = Progress::new(total, tally.finished, tally.diverged, self.opts);
         let mut ran_now = 0;
         let sink = |o: &Outcome| -> Result<Vec<TaskKey>, StoreError> {
