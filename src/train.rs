@@ -1485,6 +1485,86 @@ mod adam_tests {
         assert!(rec.hvps[5] > rec2.hvps[5]);
     }
 
+    /// An update by hand: (step t, θ, g, η).
+    type Update<'a> = &'a dyn Fn(usize, &mut [f64], &[f64], f64);
+
+    /// Two steps of `rule` on the tiny net, by hand: the run's minibatches and gradients,
+    /// the update written out here; returns the loss on the training set after each.
+    fn by_hand(cfg: &Config, c: f64, update: Update<'_>) -> Vec<f64> {
+        let problem = Problem::<f64>::from_config(cfg).unwrap();
+        let s = RunSettings::new(cfg, &problem, 2, 5, Par::Seq);
+        let l0 = lambda0(&s, &problem, 4);
+        let eta = c / l0.value;
+        let mut theta: Vec<f64> = init_params(&s.spec, NetStream::Init.seed(4, 2, 5));
+        let mut batches = Minibatches::new(&problem, 32, NetStream::Sgd.seed(4, 2, 5));
+        let mut ws = MlpWorkspace::<f64>::new(&s.spec, 32, Par::Seq);
+        let mut g = vec![0.0; theta.len()];
+        (1..=2)
+            .map(|t| {
+                let (xb, yb) = batches.next(&problem);
+                ws.loss_and_grad(&theta, xb, yb, 32, &mut g);
+                update(t, &mut theta, &g, eta);
+                ws.loss_over(&theta, &problem.x_train, &problem.y_train, 6)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adam_and_heavy_ball_steps_on_a_tiny_net_are_the_hand_computed_updates() {
+        let steps2 = TINY.replace("steps = 20", "steps = 2");
+        // Adam: v₀ = g₀² from the measurement-set gradient at θ₀ (here the whole set).
+        let adam = config(&steps2);
+        let problem = Problem::<f64>::from_config(&adam).unwrap();
+        let s = RunSettings::new(&adam, &problem, 2, 5, Par::Seq);
+        let theta0: Vec<f64> = init_params(&s.spec, NetStream::Init.seed(4, 2, 5));
+        let mut ws = MlpWorkspace::<f64>::new(&s.spec, 32, Par::Seq);
+        let g0 = measurement_gradient(&problem, &theta0, &mut ws);
+        let state = std::cell::RefCell::new((
+            vec![0.0; g0.len()],
+            g0.iter().map(|g| g * g).collect::<Vec<f64>>(),
+        ));
+        let want = by_hand(&adam, 8.0, &|t, theta, g, eta| {
+            let (m, v) = &mut *state.borrow_mut();
+            for i in 0..theta.len() {
+                m[i] = 0.9 * m[i] + 0.1 * g[i];
+                v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+                let m_hat = m[i] / (1.0 - 0.9f64.powi(t as i32));
+                let v_hat = v[i] / (1.0 - 0.999f64.powi(t as i32));
+                theta[i] -= eta * m_hat / (v_hat.sqrt() + 1e-8);
+            }
+        });
+        let l0 = lambda0(&s, &problem, 4);
+        let (rec, _) = train_run(&s, &problem, 8.0, 4, 4, &l0);
+        for t in 1..=2 {
+            assert!(
+                (rec.loss[t] - want[t - 1]).abs() <= 1e-12 * want[t - 1],
+                "Adam step {t}"
+            );
+        }
+        // Heavy ball β = 0.5: v ← βv + g, θ ← θ − ηv.
+        let hb = config(&steps2.replace(
+            "optimizer = \"adam\"",
+            "optimizer = \"momentum\"\nmomentum = 0.5",
+        ));
+        let vel = std::cell::RefCell::new(vec![0.0; theta0.len()]);
+        let want = by_hand(&hb, 1.5, &|_, theta, g, eta| {
+            let v = &mut *vel.borrow_mut();
+            for i in 0..theta.len() {
+                v[i] = 0.5 * v[i] + g[i];
+                theta[i] -= eta * v[i];
+            }
+        });
+        let s = RunSettings::new(&hb, &problem, 2, 5, Par::Seq);
+        let l0 = lambda0(&s, &problem, 4);
+        let (rec, _) = train_run(&s, &problem, 1.5, 4, 4, &l0);
+        for t in 1..=2 {
+            assert!(
+                (rec.loss[t] - want[t - 1]).abs() <= 1e-12 * want[t - 1],
+                "heavy ball step {t}"
+            );
+        }
+    }
+
     #[test]
     fn full_batch_adam_settles_at_its_edge_of_stability() {
         // Cohen et al. 2022: full-batch Adam's preconditioned sharpness equilibrates at
