@@ -925,7 +925,7 @@ pub fn train_run_checkpointed<T: Float>(
                 let ws = (&mut ws_meas, &mut ws_batch);
                 measure_notebook(&mut rec, t, s, problem, &params, ws, &mut batches, seed);
             } else {
-                let (state, ws) = ((&params[..], &opt), &mut ws_meas);
+                let (state, ws) = ((&params[..], &theta0[..], &opt), &mut ws_meas);
                 measure_step(&mut rec, t, s, problem, state, ws, &mut warm, lanczos_seed);
             }
             timing.measure_s += t2.elapsed().as_secs_f64();
@@ -979,19 +979,26 @@ fn training_loss_at<T: Float>(
 
 /// State t's training loss (divergence above `s.divergence_loss` ends the run: status and
 /// `diverged_at` set) and, unless it diverged, its measurement — with Adam's
-/// preconditioner of the state `opt` at the measurement-set gradient.
+/// preconditioner of the state `opt` at the measurement-set gradient. A state that is θ₀
+/// bit for bit (after a warmup's η₀ = 0) has step 0's spectrum, with no products: measured
+/// again it would differ from λ₀ by the solver's tolerance, and λ_t > λ₀ would read as a
+/// sharpness catapult at every c. (Not with Adam, whose preconditioner has moved.)
 #[allow(clippy::too_many_arguments)]
 fn measure_step<T: Float>(
     rec: &mut RunRecord,
     t: usize,
     s: &RunSettings,
     problem: &Problem<T>,
-    (params, opt): (&[T], &OptimizerState<T>),
+    (params, theta0, opt): (&[T], &[T], &OptimizerState<T>),
     ws: &mut MlpWorkspace<T>,
     warm: &mut Warm,
     lanczos_seed: u64,
 ) {
     if training_loss_at(rec, t, s, problem, params, ws) {
+        return;
+    }
+    if !matches!(s.rule, Rule::Adam(_)) && params == theta0 {
+        repeat_initial_measurement(rec, t, s.k);
         return;
     }
     if matches!(s.rule, Rule::Adam(_)) {
@@ -1000,6 +1007,24 @@ fn measure_step<T: Float>(
     }
     let seed = lanczos_seed.wrapping_add(t as u64);
     measure_at(rec, t, s, problem, params, ws, warm, None, seed);
+}
+
+/// Step 0's measurement recorded again at state t (the same parameters), with 0 products.
+fn repeat_initial_measurement(rec: &mut RunRecord, t: usize, k: usize) {
+    rec.sharpness[t] = rec.sharpness[0];
+    rec.hvps[t] = 0;
+    rec.residual[t] = rec.residual[0];
+    rec.converged[t] = rec.converged[0];
+    rec.stop_reason[t] = rec.stop_reason[0];
+    rec.min_eigenvalue[t] = rec.min_eigenvalue[0];
+    rec.hessian_sharpness[t] = rec.hessian_sharpness[0];
+    for v in [
+        &mut rec.eigenvalues,
+        &mut rec.eig_residual,
+        &mut rec.gn_eigenvalues,
+    ] {
+        v.copy_within(0..k, t * k);
+    }
 }
 
 /// The checkpoint of the state after step `t` (the warm vectors move into it and back).
@@ -1330,6 +1355,15 @@ mod tests {
             .replace("every = 50", "every = 1");
         let warm = &run_all::<f64>(&config(&text), 1, 8, &[3.0])[0];
         assert_eq!(warm.loss[1].to_bits(), warm.loss[0].to_bits(), "η₀ = 0");
+        // The same state has the same sharpness: step 0's, not a second estimate of it
+        // (which could exceed λ₀ by the tolerance and read as a sharpness catapult).
+        assert_eq!(warm.sharpness[1].to_bits(), warm.sharpness[0].to_bits());
+        assert_eq!(warm.hvps[1], 0);
+        assert!(warm.hvps[2] > 0);
+        let k2 = config(&text.replace("every = 1", "every = 1\nk = 2\nbottom = true"));
+        let spectra = &run_all::<f64>(&k2, 1, 8, &[1.0])[0];
+        assert_eq!(&spectra.eigenvalues[2..4], &spectra.eigenvalues[0..2]);
+        assert_eq!(spectra.min_eigenvalue[1], spectra.min_eigenvalue[0]);
         assert_eq!(warm.status, RunStatus::Diverged);
         let at = warm.diverged_at.expect("diverged") as usize;
         assert!(at > 40, "diverges after η·λ₀ passes 2 at step 40 (at {at})");
