@@ -421,7 +421,7 @@ impl Figure for PhaseDiagram<'_> {
                 5,
                 BLACK.stroke_width(2),
             ))?
-            .label("c = 2")
+            .label(format!("c = {}", fmt_edge(lazy_c)))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
 
         for b in self.analysis.boundaries() {
@@ -679,7 +679,7 @@ impl Figure for Saturation {
 
 /// The phase diagram of axis point `point` (0 without `grid.axes`): shaded phases between
 /// the seed-mean boundaries of its (depth, width) groups, boundary means with
-/// standard-error bars, the fitted boundary lines, and the line c = 2, in the (x = d/w or
+/// standard-error bars, the fitted boundary lines, and the line c = edge (2 for SGD), in the (x = d/w or
 /// 1/w, log₂ c) plane. Writes `dir/phase_diagram{suffix}.{png,svg}`, the suffix naming
 /// the point's axis values ([`crate::record::Axes::file_suffix`]; none without axes).
 pub fn plot_phase_diagram(
