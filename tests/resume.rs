@@ -258,6 +258,17 @@ fn runs_killed_or_drained_mid_way_continue_from_their_checkpoints_bitwise() {
         "killed mid-run + resumed",
     );
     assert!(!d.join("killed.h5.checkpoints").exists());
+    // A checkpoint left behind by a kill after its run's commit goes with the next start
+    // that finds every run finished.
+    let stale = d.join("killed.h5.checkpoints");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("d3-w48-s1-g1-c3ff0000000000000-a0.ckpt"), b"old").unwrap();
+    let again = sharpsweep(
+        d,
+        &["sweep", &cfg, "--out", "killed.h5", "--resume", "--quiet"],
+    );
+    expect_code(&again, 0, "resume of a finished file");
+    assert!(!stale.exists(), "stale checkpoints removed");
 
     // A deadline sooner than the runs can finish (made 40 times longer): they start
     // anyway, stop at a checkpoint at the deadline (exit 3), and the next start goes on

@@ -215,6 +215,12 @@ pub fn remove(results: &Path, key: &TaskKey) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes the checkpoint directory of `results` with whatever it holds (a sweep whose
+/// every run is in the file).
+pub fn remove_all(results: &Path) {
+    let _ = std::fs::remove_dir_all(checkpoint_dir(results));
+}
+
 /// Removes the checkpoint directory of `results` when it is empty (a sweep that ended).
 pub fn remove_dir_if_empty(results: &Path) {
     let _ = std::fs::remove_dir(checkpoint_dir(results));
@@ -325,6 +331,11 @@ mod tests {
         remove(&results, &key).unwrap();
         remove(&results, &key).unwrap();
         remove_dir_if_empty(&results);
+        assert!(!checkpoint_dir(&results).exists());
+        save(&results, "abc", &key, &ck).unwrap();
+        remove_dir_if_empty(&results);
+        assert!(checkpoint_dir(&results).exists(), "not empty: kept");
+        remove_all(&results);
         assert!(!checkpoint_dir(&results).exists());
     }
 }

@@ -525,7 +525,13 @@ impl SweepTask<'_> {
         let result = schedule::run_master(&mut master, self.world, work, sink, self.drain);
         let wall = loop_start.elapsed().as_secs_f64();
         progress.finish();
-        crate::store::checkpoint::remove_dir_if_empty(&cfg.output.path);
+        if tally.finished == file.n_runs() {
+            // Every run is in the file: any checkpoint left (a kill between a run's commit
+            // and its checkpoint's removal) belongs to a finished run.
+            crate::store::checkpoint::remove_all(&cfg.output.path);
+        } else {
+            crate::store::checkpoint::remove_dir_if_empty(&cfg.output.path);
+        }
         let total = file.n_runs();
         let drained = self.drain.load(Ordering::Relaxed);
         let what = ending(tally.finished, total, master.out_of_time(), drained);
