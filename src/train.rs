@@ -1759,6 +1759,9 @@ mod checkpoint_tests {
         check::<f32>(&spectra, 3.0);
         // A run that diverges after its last checkpoint.
         check::<f32>(RUN, 40.0);
+        // The authors' protocol, whose measurements consume minibatches of the stream.
+        let notebook = RUN.replace("every = 3", "every = 3\nprotocol = \"authors-notebook\"");
+        check::<f32>(&notebook, 2.0);
     }
 }
 

@@ -41,8 +41,22 @@ fn bad_input_errors_name_the_problem() {
     let d = dir.path();
     let cfg = tiny_config(d, "tiny.toml", 2, 2);
     let cfg = cfg.to_str().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--set", "model.widht=[8]"], "model.widht"),
+        (&["--set", "train.adam_beta1=0.5"], "train.adam_beta1"),
+        (
+            &[
+                "--set",
+                "sharpness.protocol=\"authors-notebook\"",
+                "--set",
+                "sharpness.k=2",
+            ],
+            "sharpness.k",
+        ),
+        (
+            &["--set", "train.checkpoint_every=-1"],
+            "train.checkpoint_every",
+        ),
         (&["--set", "train.momentum=0.9"], "train.momentum"),
         (&["--set", "train.batch_size=0"], "train.batch_size"),
         (
@@ -80,6 +94,15 @@ fn bad_input_errors_name_the_problem() {
     let out = sharpsweep(d, &["sweep", cfg, "--deadline", "soon"]);
     expect_code(&out, 1, "bad deadline");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--deadline"));
+    let notebook = ["--set", "sharpness.protocol=\"authors-notebook\""];
+    let args = [
+        &["run", cfg, "--c", "2", "--sgd-seed", "9"][..],
+        &notebook[..],
+    ]
+    .concat();
+    let out = sharpsweep(d, &args);
+    expect_code(&out, 1, "run --sgd-seed under the authors' protocol");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sgd-seed"));
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub enum SingleRunError {
     /// The run cannot fit in memory.
     #[error("not enough memory: {0}")]
     Memory(String),
+    /// A command-line choice the config's protocol cannot honour.
+    #[error("{0}")]
+    Option(String),
 }
 
 /// The grid point of `sharpsweep run` (coordinates not given default to the config's
@@ -68,6 +71,12 @@ pub fn run_single(
         };
         preflight::check_memory(std::slice::from_ref(&cfg), &[key], available)
             .map_err(SingleRunError::Memory)?;
+    }
+    let notebook = cfg.sharpness.protocol == crate::config::SharpnessProtocol::AuthorsNotebook;
+    if notebook && point.sgd_seed.is_some_and(|g| g != seed) {
+        return Err(SingleRunError::Option(format!(
+            "--sgd-seed: with sharpness.protocol = \"authors-notebook\" the SGD seed is the init seed ({seed}): λ₀'s examples come from its stream"
+        )));
     }
     let task = SingleRun {
         cfg: &cfg,
