@@ -103,16 +103,6 @@ impl<T: Float> OptimizerState<T> {
         }
     }
 
-    /// The rule.
-    pub fn rule(&self) -> Rule {
-        self.rule
-    }
-
-    /// Updates made so far.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// The state's vectors (heavy ball's v or Adam's m; Adam's v) and update count, as a
     /// checkpoint stores them.
     pub fn parts(&self) -> (&[T], &[T], usize) {
@@ -230,7 +220,7 @@ mod tests {
         hb.step(&mut p, &[1.0], 0.1); // v = 1, θ = 0.9
         hb.step(&mut p, &[2.0], 0.1); // v = 0.5 + 2 = 2.5, θ = 0.65
         assert!((p[0] - 0.65).abs() < 1e-15, "{}", p[0]);
-        assert_eq!(hb.count(), 2);
+        assert_eq!(hb.parts().2, 2, "two updates counted");
     }
 
     #[test]
