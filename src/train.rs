@@ -250,7 +250,8 @@ fn step_size<T: Float>(s: &RunSettings, eta: f64, t: usize, target: T) -> T {
 }
 
 /// The gradient of the loss on the measurement set at `params` (Adam's g for its
-/// preconditioner and, at θ₀, its v₀ = g₀²).
+/// preconditioner and, at θ₀, its v₀ = g₀²). Its passes stay in `ws` for the
+/// measurement's operators ([`measurement_operator`]).
 fn measurement_gradient<T: Float>(
     problem: &Problem<T>,
     params: &[T],
@@ -260,6 +261,25 @@ fn measurement_gradient<T: Float>(
     let m = problem.n_meas();
     ws.loss_and_grad(params, &problem.x_meas, &problem.y_meas, m, &mut g);
     g
+}
+
+/// The curvature operator of the measurement set at `params`. One measurement runs the
+/// forward and backward passes once, for all its operators (and Adam's gradient,
+/// [`measurement_gradient`]): `*passes` is true when `ws` holds them already, of these
+/// parameters on the measurement set with nothing run on `ws` since, and is true after.
+pub(crate) fn measurement_operator<'a, T: Float>(
+    problem: &'a Problem<T>,
+    params: &'a [T],
+    ws: &'a mut MlpWorkspace<T>,
+    curvature: Curvature,
+    passes: &mut bool,
+) -> HvpOperator<'a, T> {
+    let (x, y, m) = (&problem.x_meas[..], &problem.y_meas[..], problem.n_meas());
+    if std::mem::replace(passes, true) {
+        HvpOperator::cached(params, x, y, m, ws, curvature)
+    } else {
+        HvpOperator::of(params, x, y, m, ws, curvature)
+    }
 }
 
 /// α_j = j/(points − 1), j = 0..points (empty for points = 0, [0] for 1).
@@ -273,20 +293,19 @@ pub fn interp_alpha(points: usize) -> Vec<f64> {
 
 /// Top Hessian eigenvalue on the measurement set at `params`, by the configured method
 /// (of D H D, Adam's preconditioned Hessian, when `precond` gives D = P^-½); Lanczos works
-/// in the memory of `eig`.
+/// in the memory of `eig`. `passes`: see [`measurement_operator`].
 #[allow(clippy::too_many_arguments)]
 pub fn measure_sharpness<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
-    ws: &mut MlpWorkspace<T>,
+    (ws, passes): (&mut MlpWorkspace<T>, &mut bool),
     eig: &mut EigenWorkspace,
     start: Option<&[f64]>,
     precond: Option<&[f64]>,
     seed: u64,
 ) -> EigenEstimate {
-    let m = problem.n_meas();
-    let mut hvp = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+    let mut hvp = measurement_operator(problem, params, ws, Curvature::Hessian, passes);
     let mut op = Preconditioned::new(&mut hvp, precond);
     match s.method {
         SharpnessMethod::Lanczos => {
@@ -381,11 +400,13 @@ pub fn lambda0<T: Float>(s: &RunSettings, problem: &Problem<T>, seed: u64) -> La
     }
     let mut ws = MlpWorkspace::<T>::new(&s.spec, problem.n_meas(), s.par);
     let (_, precond) = initial_state(s, problem, &params, &mut ws);
+    // Adam's g₀ left the passes in `ws`.
+    let mut passes = precond.is_some();
     let est = measure_sharpness(
         s,
         problem,
         &params,
-        &mut ws,
+        (&mut ws, &mut passes),
         &mut EigenWorkspace::new(s.par),
         None,
         precond.as_deref(),
@@ -561,14 +582,13 @@ fn top_k<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
-    ws: &mut MlpWorkspace<T>,
+    (ws, passes): (&mut MlpWorkspace<T>, &mut bool),
     (curvature, precond): (Curvature, Option<&[f64]>),
     start: &[Vec<f64>],
     eig: &mut EigenWorkspace,
     seed: u64,
 ) -> Spectrum {
-    let m = problem.n_meas();
-    let mut hvp = HvpOperator::of(params, &problem.x_meas, &problem.y_meas, m, ws, curvature);
+    let mut hvp = measurement_operator(problem, params, ws, curvature, passes);
     let mut op = Preconditioned::new(&mut hvp, precond);
     let opts = BlockOptions {
         tol: s.tol,
@@ -598,7 +618,7 @@ fn measure_at<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
-    ws: &mut MlpWorkspace<T>,
+    (ws, passes): (&mut MlpWorkspace<T>, &mut bool),
     warm: &mut Warm,
     lambda0: Option<&Lambda0>,
     seed: u64,
@@ -612,7 +632,7 @@ fn measure_at<T: Float>(
             s,
             problem,
             params,
-            ws,
+            (&mut *ws, &mut *passes),
             (Curvature::Hessian, d),
             &start,
             &mut warm.eig,
@@ -642,7 +662,8 @@ fn measure_at<T: Float>(
                 let start = take_warm(s, &mut warm.hessian);
                 let first = start.first().map(|v| &v[..]);
                 let eig = &mut warm.eig;
-                let est = measure_sharpness(s, problem, params, ws, eig, first, d, seed);
+                let wp = (&mut *ws, &mut *passes);
+                let est = measure_sharpness(s, problem, params, wp, eig, first, d, seed);
                 let m = Lambda0::of_estimate(&est);
                 warm.hessian = vec![est.vector];
                 m
@@ -652,7 +673,7 @@ fn measure_at<T: Float>(
         rec.eigenvalues[t * k] = m.value;
         rec.eig_residual[t * k] = m.residual;
     }
-    measure_extras(rec, t, s, problem, params, ws, warm, d, seed);
+    measure_extras(rec, t, s, problem, params, (ws, passes), warm, d, seed);
     warm.precond = precond;
 }
 
@@ -676,7 +697,7 @@ fn measure_extras<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,
     params: &[T],
-    ws: &mut MlpWorkspace<T>,
+    (ws, passes): (&mut MlpWorkspace<T>, &mut bool),
     warm: &mut Warm,
     d: Option<&[f64]>,
     seed: u64,
@@ -688,7 +709,7 @@ fn measure_extras<T: Float>(
             s,
             problem,
             params,
-            ws,
+            (&mut *ws, &mut *passes),
             (Curvature::GaussNewton, d),
             &start,
             &mut warm.eig,
@@ -699,8 +720,7 @@ fn measure_extras<T: Float>(
         warm.gauss_newton = sp.vectors;
     }
     if s.bottom {
-        let m = problem.n_meas();
-        let mut hvp = HvpOperator::new(params, &problem.x_meas, &problem.y_meas, m, ws);
+        let mut hvp = measurement_operator(problem, params, ws, Curvature::Hessian, passes);
         let mut op = Preconditioned::new(&mut hvp, d);
         let start = take_warm(s, &mut warm.bottom);
         let opts = LanczosOptions {
@@ -719,7 +739,8 @@ fn measure_extras<T: Float>(
         let start = take_warm(s, &mut warm.plain);
         let first = start.first().map(|v| &v[..]);
         let eig = &mut warm.eig;
-        let est = measure_sharpness(s, problem, params, ws, eig, first, None, seed ^ 0x51ab);
+        let wp = (&mut *ws, &mut *passes);
+        let est = measure_sharpness(s, problem, params, wp, eig, first, None, seed ^ 0x51ab);
         rec.hessian_sharpness[t] = est.value;
         rec.hvps[t] += est.applications as i32;
         warm.plain = vec![est.vector];
@@ -742,7 +763,9 @@ fn measure_init<T: Float>(
 ) {
     training_loss_at(rec, 0, s, problem, params, ws);
     if s.spectra() {
-        measure_at(rec, 0, s, problem, params, ws, warm, Some(lambda0), seed);
+        // The training loss ran the last passes: the measurement's are run afresh.
+        let wp = (ws, &mut false);
+        measure_at(rec, 0, s, problem, params, wp, warm, Some(lambda0), seed);
     } else {
         record_measurement(rec, 0, lambda0);
         rec.eigenvalues[0] = lambda0.value;
@@ -1001,12 +1024,25 @@ fn measure_step<T: Float>(
         repeat_initial_measurement(rec, t, s.k);
         return;
     }
+    // Adam's gradient runs the measurement's passes; its operators reuse them.
+    let mut passes = false;
     if matches!(s.rule, Rule::Adam(_)) {
         let g = measurement_gradient(problem, params, ws);
         warm.precond = opt.preconditioner(&g);
+        passes = true;
     }
     let seed = lanczos_seed.wrapping_add(t as u64);
-    measure_at(rec, t, s, problem, params, ws, warm, None, seed);
+    measure_at(
+        rec,
+        t,
+        s,
+        problem,
+        params,
+        (ws, &mut passes),
+        warm,
+        None,
+        seed,
+    );
 }
 
 /// Step 0's measurement recorded again at state t (the same parameters), with 0 products.

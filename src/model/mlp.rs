@@ -635,6 +635,33 @@ impl<'a, T: Float> HvpOperator<'a, T> {
         }
     }
 
+    /// The operator on the passes `ws` already holds, without running them again: those
+    /// of `params` on the `m` examples (x, y) that [`HvpOperator::of`] or
+    /// [`MlpWorkspace::loss_and_grad`] left, with nothing run on `ws` since. It is then bit
+    /// for bit the operator `of` builds (the backward pass's deltas do not depend on
+    /// whether it also wrote a gradient).
+    pub fn cached(
+        params: &'a [T],
+        x: &'a [T],
+        y: &'a [T],
+        m: usize,
+        ws: &'a mut MlpWorkspace<T>,
+        curvature: Curvature,
+    ) -> Self {
+        assert_eq!(ws.m, m, "the cached passes are of another example set");
+        let loss = ws.loss(y);
+        let n = ws.n_params();
+        HvpOperator {
+            params,
+            x,
+            ws,
+            v: vec![T::of(0.0); n],
+            out: vec![T::of(0.0); n],
+            loss,
+            curvature,
+        }
+    }
+
     /// Loss on the operator's example set at its parameters.
     pub fn loss(&self) -> f64 {
         self.loss
@@ -1009,6 +1036,38 @@ mod tests {
             "{:?}",
             got.values
         );
+    }
+
+    #[test]
+    fn an_operator_on_cached_passes_is_the_built_one_bit_for_bit() {
+        for (act, curvature) in [
+            (Activation::Tanh, Curvature::Hessian),
+            (Activation::Relu, Curvature::GaussNewton),
+        ] {
+            let s = spec(act, Parameterization::Sp, true, 3, 6);
+            let m = 7;
+            let (p, x, y) = setup(&s, m, 21);
+            let v = gaussian(p.len(), 4);
+            let product = |op: &mut HvpOperator<f64>| {
+                let mut out = vec![0.0; v.len()];
+                op.apply(&v, &mut out);
+                (
+                    op.loss().to_bits(),
+                    out.iter().map(|o| o.to_bits()).collect::<Vec<_>>(),
+                )
+            };
+            let mut ws = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+            let built = product(&mut HvpOperator::of(&p, &x, &y, m, &mut ws, curvature));
+            // After the operator's own passes, after a gradient's, and after another
+            // operator has been applied on them.
+            let again = product(&mut HvpOperator::cached(&p, &x, &y, m, &mut ws, curvature));
+            let mut g = vec![0.0; p.len()];
+            let mut ws2 = MlpWorkspace::<f64>::new(&s, m, Par::Seq);
+            ws2.loss_and_grad(&p, &x, &y, m, &mut g);
+            let after_grad = product(&mut HvpOperator::cached(&p, &x, &y, m, &mut ws2, curvature));
+            assert_eq!(built, again, "{act:?}");
+            assert_eq!(built, after_grad, "{act:?}");
+        }
     }
 
     #[test]
