@@ -7,7 +7,7 @@ use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
 use crate::config::{Config, SearchKind};
 use crate::record::{Column, Results, RunStatus};
 use crate::store::{
-    journal_path, read_file_meta, read_results, write_group_table, StoreError, StoredMeta,
+    journal_path, read_file_meta, read_results, write_group_tables, StoreError, StoredMeta,
 };
 use std::path::{Path, PathBuf};
 
@@ -41,17 +41,21 @@ pub fn analyze_file(
     let analysis = analyze(&results, params);
     if write_back {
         let attrs: Vec<(&str, String)> = analysis.attributes();
-        for table in analysis.columns() {
-            let cols: Vec<(&str, Column)> = table
-                .columns
-                .iter()
-                .map(|c| (c.name.as_str(), c.data.clone()))
-                .collect();
-            if cols.is_empty() || cols[0].1.is_empty() {
-                continue;
-            }
-            write_group_table(path, &format!("analysis/{}", table.name), &cols, &attrs)?;
-        }
+        let tables = analysis.columns();
+        let cols: Vec<(&str, Vec<(&str, Column)>)> = tables
+            .iter()
+            .map(|table| {
+                let cols = table.columns.iter();
+                let cols = cols.map(|c| (c.name.as_str(), c.data.clone())).collect();
+                (table.name.as_str(), cols)
+            })
+            .filter(|(_, cols): &(_, Vec<(&str, Column)>)| {
+                cols.first().is_some_and(|c| !c.1.is_empty())
+            })
+            .collect();
+        let refs: Vec<(&str, &[(&str, Column)])> =
+            cols.iter().map(|(name, c)| (*name, &c[..])).collect();
+        write_group_tables(path, "analysis", &refs, &attrs)?;
     }
     Ok(analysis)
 }

@@ -40,16 +40,14 @@ fn check_table_group(file: &File, path: &Path, group: &str) -> Result<(), StoreE
     Ok(())
 }
 
-/// Replaces group `group` (e.g. "analysis/critical") of an existing file with a table: one
-/// 1-D dataset per column, all of the same length, over the dimension `row` (a coordinate
-/// 0..n-1, so xarray opens the group with `group=`), plus string attributes on the group.
-/// Root variables are never touched.
-pub fn write_group_table(
+/// Checks a table's column names, lengths and attribute names; returns the length and
+/// the names in order.
+fn check_table<'c>(
     path: &Path,
     group: &str,
-    columns: &[(&str, Column)],
+    columns: &'c [(&str, Column)],
     attrs: &[(&str, String)],
-) -> Result<(), StoreError> {
+) -> Result<(usize, Vec<&'c str>), StoreError> {
     let len = columns.first().map_or(0, |(_, c)| c.len());
     let mut names: Vec<&str> = Vec::new();
     for (name, col) in columns {
@@ -81,6 +79,15 @@ pub fn write_group_table(
             ));
         }
     }
+    Ok((len, names))
+}
+
+/// Runs `write` on a copy of the existing file at `path`, which then replaces the file
+/// whole, like a snapshot: a kill at any instant leaves the old file or the new one.
+fn in_copy(
+    path: &Path,
+    write: impl FnOnce(&File) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     if !path.exists() {
         return Err(not_results(path, "the file does not exist"));
     }
@@ -94,14 +101,61 @@ pub fn write_group_table(
             ),
         ));
     }
-    // Like a snapshot: the tables go into a copy, which then replaces the file whole, so
-    // a kill at any instant leaves the old file or the new one.
     let tmp = snapshot_tmp(path);
     std::fs::copy(path, &tmp).map_err(|e| invalid(path, format!("copying the file: {e}")))?;
     let file = open_file(path, "opening the copy for writing", || File::open_rw(&tmp))?;
-    write_table(&file, path, group, columns, attrs, len, &names)?;
-    file.close().ctx(path, || "closing the copy".into())?;
+    let written = write(&file);
+    let closed = file.close().ctx(path, || "closing the copy".into());
+    if let Err(e) = written.and(closed) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     replace_with(path, &tmp)
+}
+
+/// Replaces group `group` (e.g. "analysis/critical") of an existing file with a table: one
+/// 1-D dataset per column, all of the same length, over the dimension `row` (a coordinate
+/// 0..n-1, so xarray opens the group with `group=`), plus string attributes on the group.
+/// Root variables are never touched.
+pub fn write_group_table(
+    path: &Path,
+    group: &str,
+    columns: &[(&str, Column)],
+    attrs: &[(&str, String)],
+) -> Result<(), StoreError> {
+    let (len, names) = check_table(path, group, columns, attrs)?;
+    in_copy(path, |file| {
+        write_table(file, path, group, columns, attrs, len, &names)
+    })
+}
+
+/// Replaces group `parent` (e.g. "analysis") of an existing file whole with the tables
+/// `parent/<name>` of `tables` (each as [`write_group_table`] writes one, all with the
+/// attributes `attrs`), in one replacement of the file: it holds the old tables or all the
+/// new ones, never a mixture, whenever it is killed.
+pub fn write_group_tables(
+    path: &Path,
+    parent: &str,
+    tables: &[(&str, &[(&str, Column)])],
+    attrs: &[(&str, String)],
+) -> Result<(), StoreError> {
+    let mut checked = Vec::new();
+    for (name, columns) in tables {
+        let group = format!("{parent}/{name}");
+        let (len, names) = check_table(path, &group, columns, attrs)?;
+        checked.push((group, *columns, len, names));
+    }
+    in_copy(path, |file| {
+        check_table_group(file, path, parent)?;
+        if file.link_exists(parent) {
+            file.unlink(parent)
+                .ctx(path, || format!("removing the old group {parent:?}"))?;
+        }
+        for (group, columns, len, names) in &checked {
+            write_table(file, path, group, columns, attrs, *len, names)?;
+        }
+        Ok(())
+    })
 }
 
 /// Replaces group `group` of the open `file` by the table.
@@ -239,6 +293,27 @@ mod tests {
             dump.contains("DATASET \"x\"") && !dump.contains("c_loss"),
             "{dump}"
         );
+        // Several tables at once replace their parent whole, in one replacement of the
+        // file: a table of an earlier analysis that this one does not write is gone.
+        let lines = [("c", Column::F64(vec![1.0, 2.0]))];
+        let fits = [("slope", Column::F64(vec![0.5]))];
+        let both: [(&str, &[(&str, Column)]); 2] = [("lines", &lines), ("fits", &fits)];
+        write_group_tables(&path, "analysis", &both, &attrs).unwrap();
+        let (got, got_attrs) = read_group_table(&path, "analysis/fits").unwrap();
+        assert_eq!(got, vec![("slope".to_string(), fits[0].1.clone())]);
+        assert_eq!(got_attrs, vec![("epsilon".to_string(), "0.05".to_string())]);
+        assert!(
+            read_group_table(&path, "analysis/critical").is_err(),
+            "stale table kept"
+        );
+        assert!(!snapshot_tmp(&path).exists());
+        // A bad table anywhere writes nothing.
+        let bad_fits = [("a", Column::I64(vec![1])), ("b", Column::I64(vec![]))];
+        let bad: [(&str, &[(&str, Column)]); 2] = [("lines", &lines), ("fits", &bad_fits)];
+        assert!(write_group_tables(&path, "analysis", &bad, &[]).is_err());
+        assert_eq!(read_group_table(&path, "analysis/fits").unwrap().0.len(), 1);
+        assert!(!snapshot_tmp(&path).exists());
+        assert_same(&expect, &read_results(&path).unwrap().0);
         // Refusals: root variables, unequal columns.
         let err = write_group_table(&path, "loss", &[], &[]).unwrap_err();
         assert!(err.to_string().contains("root variable"), "{err}");
