@@ -333,3 +333,53 @@ fn runs_killed_or_drained_mid_way_continue_from_their_checkpoints_bitwise() {
         "drained mid-run + resumed",
     );
 }
+
+#[test]
+fn a_resume_refuses_a_file_whose_keys_or_attributes_were_edited() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 3);
+    let cfg = cfg.to_str().unwrap();
+    let o = sharpsweep(d, &["sweep", cfg, "--out", "ok.h5", "--quiet"]);
+    expect_code(&o, 0, "sweep");
+    for (name, edit, want) in [
+        ("width.h5", "f['width'][0] = 999", "run 0 (depth"),
+        ("c.h5", "f['c'][1] = f['c'][0]", "is held twice"),
+        (
+            "config.h5",
+            "f.attrs['config'] = '[[[ not toml'",
+            "attribute `config` is not a readable config",
+        ),
+        (
+            "other.h5",
+            "f.attrs['config'] = f.attrs['config'].replace('steps = 3', 'steps = 4')",
+            "does not hash to `config_sha256`",
+        ),
+        ("loss.h5", "del f['loss']", "variable `loss` missing"),
+    ] {
+        std::fs::copy(d.join("ok.h5"), d.join(name)).unwrap();
+        let py = format!(
+            "import h5py\nwith h5py.File('{}', 'r+') as f:\n    {edit}\n",
+            d.join(name).display()
+        );
+        let o = std::process::Command::new("python3")
+            .args(["-c", &py])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let before = std::fs::read(d.join(name)).unwrap();
+        let o = sharpsweep(d, &["sweep", cfg, "--out", name, "--resume", "--quiet"]);
+        expect_code(&o, 1, name);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(name) && err.contains(want), "{name}: {err}");
+        assert_eq!(
+            std::fs::read(d.join(name)).unwrap(),
+            before,
+            "{name}: the file is left as it was"
+        );
+    }
+}

@@ -19,6 +19,7 @@
 
 pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Readout};
 mod axes;
+mod identity;
 mod validate;
 
 pub(crate) use axes::axis_values;

@@ -17,6 +17,7 @@
 //!
 //! Rank 0 is the only writer and keeps the results in memory.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
@@ -386,11 +387,14 @@ impl ResultsFile {
     /// (or journal) belongs to another config. Appends a history line, writes a snapshot
     /// (which also adds the schema variables a file of an older version lacks) and returns
     /// what the file holds (records `Some` for finished runs). A file whose `grid.axes`
-    /// are not `axes` is refused first, naming both.
+    /// are not `axes` is refused first, naming both; so is a row of the file, or a run
+    /// of its journal, whose key is not one of `grid`'s (the config's tasks: every lattice
+    /// point of an adaptive search), or a key held twice.
     pub fn open_resume(
         path: &Path,
         meta: &FileMeta,
         axes: &Axes,
+        grid: &[TaskKey],
     ) -> Result<(ResultsFile, Results), StoreError> {
         if !path.exists() {
             return Err(not_results(path, "the file does not exist"));
@@ -417,6 +421,7 @@ impl ResultsFile {
             });
         }
         let state = read_journal(path, &stored.meta, &results)?;
+        check_keys(path, grid, &results, &state)?;
         let jpath = journal_path(path);
         let header = journal_header(&stored.meta, &results);
         let (journal, contents, set_aside) = match state {
@@ -590,6 +595,54 @@ fn read_journal(
     })
 }
 
+/// Refuses rows of the snapshot `results` and runs of the journal `state` whose keys are
+/// not among `grid`'s, and keys the snapshot holds twice: a file edited by hand, or a
+/// journal frame (with a valid checksum) of another sweep.
+fn check_keys(
+    path: &Path,
+    grid: &[TaskKey],
+    results: &Results,
+    state: &JournalState,
+) -> Result<(), StoreError> {
+    let grid: HashSet<_> = grid.iter().map(TaskKey::identity).collect();
+    let mut seen = HashSet::new();
+    let show = |k: &TaskKey| {
+        format!(
+            "depth {} width {} seed {} sgd_seed {} axis point {} c {}",
+            k.depth, k.width, k.seed, k.sgd_seed, k.axis_point, k.c
+        )
+    };
+    for (row, key) in results.keys.iter().enumerate() {
+        if !grid.contains(&key.identity()) {
+            return Err(invalid(
+                path,
+                format!("run {row} ({}) is not a task of this config's grid: the file was edited or belongs to another sweep", show(key)),
+            ));
+        }
+        if !seen.insert(key.identity()) {
+            return Err(invalid(
+                path,
+                format!("run {row} ({}) is held twice", show(key)),
+            ));
+        }
+    }
+    if let JournalState::Usable(c) = state {
+        for (frame, (key, _)) in c.records.iter().enumerate() {
+            if !grid.contains(&key.identity()) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "run {frame} of the journal {} ({}) is not a task of this config's grid: the journal was edited or belongs to another sweep",
+                        journal_path(path).display(),
+                        show(key)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds the journal's runs to `results` (rows for keys it lacks are added).
 fn merge_journal(results: &mut Results, contents: &JournalContents) {
     for (key, rec) in &contents.records {
@@ -612,15 +665,36 @@ fn dim_len(file: &File, path: &Path, dim: Dim) -> Result<usize, StoreError> {
     }
 }
 
-/// Reads every schema variable of the file: the whole column, checked for its length. An
-/// outcome variable that an older file lacks reads as its fill value.
+/// The outcome variables of the first file format (`tests/golden/small-v1.h5`): every
+/// results file has them, so one that lacks any was damaged, not written by an older version.
+const SINCE_FORMAT_1: &[&str] = &[
+    "status",
+    "diverged_at",
+    "lambda0",
+    "eta",
+    "seconds",
+    "message",
+    "loss",
+    "sharpness",
+    "hvps",
+    "residual",
+    "converged",
+    "interp_loss",
+];
+
+/// Reads every schema variable of the file: the whole column, checked for its length and
+/// stored type. An outcome variable that an older file lacks reads as its fill value.
 fn read_var(file: &File, path: &Path, var: &Var, shape: Shape) -> Result<Column, StoreError> {
     let len: usize = shape.dims(var).iter().product();
     let ds = match file.dataset(var.name) {
         Ok(ds) => ds,
         // Variables a file of an older version lacks: outcomes read as never measured, and
         // the `eig` coordinate (such files hold one eigenvalue per spectrum) as its fill.
-        Err(_) if matches!(var.role, Role::Outcome { .. } | Role::Coordinate(Dim::Eig)) => {
+        // Those every version has written are never missing.
+        Err(_)
+            if matches!(var.role, Role::Outcome { .. } | Role::Coordinate(Dim::Eig))
+                && !SINCE_FORMAT_1.contains(&var.name) =>
+        {
             return Ok(var.fill_column(len))
         }
         Err(e) => {
@@ -738,6 +812,12 @@ mod tests {
     use crate::store::hdf5_library_version;
     use crate::store::testutil::*;
 
+    /// Every key the file at `path` holds, its journal's included (or none): the grid a
+    /// test's resume checks against.
+    fn keys_of(path: &Path) -> Vec<TaskKey> {
+        read_results(path).map(|(r, _)| r.keys).unwrap_or_default()
+    }
+
     #[test]
     fn round_trip_is_bitwise() {
         let _serial = serial();
@@ -814,7 +894,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.h5");
         sample(&path, &[]);
-        let err = ResultsFile::open_resume(&path, &meta("other"), &Axes::default()).unwrap_err();
+        let err =
+            ResultsFile::open_resume(&path, &meta("other"), &Axes::default(), &keys_of(&path))
+                .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StoreError::ConfigMismatch { .. }), "{msg}");
         assert!(
@@ -834,7 +916,8 @@ mod tests {
             .shape(3)
             .create("loss")
             .unwrap();
-        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap_err();
+        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotResults { .. }), "{err}");
         assert!(err.to_string().contains("not a sharpsweep results file"));
         let err = read_results(&dir.path().join("missing.h5")).unwrap_err();
@@ -849,7 +932,8 @@ mod tests {
         let mut expect = sample(&path, &[0.25]);
         for round in 1..=2 {
             let (mut f, got) =
-                ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
+                ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+                    .unwrap();
             assert_same(&expect, &got);
             assert_eq!(got.records[3].is_none(), round == 1);
             let history = read_history(&f);
@@ -871,6 +955,62 @@ mod tests {
         }
     }
 
+    #[test]
+    fn resume_refuses_runs_off_the_grid_and_readers_refuse_damaged_variables() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        let expect = sample(&path, &[]);
+        let grid = expect.keys.clone();
+        // A journal run in a valid frame, of a key the config's grid lacks (a frame of
+        // another sweep): refused, naming the journal; the file and the journal stay.
+        let header = JournalHeader {
+            config_sha256: "h1".into(),
+            steps: 6,
+            interp: 0,
+            eig: 1,
+        };
+        let mut j = Journal::create(&journal_path(&path), &header).unwrap();
+        let mut foreign = key(3);
+        foreign.width = 999;
+        j.append(&foreign, &done(6, 0, 9.0)).unwrap();
+        drop(j);
+        let (file, journal) = (
+            std::fs::read(&path).unwrap(),
+            std::fs::read(journal_path(&path)).unwrap(),
+        );
+        let err =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &grid).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("x.h5.journal") && msg.contains("width 999") && msg.contains("not a task"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), file);
+        assert_eq!(std::fs::read(journal_path(&path)).unwrap(), journal);
+        std::fs::remove_file(journal_path(&path)).unwrap();
+        // A row of the file that the grid lacks (an edited key).
+        let err =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &grid[1..]).unwrap_err();
+        assert!(
+            err.to_string().contains("run 0 (") && err.to_string().contains("not a task"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), file);
+        // A variable every version has written, deleted; then rewritten as int32.
+        File::open_rw(&path).unwrap().unlink("loss").unwrap();
+        let err = read_results(&path).unwrap_err();
+        assert!(err.to_string().contains("variable `loss` missing"), "{err}");
+        File::open_rw(&path)
+            .unwrap()
+            .new_dataset::<i32>()
+            .shape((5, 7))
+            .create("loss")
+            .unwrap();
+        let err = read_results(&path).unwrap_err();
+        assert!(err.to_string().contains("`loss` is stored as"), "{err}");
+    }
+
     fn read_history(f: &ResultsFile) -> Vec<String> {
         f.history.clone()
     }
@@ -887,7 +1027,9 @@ mod tests {
         let (got, stored) = read_results(&path).unwrap();
         assert_same(&expect, &got);
         assert_eq!(stored.journal_runs, 0);
-        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
+        let (f, again) =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+                .unwrap();
         assert_same(&expect, &again);
         let last = read_history(&f).last().unwrap().clone();
         assert!(
@@ -911,7 +1053,9 @@ mod tests {
             got.records[3].is_none(),
             "another sweep's run is not merged"
         );
-        let (f, _) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
+        let (f, _) =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+                .unwrap();
         assert!(read_history(&f).last().unwrap().contains("another sweep"));
         f.close().unwrap();
     }
@@ -942,7 +1086,8 @@ mod tests {
         assert!(got.records[1].is_none() && got.records[3].is_none());
         // The copy can be resumed as a killed job's file would be.
         let (mut g, again) =
-            ResultsFile::open_resume(&copy, &meta("h1"), &Axes::default()).unwrap();
+            ResultsFile::open_resume(&copy, &meta("h1"), &Axes::default(), &keys_of(&copy))
+                .unwrap();
         assert_same_record(again.records[2].as_ref().unwrap(), &a, 2);
         g.write_record(&key(1), &a).unwrap();
         g.close().unwrap();
@@ -993,7 +1138,9 @@ mod tests {
         assert!(got.records[1].is_none());
         assert_eq!(stored.history.len(), 1);
         // And the killed job's file can be resumed.
-        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
+        let (f, again) =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+                .unwrap();
         assert_eq!(again.records.iter().filter(|r| r.is_some()).count(), 2);
         f.close().unwrap();
     }
@@ -1102,7 +1249,8 @@ mod tests {
         assert_eq!(got.axes, axes);
         assert_eq!(got.keys, results.keys);
         assert!(got.records[1].is_some() && got.records[0].is_none());
-        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap_err();
+        let err = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+            .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StoreError::AxesMismatch { .. }), "{msg}");
         assert!(
@@ -1110,7 +1258,8 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("in this config: none"), "{msg}");
-        let (f, again) = ResultsFile::open_resume(&path, &meta("h1"), &axes).unwrap();
+        let (f, again) =
+            ResultsFile::open_resume(&path, &meta("h1"), &axes, &keys_of(&path)).unwrap();
         assert_eq!(again.keys, results.keys);
         assert!(again.records[1].is_some());
         f.close().unwrap();
@@ -1189,7 +1338,9 @@ mod tests {
         assert!(fds_of(&path).is_empty());
         assert_eq!(fds_of(&journal_path(&path)), vec![true]);
         drop(f);
-        let (f, _) = ResultsFile::open_resume(&path, &meta("h1"), &Axes::default()).unwrap();
+        let (f, _) =
+            ResultsFile::open_resume(&path, &meta("h1"), &Axes::default(), &keys_of(&path))
+                .unwrap();
         assert!(fds_of(&path).is_empty());
         assert_eq!(fds_of(&journal_path(&path)), vec![true]);
         f.close().unwrap();

@@ -225,6 +225,41 @@ pub(crate) fn read_meta(file: &File, path: &Path) -> Result<StoredMeta, StoreErr
     })
 }
 
+/// The config the results file at `path` records (`stored`, with its runs `results`),
+/// checked against the file itself: the `config` attribute must parse and hash to
+/// `config_sha256`, and its `grid.axes` must be the file's `axes`. A file whose attributes
+/// were edited or damaged is refused naming the attribute, rather than analyzed or
+/// resumed with the wrong settings.
+pub fn file_config(
+    path: &Path,
+    stored: &StoredMeta,
+    results: &crate::record::Results,
+) -> Result<crate::config::Config, StoreError> {
+    let meta = &stored.meta;
+    let cfg = crate::config::Config::from_toml_str(&meta.config_text).map_err(|e| {
+        invalid(
+            path,
+            format!("attribute `config` is not a readable config ({e})"),
+        )
+    })?;
+    if cfg.identity().1 != meta.config_sha256 {
+        return Err(invalid(
+            path,
+            format!(
+                "attribute `config` does not hash to `config_sha256` ({}): the file's attributes were edited",
+                meta.config_sha256
+            ),
+        ));
+    }
+    if cfg.axes() != results.axes {
+        return Err(invalid(
+            path,
+            "attribute `axes` does not match the config's `grid.axes`: the file's attributes were edited",
+        ));
+    }
+    Ok(cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

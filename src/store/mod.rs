@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use self::file::{read_file_meta, read_results, read_snapshot, ResultsFile};
 pub use self::journal::journal_path;
-pub use self::meta::{hdf5_library_version, FileMeta, StoredMeta, FORMAT};
+pub use self::meta::{file_config, hdf5_library_version, FileMeta, StoredMeta, FORMAT};
 pub use self::table::{read_group_table, write_group_table, write_group_tables, GroupTable};
 
 /// An error of the results store. Every message names the file and the problem.

@@ -9,7 +9,7 @@ use std::os::raw::{c_char, c_int, c_uint};
 use std::path::Path;
 use std::str::FromStr;
 
-use ::hdf5::types::VarLenUnicode;
+use ::hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
 use ::hdf5::{Dataset, File, Group, H5Type, Location};
 
 use super::{invalid, not_results, Ctx, StoreError};
@@ -219,6 +219,25 @@ pub(crate) fn write_column(ds: &Dataset, path: &Path, col: &Column) -> Result<()
 /// Reads every element of `ds` as storage type `kind` (HDF5 converts numbers).
 pub(crate) fn read_column(ds: &Dataset, path: &Path, kind: Kind) -> Result<Column, StoreError> {
     let ctx = || format!("reading variable `{}`", ds.name().trim_start_matches('/'));
+    // HDF5 converts on reading: an int32 `loss` would read as whole numbers. The stored
+    // type must be the schema's.
+    let stored = ds.dtype().and_then(|t| t.to_descriptor()).ctx(path, ctx)?;
+    let expected = match kind {
+        Kind::F64 => TypeDescriptor::Float(FloatSize::U8),
+        Kind::I64 => TypeDescriptor::Integer(IntSize::U8),
+        Kind::I32 => TypeDescriptor::Integer(IntSize::U4),
+        Kind::I8 => TypeDescriptor::Integer(IntSize::U1),
+        Kind::Str => TypeDescriptor::VarLenUnicode,
+    };
+    if stored != expected {
+        return Err(invalid(
+            path,
+            format!(
+                "variable `{}` is stored as {stored}, expected {expected}",
+                ds.name().trim_start_matches('/')
+            ),
+        ));
+    }
     Ok(match kind {
         Kind::F64 => Column::F64(ds.read_raw().ctx(path, ctx)?),
         Kind::I64 => Column::I64(ds.read_raw().ctx(path, ctx)?),

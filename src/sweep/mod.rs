@@ -217,7 +217,7 @@ impl PrecisionTask for SweepTask<'_> {
         };
         let checkpoints = CheckpointPlace {
             results: cfg.output.path.clone(),
-            config_sha256: provenance::config_identity(cfg).1,
+            config_sha256: cfg.identity().1,
             every: cfg.train.checkpoint_every,
             drain: self.drain,
             rank: self.rank,
@@ -350,7 +350,11 @@ fn open_results(
 ) -> Result<(ResultsFile, Results), StoreError> {
     let path = &cfg.output.path;
     if opts.resume && path.exists() {
-        ResultsFile::open_resume(path, meta, &cfg.axes())
+        // The file's own config attributes first: an edited `config` or `axes` is refused
+        // before anything is written.
+        let (results, stored) = crate::store::read_snapshot(path)?;
+        crate::store::file_config(path, &stored, &results)?;
+        ResultsFile::open_resume(path, meta, &cfg.axes(), &grid::expand(cfg))
     } else {
         let results = Results {
             eig: cfg.sharpness.k.max(1),

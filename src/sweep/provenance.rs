@@ -4,8 +4,6 @@
 
 use crate::config::Config;
 use crate::store::FileMeta;
-use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 
 /// The CPU model and the SIMD features the program uses.
 fn cpu_features() -> String {
@@ -33,23 +31,6 @@ fn cpu_features() -> String {
         }
     }
     format!("{model}; {}", feats.join(" "))
-}
-
-/// The canonical config text and its SHA-256 (the output path and the checkpoint interval
-/// are left out, so moving the file or checkpointing differently does not change the
-/// hash).
-pub fn config_identity(cfg: &Config) -> (String, String) {
-    let text = cfg.to_toml_string();
-    let mut hashed = cfg.clone();
-    hashed.output.path = PathBuf::new();
-    // How often runs checkpoint changes no number: a resume may change it.
-    hashed.train.checkpoint_every = 0;
-    let digest = Sha256::digest(hashed.to_toml_string().as_bytes());
-    let hex = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    (text, hex)
 }
 
 /// The update rule in words (plain SGD words as files have always had them).
@@ -149,7 +130,7 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
 
 /// The provenance written into a new results file by a sweep of `ranks` ranks.
 pub fn file_meta(cfg: &Config, data_description: &str, ranks: usize) -> FileMeta {
-    let (config_text, config_sha256) = config_identity(cfg);
+    let (config_text, config_sha256) = cfg.identity();
     FileMeta {
         config_text,
         config_sha256,
