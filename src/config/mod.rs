@@ -766,8 +766,10 @@ impl Config {
                 let (line, column) = line_column(text, span.start);
                 message.push_str(&format!(" (at line {line}, column {column})"));
             }
-            // A value an override set is reported as that override's.
-            let origin = blamed_override(overrides, &message).unwrap_or_else(|| origin.clone());
+            // A value a user's `--set` set (a file was loaded) is reported as that --set's.
+            let origin = path
+                .and_then(|_| blamed_override(overrides, &message))
+                .unwrap_or_else(|| origin.clone());
             ConfigError::BadValue { origin, message }
         };
         // The network options are flattened into [model], and serde reports an error inside
