@@ -1,9 +1,10 @@
 //! The `sharpsweep` command line: parses arguments and calls the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sharpsweep::analysis::{AnalysisParams, FitAxis, PlotFormat, PlotOptions};
+use sharpsweep::analysis::{AnalysisParams, FitAxis, PlotFormat, PlotOptions, SIZE_RANGE};
 use sharpsweep::commands::{
-    analyze_file, export, inspect_file, plot_file, run_single, watch_file, RunPoint, WatchOptions,
+    analyze_file, check_output_path, export, inspect_file, plot_file, run_single, watch_file,
+    RunPoint, WatchOptions,
 };
 use sharpsweep::sweep::{self, drain, SweepOptions};
 use std::path::PathBuf;
@@ -75,8 +76,19 @@ struct AnalysisArgs {
 }
 
 impl AnalysisArgs {
-    /// The parameters for the results file `file`.
-    fn params(&self, file: &std::path::Path) -> AnalysisParams {
+    /// The parameters for the results file `file`; an error names a flag out of range.
+    fn params(&self, file: &std::path::Path) -> Result<AnalysisParams, String> {
+        if let Some(e) = self.eps_sharp {
+            if !(e.is_finite() && e >= 0.0) {
+                return Err(format!("--eps-sharp {e}: must be finite and >= 0"));
+            }
+        }
+        if self.window == 0 {
+            return Err("--window 0: the early window must be at least 1 step".into());
+        }
+        if !(self.k.is_finite() && self.k > 0.0) {
+            return Err(format!("--k {}: must be finite and > 0", self.k));
+        }
         let (lazy_c, lazy_c_by_point) = sharpsweep::commands::default_lazy_c(file);
         let mut p = AnalysisParams {
             eps_sharp: self
@@ -88,8 +100,79 @@ impl AnalysisArgs {
             ..Default::default()
         };
         p.regimes.k = self.k;
-        p
+        Ok(p)
     }
+}
+
+/// Most matmul threads per rank `--threads` accepts.
+const MAX_THREADS: usize = 1024;
+
+/// Checks a seconds flag (`--progress-every`, `watch --every`): finite and >= 0.
+fn check_seconds(flag: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{flag} {v}: must be a finite number of seconds >= 0"
+        ))
+    }
+}
+
+/// The results path a sweep will write (`--out`, else the config's `output.path`; None when
+/// the config cannot be read, which the sweep itself then reports), checked before the
+/// sweep starts: not a directory, its directory exists, and no orphaned journal of
+/// finished runs beside a missing file would be truncated.
+fn check_sweep_out(
+    config: &std::path::Path,
+    sets: &[String],
+    out: Option<&std::path::Path>,
+    force: bool,
+) -> Result<(), String> {
+    let path = match out {
+        Some(p) => p.to_path_buf(),
+        None => match sharpsweep::config::Config::load(config, sets) {
+            Ok((cfg, _)) => cfg.output.path,
+            Err(_) => return Ok(()),
+        },
+    };
+    let flag = if out.is_some() {
+        "--out"
+    } else {
+        "output.path"
+    };
+    let shown = path.display();
+    if path.as_os_str().to_string_lossy().ends_with('/') && !path.is_dir() {
+        return Err(format!(
+            "{flag} {shown}: ends with '/', so it names a directory (and the directory does \
+             not exist): give the results file's name, e.g. {}",
+            path.join("results.h5").display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "{flag} {shown}: is a directory, not a results file: give a file name, e.g. {}",
+            path.join("results.h5").display()
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!(
+                "{flag} {shown}: the directory {} does not exist",
+                dir.display()
+            ));
+        }
+    }
+    let journal = sharpsweep::store::journal_path(&path);
+    if !force && !path.exists() && journal.exists() {
+        return Err(format!(
+            "{flag} {shown}: the file does not exist but its journal {} does: it may hold \
+             finished runs, which need the file to be resumed. Put the file back and rerun \
+             with --resume; or, to start over and discard those runs, move the journal \
+             aside or rerun with --force (instead of --resume)",
+            journal.display()
+        ));
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -109,7 +192,7 @@ struct SweepArgs {
     /// Overwrite an existing results file.
     #[arg(long)]
     force: bool,
-    /// Matmul threads per rank (ranks × threads ≤ cores).
+    /// Matmul threads per rank (ranks × threads ≤ cores; 1 to 1024).
     #[arg(long, default_value_t = 1, env = "SHARPSWEEP_THREADS")]
     threads: usize,
     /// Finish by this time and exit 3 (+90m, +2h, a Unix time, or YYYY-MM-DDTHH:MM:SSZ): no
@@ -264,6 +347,17 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format!("--deadline: {e}")),
     };
+    if threads == 0 || threads > MAX_THREADS {
+        return fail(format!(
+            "--threads {threads} (or SHARPSWEEP_THREADS): must be between 1 and {MAX_THREADS}"
+        ));
+    }
+    if let Err(e) = check_seconds("--progress-every", progress_every) {
+        return fail(e);
+    }
+    if let Err(e) = check_sweep_out(&config, &sets, out.as_deref(), force) {
+        return fail(e);
+    }
     let opts = SweepOptions {
         config,
         overrides: sets,
@@ -321,11 +415,22 @@ fn plot_command(args: PlotArgs) -> ExitCode {
     } = args;
     let Some((w, h)) = size
         .split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
     else {
         return fail(format!(
             "--size {size:?}: expected WIDTHxHEIGHT, e.g. 1200x800"
         ));
+    };
+    if !SIZE_RANGE.contains(&w) || !SIZE_RANGE.contains(&h) {
+        return fail(format!(
+            "--size {size}: each side must be between {} and {} pixels",
+            SIZE_RANGE.start(),
+            SIZE_RANGE.end()
+        ));
+    }
+    let params = match params.params(&file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
     let opts = PlotOptions {
         format: match format {
@@ -338,7 +443,7 @@ fn plot_command(args: PlotArgs) -> ExitCode {
             XAxis::InverseWidth => FitAxis::InverseWidth,
         },
     };
-    match plot_file(&file, &out_dir, &params.params(&file), &opts) {
+    match plot_file(&file, &out_dir, &params, &opts) {
         Ok(paths) => {
             for p in paths {
                 println!("{}", p.display());
@@ -385,7 +490,20 @@ fn main() -> ExitCode {
             json,
             no_write,
         } => {
-            let analysis = match analyze_file(&file, &params.params(&file), !no_write) {
+            let params = match params.params(&file) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            // Refuse an export path that would overwrite the results file (or its side
+            // files) before anything is written.
+            for (flag, p) in [("--csv", &csv), ("--json", &json)] {
+                if let Some(p) = p {
+                    if let Err(e) = check_output_path(&file, p, flag) {
+                        return fail(e);
+                    }
+                }
+            }
+            let analysis = match analyze_file(&file, &params, !no_write) {
                 Ok(a) => a,
                 Err(e) => return fail(e),
             };
@@ -408,11 +526,18 @@ fn main() -> ExitCode {
             once,
             params,
         } => {
+            if let Err(e) = check_seconds("--every", every) {
+                return fail(e);
+            }
+            let params = match params.params(&file) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
             let opts = WatchOptions {
                 every,
                 out_dir,
                 once,
-                params: params.params(&file),
+                params,
                 plot: PlotOptions {
                     format: PlotFormat::Png,
                     size: (1200, 800),

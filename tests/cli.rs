@@ -332,3 +332,314 @@ fn reduced_quickstart_shows_the_phase_diagram_trend() {
         deep.c_loss.mean
     );
 }
+
+/// A finished two-run sweep `r.h5` of the tiny config in `d`; returns the config's path.
+fn tiny_sweep(d: &std::path::Path) -> String {
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap().to_string();
+    let out = sharpsweep(
+        d,
+        &[
+            "sweep",
+            &cfg,
+            "--out",
+            "r.h5",
+            "--quiet",
+            "--set",
+            "model.depth=[2]",
+            "--set",
+            "train.seeds=[1]",
+        ],
+    );
+    expect_code(&out, 0, "tiny sweep");
+    cfg
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Expects exit 1 and an error naming every one of `needles`.
+fn expect_error(d: &std::path::Path, args: &[&str], needles: &[&str]) {
+    let out = sharpsweep(d, args);
+    expect_code(&out, 1, &format!("{args:?}"));
+    let err = stderr_of(&out);
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error for {args:?} must name {n:?}: {err}");
+    }
+}
+
+#[test]
+fn exports_never_overwrite_the_results_file_or_its_side_files() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    tiny_sweep(d);
+    let before = std::fs::read(d.join("r.h5")).unwrap();
+    for (flag, target) in [
+        ("--json", "r.h5"),
+        ("--csv", "./r.h5"),
+        ("--json", "r.h5.journal"),
+        ("--csv", "r.h5.tmp"),
+        ("--json", "r.h5.checkpoints/x.json"),
+    ] {
+        for no_write in [false, true] {
+            let mut args = vec!["analyze", "r.h5", flag, target];
+            if no_write {
+                args.push("--no-write");
+            }
+            expect_error(d, &args, &[flag, target]);
+        }
+    }
+    // A hard link to the file is the same file.
+    std::fs::hard_link(d.join("r.h5"), d.join("link.h5")).unwrap();
+    expect_error(
+        d,
+        &["analyze", "r.h5", "--csv", "link.h5"],
+        &["--csv", "link.h5"],
+    );
+    expect_error(
+        d,
+        &["plot", "r.h5", "--out-dir", "r.h5.checkpoints"],
+        &["--out-dir", "checkpoint directory"],
+    );
+    assert_eq!(
+        std::fs::read(d.join("r.h5")).unwrap(),
+        before,
+        "file untouched"
+    );
+    assert!(!d.join("r.h5.journal").exists() && !d.join("r.h5.tmp").exists());
+}
+
+#[test]
+fn bad_deadlines_are_errors_not_panics() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap();
+    for (deadline, needle) in [
+        ("+18446744073709551615", "too far"),
+        ("18446744073709551615", "too far"),
+        ("+5124095576030431h", "too far"),
+        ("2026-13-45T99:99Z", "month 13"),
+        ("2026-02-30T10:00Z", "day 30"),
+        ("2026-01-01T24:00Z", "out of range"),
+        ("2026-01-01T-5:00Z", "bad deadline"),
+    ] {
+        expect_error(
+            d,
+            &["sweep", cfg, "--out", "x.h5", "--deadline", deadline],
+            &["--deadline", needle],
+        );
+        assert!(!d.join("x.h5").exists());
+    }
+}
+
+#[test]
+fn plot_refuses_bad_sizes_and_runs_it_cannot_place() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    tiny_sweep(d);
+    for size in ["100000x100000", "10x800", "800x0"] {
+        expect_error(
+            d,
+            &["plot", "r.h5", "--out-dir", "fig", "--size", size],
+            &["--size", "between 100 and 16384"],
+        );
+    }
+    // A file whose c is not finite and > 0 (edited by hand): an error naming the file
+    // and the row, neither a hang nor a panic.
+    let mut results = read(&d.join("r.h5"));
+    for (c, name) in [
+        (f64::INFINITY, "inf.h5"),
+        (-1.0, "neg.h5"),
+        (0.0, "zero.h5"),
+    ] {
+        results.keys[1].c = c;
+        let e = sharpsweep::commands::check_plottable(std::path::Path::new(name), &results)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(name) && e.contains("row 1") && e.contains("c = "),
+            "{e}"
+        );
+    }
+    if std::process::Command::new("python3")
+        .args(["-c", "import h5py"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        for (value, name) in [("float('inf')", "inf.h5"), ("-1.0", "neg.h5")] {
+            std::fs::copy(d.join("r.h5"), d.join(name)).unwrap();
+            let script =
+                format!("import h5py\nwith h5py.File('{name}', 'r+') as f: f['c'][0] = {value}\n");
+            let ok = std::process::Command::new("python3")
+                .args(["-c", &script])
+                .current_dir(d)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            expect_error(d, &["plot", name, "--out-dir", "fig"], &[name, "row 0"]);
+        }
+    }
+}
+
+#[test]
+fn run_validates_its_point_as_a_sweep_validates_its_config() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--c", "1", "--depth", "0"], &["--depth 0", "model.depth"]),
+        (&["--c", "1", "--width", "0"], &["--width 0", "model.width"]),
+        (&["--c", "0"], &["--c 0", "grid.c"]),
+        (&["--c=-1"], &["--c -1", "grid.c"]),
+        (&["--c", "nan"], &["--c NaN", "grid.c"]),
+        (&["--c", "inf"], &["--c inf", "grid.c"]),
+        (&["--c", "1e400"], &["--c inf", "grid.c"]),
+        (
+            &[
+                "--c",
+                "1",
+                "--set",
+                "model.kind=\"uv\"",
+                "--set",
+                "model.depth=[2]",
+                "--depth",
+                "3",
+            ],
+            &["--depth 3", "uv model"],
+        ),
+        (
+            &["--c", "1", "--set", "train.steps=abc"],
+            &["--set train.steps=abc", "train.steps"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let args = [&["run", cfg][..], extra].concat();
+        expect_error(d, &args, needles);
+    }
+}
+
+#[test]
+fn analysis_and_sweep_flags_out_of_range_are_refused() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_sweep(d);
+    for (flag, value) in [
+        ("--eps-sharp", "nan"),
+        ("--eps-sharp", "inf"),
+        ("--eps-sharp=-1", ""),
+        ("--window", "0"),
+        ("--k", "0"),
+        ("--k", "nan"),
+        ("--k=-5", ""),
+        ("--k", "inf"),
+    ] {
+        let name = flag.split('=').next().unwrap();
+        for cmd in ["analyze", "plot"] {
+            let mut args = vec![cmd, "r.h5", flag];
+            if !value.is_empty() {
+                args.push(value);
+            }
+            if cmd == "analyze" {
+                args.push("--no-write");
+            }
+            expect_error(d, &args, &[name]);
+        }
+    }
+    for (flag, value) in [
+        ("--progress-every", "nan"),
+        ("--progress-every", "inf"),
+        ("--threads", "0"),
+        ("--threads", "100000"),
+    ] {
+        expect_error(d, &["sweep", &cfg, "--out", "x.h5", flag, value], &[flag]);
+        assert!(!d.join("x.h5").exists());
+    }
+    expect_error(
+        d,
+        &["watch", "r.h5", "--once", "--every", "nan"],
+        &["--every"],
+    );
+}
+
+#[test]
+fn set_errors_name_the_override() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_config(d, "tiny.toml", 2, 2);
+    let cfg = cfg.to_str().unwrap();
+    expect_error(
+        d,
+        &["sweep", cfg, "--out", "x.h5", "--set", "train.steps=abc"],
+        &["--set train.steps=abc", "train.steps", "invalid type"],
+    );
+    let out = sharpsweep(
+        d,
+        &["sweep", cfg, "--out", "x.h5", "--set", "model.width=[8"],
+    );
+    expect_code(&out, 1, "syntax error in --set");
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("model.width=[8") && err.contains("TOML syntax error"),
+        "{err}"
+    );
+    assert!(!err.contains("tiny.toml"), "not the file's fault: {err}");
+    // A bad value in the file itself still names the file.
+    std::fs::write(
+        d.join("bad.toml"),
+        std::fs::read_to_string(cfg)
+            .unwrap()
+            .replace("steps = 2", "steps = \"abc\""),
+    )
+    .unwrap();
+    expect_error(
+        d,
+        &[
+            "sweep",
+            "bad.toml",
+            "--out",
+            "x.h5",
+            "--set",
+            "model.width=[8]",
+        ],
+        &["bad.toml", "train.steps"],
+    );
+}
+
+#[test]
+fn out_paths_that_are_directories_or_orphaned_journals_are_refused() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    let cfg = tiny_sweep(d);
+    std::fs::create_dir(d.join("dd")).unwrap();
+    for (out, needle) in [
+        ("newdir/", "ends with '/'"),
+        ("newdir/x.h5", "the directory newdir does not exist"),
+        ("dd", "is a directory"),
+        ("dd/", "is a directory"),
+    ] {
+        expect_error(d, &["sweep", &cfg, "--out", out], &["--out", needle]);
+    }
+    // The file gone but its journal of finished runs still there: --resume must not
+    // silently start over (and truncate the journal).
+    std::fs::write(d.join("j.h5.journal"), b"journal bytes").unwrap();
+    for extra in [&["--resume"][..], &[]] {
+        let args = [&["sweep", &cfg, "--out", "j.h5", "--quiet"][..], extra].concat();
+        expect_error(d, &args, &["j.h5.journal", "--force"]);
+        assert_eq!(
+            std::fs::read(d.join("j.h5.journal")).unwrap(),
+            b"journal bytes"
+        );
+        assert!(!d.join("j.h5").exists());
+    }
+}

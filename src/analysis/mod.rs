@@ -19,7 +19,7 @@ pub use critical::{
     Boundary, BoundaryFit, CriticalValue, FitAxis, GroupSummary, LineCritical, LinearFit, Phase,
     Resolution, RunPhase, SeedMean,
 };
-pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection};
+pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection, SIZE_RANGE};
 pub use regimes::{RegimeParams, RunRegime};
 pub use report::{Analysis, NamedColumn, Table};
 pub use spectra::RunSpectrum;

@@ -147,6 +147,10 @@ where
     Ok(())
 }
 
+/// Smallest and largest side of a figure in pixels (a larger one would exhaust memory or
+/// overflow the plotting library's coordinates).
+pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 100..=16384;
+
 /// Draws `fig` into `dir/stem.{png,svg}`.
 pub(super) fn render<F: Figure>(
     fig: &F,
@@ -155,6 +159,17 @@ pub(super) fn render<F: Figure>(
     opts: &PlotOptions,
 ) -> Result<PathBuf, PlotError> {
     let path = dir.join(format!("{stem}.{}", opts.format.extension()));
+    let (w, h) = opts.size;
+    if !SIZE_RANGE.contains(&w) || !SIZE_RANGE.contains(&h) {
+        return Err(PlotError::Draw {
+            path,
+            message: format!(
+                "size {w}x{h}: each side must be between {} and {} pixels",
+                SIZE_RANGE.start(),
+                SIZE_RANGE.end()
+            ),
+        });
+    }
     if !ensure_font() {
         return Err(PlotError::Font { path });
     }
@@ -1022,6 +1037,21 @@ mod tests {
         line(&mut res, 8, 128, 0, &cs, "lllsssLLSDDD");
         line(&mut res, 8, 128, 1, &cs, "lllssLLSSDDD");
         res
+    }
+
+    #[test]
+    fn sizes_out_of_range_are_errors_not_panics() {
+        let r = sample();
+        let a = analyze(&r, &AnalysisParams::default());
+        let dir = tempfile::tempdir().unwrap();
+        for size in [(100_000, 100_000), (50, 800), (1200, 0)] {
+            let opts = PlotOptions {
+                size,
+                ..Default::default()
+            };
+            let e = plot_phase_diagram(&r, &a, dir.path(), &opts, 0).unwrap_err();
+            assert!(e.to_string().contains("each side must be between"), "{e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,24 @@ pub enum CommandError {
     /// Drawing a figure.
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// An output path that would overwrite the results file or one of its side files.
+    #[error("{path}: {reason}")]
+    Refused {
+        /// The output path as given.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A run of the results file that cannot be drawn.
+    #[error("{path}: run row {row}: {reason}")]
+    BadRun {
+        /// The results file.
+        path: PathBuf,
+        /// The row of the run table.
+        row: usize,
+        /// What is wrong with its coordinates.
+        reason: String,
+    },
     /// Writing an export file.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -192,6 +210,99 @@ fn axes_summary(results: &Results, finished: &[(usize, usize)]) -> String {
     out
 }
 
+/// `path` with `suffix` appended to its name (`r.h5` → `r.h5.journal`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `path` made absolute with its symbolic links resolved; for a path that does not exist
+/// (yet), its directory's canonical form joined with its name.
+fn normalized(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = parent.map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+    match (std::fs::canonicalize(&dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
+/// Whether `a` and `b` are the same file system object (device and inode).
+fn same_object(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses an output path (`what`: the flag, e.g. `--json`) that is the results file
+/// `input` itself or one of its side files (`FILE.journal`, `FILE.tmp`,
+/// `FILE.journal.unusable`, the checkpoint directory or a file in it): writing there would
+/// destroy finished runs.
+pub fn check_output_path(input: &Path, target: &Path, what: &str) -> Result<(), CommandError> {
+    let refuse = |reason: String| CommandError::Refused {
+        path: target.to_path_buf(),
+        reason: format!("{what}: {reason}"),
+    };
+    let journal = journal_path(input);
+    let side = [
+        (input.to_path_buf(), "the results file being read"),
+        (journal.clone(), "the results file's journal"),
+        (
+            with_suffix(&journal, ".unusable"),
+            "the results file's set-aside journal",
+        ),
+        (
+            with_suffix(input, ".tmp"),
+            "the results file's snapshot in progress",
+        ),
+    ];
+    let t = normalized(target);
+    for (p, name) in &side {
+        if same_object(target, p) || t == normalized(p) {
+            return Err(refuse(format!(
+                "is {name} ({}): refusing to overwrite it; choose another path",
+                input.display()
+            )));
+        }
+    }
+    let ckpt = crate::store::checkpoint::checkpoint_dir(input);
+    if same_object(target, &ckpt) || t.starts_with(normalized(&ckpt)) {
+        return Err(refuse(format!(
+            "is in the checkpoint directory {} of the results file: choose another path",
+            ckpt.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that every run of `results` (read from `path`) can be placed on the figures'
+/// axes: c finite and > 0, depth and width >= 1. The error names the file and the row.
+pub fn check_plottable(path: &Path, results: &Results) -> Result<(), CommandError> {
+    for (row, k) in results.keys.iter().enumerate() {
+        let reason = if !(k.c.is_finite() && k.c > 0.0) {
+            format!("c = {} (must be finite and > 0)", k.c)
+        } else if k.depth == 0 {
+            "depth = 0 (must be >= 1)".to_string()
+        } else if k.width == 0 {
+            "width = 0 (must be >= 1)".to_string()
+        } else {
+            continue;
+        };
+        return Err(CommandError::BadRun {
+            path: path.to_path_buf(),
+            row,
+            reason: format!("{reason}: cannot plot this file"),
+        });
+    }
+    Ok(())
+}
+
 /// Writes `text` to `path`.
 pub fn export(path: &Path, text: &str) -> Result<(), CommandError> {
     std::fs::write(path, text).map_err(|source| CommandError::Io {
@@ -207,7 +318,9 @@ pub fn plot_file(
     params: &AnalysisParams,
     opts: &PlotOptions,
 ) -> Result<Vec<PathBuf>, CommandError> {
+    check_output_path(path, dir, "--out-dir")?;
     let (results, _) = read_results(path)?;
+    check_plottable(path, &results)?;
     let analysis = analyze(&results, params);
     std::fs::create_dir_all(dir).map_err(|source| CommandError::Io {
         path: dir.to_path_buf(),
@@ -339,6 +452,8 @@ pub fn watch_once(path: &Path, opts: &WatchOptions) -> Result<(String, bool), Co
     );
     text += &analysis.render_table();
     if let Some(dir) = &opts.out_dir {
+        check_output_path(path, dir, "--out-dir")?;
+        check_plottable(path, &results)?;
         std::fs::create_dir_all(dir).map_err(|source| CommandError::Io {
             path: dir.to_path_buf(),
             source,

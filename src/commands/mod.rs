@@ -6,8 +6,8 @@ pub mod files;
 pub mod run;
 
 pub use files::{
-    analyze_file, default_eps_sharp, default_lazy_c, export, inspect_file, plot_file, watch_file,
-    watch_once, CommandError, WatchOptions,
+    analyze_file, check_output_path, check_plottable, default_eps_sharp, default_lazy_c, export,
+    inspect_file, plot_file, watch_file, watch_once, CommandError, WatchOptions,
 };
 pub use run::{run_single, RunPoint, SingleRunError};
 

@@ -51,8 +51,32 @@ pub fn run_single(
 ) -> Result<String, SingleRunError> {
     let (cfg, _) = Config::load(config, overrides)?;
     // One run: the config's own values of any `grid.axes` keys (set them with --set).
-    let cfg = cfg.without_axes();
-    cfg.validate()?;
+    let mut cfg = cfg.without_axes();
+    // The point's coordinates go into the config, which is then validated as a sweep's:
+    // an error names the flag and the key it sets.
+    let mut flags: Vec<(&str, String)> = vec![("grid.c", format!("--c {}", point.c))];
+    cfg.grid.search = crate::config::SearchKind::Grid;
+    cfg.grid.c = Some(vec![point.c]);
+    cfg.grid.log2_c = None;
+    if let Some(d) = point.depth {
+        cfg.model.depth = vec![d];
+        flags.push(("model.depth", format!("--depth {d}")));
+    }
+    if let Some(w) = point.width {
+        cfg.model.width = vec![w];
+        flags.push(("model.width", format!("--width {w}")));
+    }
+    if let Some(seed) = point.seed {
+        cfg.train.seeds = vec![seed];
+        flags.push(("train.seeds", format!("--seed {seed}")));
+    }
+    cfg.validate().map_err(|e| match &e {
+        ConfigError::Invalid { key, .. } => match flags.iter().find(|(k, _)| k == key) {
+            Some((_, flag)) => SingleRunError::Option(format!("{flag}: {e}")),
+            None => SingleRunError::Config(e),
+        },
+        _ => SingleRunError::Config(e),
+    })?;
     faer::set_global_parallelism(Par::Seq);
     let depth = point.depth.unwrap_or(match cfg.model.kind {
         ModelKind::Uv => 2,

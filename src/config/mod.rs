@@ -572,9 +572,38 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
     let raw = raw.trim();
     let value = match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) if t.len() == 1 => t.remove("v").expect("key v was just parsed"),
+        // Text that starts like an array, table or quoted string is not a bare word.
+        Err(e) if raw.starts_with(['[', '{', '"', '\'']) => {
+            return Err(fail(&format!(
+                "TOML syntax error in the value of `{}`: {}",
+                key.trim(),
+                e.message().trim_end().replace('\n', " ")
+            )))
+        }
         _ => toml::Value::String(raw.to_string()),
     };
     set_dotted(table, key, value).map_err(|reason| fail(&reason))
+}
+
+/// The last `--set` override whose key is the key a deserializer's `message` names
+/// (`` in `train.steps` ``), or a table above or below it: `--set SPEC`.
+fn blamed_override(overrides: &[String], message: &str) -> Option<String> {
+    let (_, rest) = message.rsplit_once("in `")?;
+    let named = rest.split('`').next()?;
+    overrides
+        .iter()
+        .rev()
+        .find(|spec| {
+            let key = spec
+                .split_once('=')
+                .map_or(spec.as_str(), |(k, _)| k)
+                .trim();
+            let key: String = key.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+            key == named
+                || named.starts_with(&format!("{key}."))
+                || key.starts_with(&format!("{named}."))
+        })
+        .map(|spec| format!("--set {spec}"))
 }
 
 /// Sets the value at the dotted `key` of `table`, creating missing intermediate tables
@@ -738,10 +767,11 @@ impl Config {
                 let (line, column) = line_column(text, span.start);
                 message.push_str(&format!(" (at line {line}, column {column})"));
             }
-            ConfigError::BadValue {
-                origin: origin.clone(),
-                message,
-            }
+            // A value a user's `--set` set (a file was loaded) is reported as that --set's.
+            let origin = path
+                .and_then(|_| blamed_override(overrides, &message))
+                .unwrap_or_else(|| origin.clone());
+            ConfigError::BadValue { origin, message }
         };
         // The network options are flattened into [model], and serde reports an error inside
         // a flattened struct at the section, not the key: check them alone first, so the

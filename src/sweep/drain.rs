@@ -49,61 +49,99 @@ pub fn slurm_deadline() -> Option<SystemTime> {
         .trim()
         .parse()
         .ok()?;
-    (UNIX_EPOCH + Duration::from_secs(end)).checked_sub(SLURM_END_MARGIN)
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(end))?
+        .checked_sub(SLURM_END_MARGIN)
 }
 
 /// `deadline` as an [`Instant`] (now, when it has passed).
 pub fn instant_of(deadline: SystemTime) -> Instant {
     let now = Instant::now();
+    // A deadline too far ahead for an `Instant` is as good as none: a century from now.
+    let far = Duration::from_secs(100 * 365 * 86_400);
     deadline
         .duration_since(SystemTime::now())
-        .map_or(now, |left| now + left)
+        .map_or(now, |left| {
+            now.checked_add(left.min(far))
+                .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+                .unwrap_or(now)
+        })
 }
 
 /// Parses a deadline: `+90s`, `+45m`, `+2h` (from now), a Unix time in seconds, or an
 /// ISO 8601 UTC time `YYYY-MM-DDTHH:MM[:SS]Z`.
 pub fn parse_deadline(s: &str) -> Result<SystemTime, String> {
     let s = s.trim();
+    let too_far = || format!("{s:?} is too far in the future");
+    let at = |secs: u64| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(too_far)
+    };
     if let Some(rel) = s.strip_prefix('+') {
         let (num, unit) =
             rel.split_at(rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len()));
         let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
         let secs = match unit {
-            "" | "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
+            "" | "s" => Some(n),
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
             _ => return Err(format!("bad duration unit in {s:?} (use s, m or h)")),
-        };
-        return Ok(SystemTime::now() + Duration::from_secs(secs));
+        }
+        .ok_or_else(too_far)?;
+        return SystemTime::now()
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(too_far);
     }
-    if let Ok(unix) = s.parse::<u64>() {
-        return Ok(UNIX_EPOCH + Duration::from_secs(unix));
+    if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        let unix: u64 = s.parse().map_err(|_| too_far())?;
+        return at(unix);
     }
     let bad = || format!("bad deadline {s:?}: use +2h, a Unix time, or YYYY-MM-DDTHH:MM:SSZ");
     let body = s.strip_suffix('Z').ok_or_else(bad)?;
     let (date, time) = body.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|x| x.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
+    // Unsigned decimal fields only: no signs, no spaces.
+    let field = |x: &str| -> Result<i64, String> {
+        if x.is_empty() || x.len() > 4 || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        x.parse().map_err(|_| bad())
+    };
+    let d: Vec<i64> = date.split('-').map(field).collect::<Result<_, _>>()?;
+    let t: Vec<i64> = time.split(':').map(field).collect::<Result<_, _>>()?;
     if d.len() != 3 || !(2..=3).contains(&t.len()) {
         return Err(bad());
     }
+    let (year, month, day) = (d[0], d[1], d[2]);
+    let (hour, minute, second) = (t[0], t[1], t.get(2).copied().unwrap_or(0));
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(format!("{s:?}: month {month} is not in 1..=12")),
+    };
+    if !(1..=month_days).contains(&day) {
+        return Err(format!(
+            "{s:?}: day {day} is not in 1..={month_days} for month {month}"
+        ));
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(format!(
+            "{s:?}: time {hour:02}:{minute:02}:{second:02} is out of range (00:00:00 to 23:59:59)"
+        ));
+    }
     // days from civil (Howard Hinnant's algorithm)
-    let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
+    let (y, m) = (if month <= 2 { year - 1 } else { year }, month);
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + t[0] * 3600 + t[1] * 60 + t.get(2).copied().unwrap_or(0);
-    u64::try_from(secs)
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-        .map_err(|_| bad())
+    let secs = days * 86400 + hour * 3600 + minute * 60 + second;
+    let secs = u64::try_from(secs).map_err(|_| format!("{s:?} is before 1970"))?;
+    at(secs)
 }
 
 #[cfg(test)]
@@ -121,5 +159,51 @@ mod tests {
         assert!(parse_deadline("+2h").unwrap() > SystemTime::now() + Duration::from_secs(7000));
         assert!(parse_deadline("tomorrow").is_err());
         assert!(parse_deadline("+3d").is_err());
+        assert_eq!(
+            parse_deadline("2024-02-29T23:59:59Z")
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            1_709_251_199
+        );
+    }
+
+    #[test]
+    fn overflowing_deadlines_are_errors_not_panics() {
+        for s in [
+            "+18446744073709551615",
+            "18446744073709551615",
+            "+5124095576030431h",
+            "+307445734561825861m",
+            "99999999999999999999999",
+        ] {
+            let e = parse_deadline(s).unwrap_err();
+            assert!(e.contains("too far"), "{s}: {e}");
+        }
+        // A far deadline that parses still gives an Instant.
+        let far = parse_deadline("+18446744073709h").unwrap();
+        assert!(instant_of(far) > Instant::now());
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for (s, needle) in [
+            ("2026-13-45T99:99Z", "month 13"),
+            ("2026-00-10T10:00Z", "month 0"),
+            ("2026-02-29T10:00Z", "day 29"),
+            ("2026-04-31T10:00Z", "day 31"),
+            ("2026-01-00T10:00Z", "day 0"),
+            ("2026-01-01T24:00Z", "out of range"),
+            ("2026-01-01T10:60Z", "out of range"),
+            ("2026-01-01T10:00:60Z", "out of range"),
+            ("2026-01-01T-5:00Z", "bad deadline"),
+            ("2026-01-+1T05:00Z", "bad deadline"),
+            ("-2026-01-01T05:00Z", "bad deadline"),
+            ("1960-01-01T05:00Z", "before 1970"),
+        ] {
+            let e = parse_deadline(s).unwrap_err();
+            assert!(e.contains(needle), "{s}: {e}");
+        }
     }
 }
