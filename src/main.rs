@@ -163,7 +163,9 @@ fn check_sweep_out(
         }
     }
     let journal = sharpsweep::store::journal_path(&path);
-    if !force && !path.exists() && journal.exists() {
+    // A journal of no run (a sweep killed before its first snapshot) loses nothing.
+    let held = sharpsweep::store::journal_held_runs(&journal);
+    if !force && !path.exists() && held != Some(0) {
         return Err(format!(
             "{flag} {shown}: the file does not exist but its journal {} does: it may hold \
              finished runs, which need the file to be resumed. Put the file back and rerun \

@@ -632,14 +632,19 @@ fn out_paths_that_are_directories_or_orphaned_journals_are_refused() {
     }
     // The file gone but its journal of finished runs still there: --resume must not
     // silently start over (and truncate the journal).
-    std::fs::write(d.join("j.h5.journal"), b"journal bytes").unwrap();
+    // (Bytes past a header's length that do not parse may hold runs.)
+    let bytes: Vec<u8> = (0..300u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(d.join("j.h5.journal"), &bytes).unwrap();
     for extra in [&["--resume"][..], &[]] {
         let args = [&["sweep", &cfg, "--out", "j.h5", "--quiet"][..], extra].concat();
         expect_error(d, &args, &["j.h5.journal", "--force"]);
-        assert_eq!(
-            std::fs::read(d.join("j.h5.journal")).unwrap(),
-            b"journal bytes"
-        );
+        assert_eq!(std::fs::read(d.join("j.h5.journal")).unwrap(), bytes);
         assert!(!d.join("j.h5").exists());
     }
+    // A journal cut inside its header (a sweep killed before its first snapshot) holds no
+    // run: the sweep starts.
+    std::fs::write(d.join("h.h5.journal"), &bytes[..20]).unwrap();
+    let o = sharpsweep(d, &["sweep", &cfg, "--out", "h.h5", "--resume", "--quiet"]);
+    expect_code(&o, 0, "a journal of no run");
+    assert!(d.join("h.h5").exists());
 }

@@ -158,6 +158,18 @@ pub fn read(path: &Path) -> std::io::Result<Option<Result<JournalContents, Strin
     Ok(Some(parse(&bytes)))
 }
 
+/// How many finished runs the journal at `path` holds: 0 when it is absent, or holds only
+/// its header (a sweep killed between creating it and writing its first snapshot), or is
+/// cut inside its header; `None` when it cannot be read or parsed, so it may hold runs.
+pub fn held_runs(path: &Path) -> Option<usize> {
+    match read(path) {
+        Ok(None) => Some(0),
+        Ok(Some(Ok(c))) => Some(c.records.len()),
+        Ok(Some(Err(_))) if std::fs::metadata(path).map_or(0, |m| m.len()) < 128 => Some(0),
+        _ => None,
+    }
+}
+
 /// Makes a directory entry change (create, rename, unlink) in the directory of `path`
 /// durable.
 pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {

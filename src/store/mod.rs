@@ -28,7 +28,7 @@ mod testutil;
 use std::path::{Path, PathBuf};
 
 pub use self::file::{read_file_meta, read_results, read_snapshot, ResultsFile};
-pub use self::journal::journal_path;
+pub use self::journal::{held_runs as journal_held_runs, journal_path};
 pub use self::meta::{file_config, hdf5_library_version, FileMeta, StoredMeta, FORMAT};
 pub use self::table::{read_group_table, write_group_table, write_group_tables, GroupTable};
 
