@@ -113,6 +113,40 @@ fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
     }
 }
 
+/// Checks that `grid.axes` in the parsed `table` maps keys to lists: a table under it is
+/// an unquoted dotted key (`model.activation = [..]` is `model = { activation = [..] }` in
+/// TOML), which serde would report as a map without saying why.
+pub(super) fn check_axes_table(table: &toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(grid)) = table.get("grid") else {
+        return Ok(());
+    };
+    let Some(toml::Value::Table(axes)) = grid.get("axes") else {
+        return Ok(());
+    };
+    for (key, value) in axes {
+        let toml::Value::Table(_) = value else {
+            continue;
+        };
+        // The dotted name the user wrote: follow the first entry down to a non-table.
+        let mut dotted = key.clone();
+        let mut inner = value;
+        while let toml::Value::Table(t) = inner {
+            let Some((k, v)) = t.iter().next() else {
+                break;
+            };
+            dotted = format!("{dotted}.{k}");
+            inner = v;
+        }
+        return Err(invalid(
+            &format!("grid.axes.{key}"),
+            format!(
+                "is a table, not a list of values: axis keys are full dotted names and must be quoted, e.g. `\"{dotted}\" = [...]` (an unquoted `{dotted} = [...]` is a nested table in TOML)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one axis: an allowed key and a non-empty list of distinct scalars of one type.
 fn check_axis(key: &str, values: &[toml::Value]) -> Result<(), ConfigError> {
     let fail = |message: String| invalid(&axis_error_key(key), message);
@@ -277,6 +311,25 @@ mod tests {
             Ok(c) => panic!("expected an error for {axes}, got {:?}", c.grid.axes),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn an_unquoted_dotted_axis_key_gets_a_hint() {
+        for text in [
+            format!("{BASE}[grid.axes]\nmodel.activation = [\"relu\", \"tanh\"]\n"),
+            format!("{BASE}axes = {{ model.activation = [\"relu\", \"tanh\"] }}\n"),
+        ] {
+            let msg = Config::from_toml_str(&text).unwrap_err().to_string();
+            for want in [
+                "grid.axes.model:",
+                "must be quoted",
+                "`\"model.activation\" = [...]`",
+            ] {
+                assert!(msg.contains(want), "{want} in {msg}");
+            }
+        }
+        let quoted = format!("{BASE}[grid.axes]\n\"model.activation\" = [\"relu\", \"tanh\"]\n");
+        assert_eq!(Config::from_toml_str(&quoted).unwrap().n_axis_points(), 2);
     }
 
     #[test]

@@ -756,6 +756,7 @@ impl Config {
             apply_override(&mut table, spec)?;
         }
         check_known_keys(&table, &schema_table(), "", &origin)?;
+        axes::check_axes_table(&table)?;
 
         let grid_c_given = has_key(&table, "grid", "c");
         let grid_log2_given = has_key(&table, "grid", "log2_c");

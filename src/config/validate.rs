@@ -1,11 +1,21 @@
 //! Validation of a parsed [`Config`]: every value checked, the error naming the first
 //! offending key.
 
+use super::round_decimals;
 use super::{
     invalid, Config, ConfigError, DatasetKind, ModelKind, Optimizer, SearchKind, SharpnessMethod,
     SpectrumOperator, MAX_GRID_POINTS,
 };
 use std::collections::BTreeSet;
+
+/// Most SGD steps per run: step indices (`diverged_at`) are stored as i32, and Adam's
+/// bias correction raises β to the update count t + 1 as an i32.
+pub(crate) const MAX_STEPS: usize = i32::MAX as usize - 1;
+
+/// Most products one measurement may use (`sharpness.max_iter`, `sharpness.power_iters`):
+/// a step's `hvps` adds up to four measurements (Hessian, Gauss-Newton, bottom, plain
+/// Hessian), each of at most this many products plus a block of k, in an i32.
+pub(crate) const MAX_PRODUCTS: usize = 100_000_000;
 
 impl Config {
     /// Checks every value; the error names the first offending key. With `grid.axes`, the
@@ -31,8 +41,16 @@ impl Config {
         if d.n_train == 0 {
             return Err(invalid("data.n_train", "must be >= 1 (got 0)"));
         }
-        if d.dataset == DatasetKind::Synthetic && d.synthetic_input_dim == 0 {
-            return Err(invalid("data.synthetic_input_dim", "must be >= 1 (got 0)"));
+        // Each input is standardised over its own coordinates (mean 0, variance 1): one
+        // coordinate becomes 0, every network output is constant and λ₀ = 0.
+        if d.dataset == DatasetKind::Synthetic && d.synthetic_input_dim < 2 {
+            return Err(invalid(
+                "data.synthetic_input_dim",
+                format!(
+                    "must be >= 2 (got {}): each input is standardised over its coordinates, which makes a 1-dimensional input 0 and the sharpness at initialization 0",
+                    d.synthetic_input_dim
+                ),
+            ));
         }
         if d.dataset != DatasetKind::Synthetic && d.dir.as_os_str().is_empty() {
             return Err(invalid("data.dir", "must not be empty"));
@@ -87,6 +105,15 @@ impl Config {
         }
         if t.steps == 0 {
             return Err(invalid("train.steps", "must be >= 1 (got 0)"));
+        }
+        if t.steps > MAX_STEPS {
+            return Err(invalid(
+                "train.steps",
+                format!(
+                    "must be at most {MAX_STEPS} (got {}): step counts are stored as 32-bit integers",
+                    t.steps
+                ),
+            ));
         }
         check_distinct("train.seeds", &t.seeds)?;
         if let Some(sgd) = &t.sgd_seeds {
@@ -220,11 +247,21 @@ impl Config {
                 format!("must be in (0, 1) (got {})", s.tol),
             ));
         }
-        if s.max_iter == 0 {
-            return Err(invalid("sharpness.max_iter", "must be >= 1 (got 0)"));
-        }
-        if s.power_iters == 0 {
-            return Err(invalid("sharpness.power_iters", "must be >= 1 (got 0)"));
+        for (key, value) in [
+            ("sharpness.max_iter", s.max_iter),
+            ("sharpness.power_iters", s.power_iters),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be >= 1 (got 0)"));
+            }
+            if value > MAX_PRODUCTS {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "must be at most {MAX_PRODUCTS} (got {value}): the Hessian-vector products of a step (`hvps`) are counted in 32-bit integers"
+                    ),
+                ));
+            }
         }
         if s.k == 0 || s.k > 64 {
             return Err(invalid(
@@ -302,7 +339,58 @@ impl Config {
                         ),
                     ));
                 }
+                self.check_log2_c_values()?;
             }
+        }
+        Ok(())
+    }
+
+    /// The c values a `grid.log2_c` range gives ([`Config::c_values`]: x rounded to 10
+    /// decimals, c = 2^x) obey `grid.c`'s rules: every c finite and > 0, no two equal. The
+    /// range itself is finite, ordered and not too long (checked before).
+    fn check_log2_c_values(&self) -> Result<(), ConfigError> {
+        let r = self.grid.log2_c.as_ref().expect("called with grid.log2_c");
+        let h = self.lattice_spacing();
+        // The spacing key: a fixed grid's step, or an adaptive search's lattice (the step
+        // halved until it is at most grid.resolution).
+        let (key, what) = if self.grid.search == SearchKind::Adaptive && h < r.step {
+            ("grid.resolution", "the search's lattice spacing")
+        } else {
+            ("grid.log2_c.step", "the step")
+        };
+        // x is rounded to 10 decimals: a finer spacing makes neighbours equal.
+        if h < 1e-10 {
+            return Err(invalid(
+                key,
+                format!(
+                    "{what} in log2 c is {h:e}, finer than the 1e-10 to which grid.log2_c's values are rounded: neighbouring c values would be equal"
+                ),
+            ));
+        }
+        let c = self.c_values();
+        let x_of = |i: usize| round_x(r.start + i as f64 * h);
+        if let Some(i) = c.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(invalid(
+                "grid.log2_c",
+                format!(
+                    "gives c = 2^{} = {}: every c must be finite and > 0, so log2 c must lie in [-1074, 1024) (got start = {}, stop = {})",
+                    x_of(i),
+                    c[i],
+                    r.start,
+                    r.stop
+                ),
+            ));
+        }
+        if let Some(i) = (1..c.len()).find(|&i| c[i] == c[i - 1]) {
+            return Err(invalid(
+                key,
+                format!(
+                    "grid.log2_c gives c = {} twice (log2 c = {} and {}): {what} {h} is too fine for c values this large or small to differ",
+                    c[i],
+                    x_of(i - 1),
+                    x_of(i)
+                ),
+            ));
         }
         Ok(())
     }
@@ -355,6 +443,13 @@ fn check_list(key: &str, values: &[u32]) -> Result<(), ConfigError> {
     if let Some(bad) = values.iter().find(|&&v| v == 0) {
         return Err(invalid(key, format!("must be >= 1 (got {bad})")));
     }
+    // The file stores depths and widths as 32-bit signed integers.
+    if let Some(bad) = values.iter().find(|&&v| i32::try_from(v).is_err()) {
+        return Err(invalid(
+            key,
+            format!("must be at most {} (got {bad})", i32::MAX),
+        ));
+    }
     check_distinct(key, values)
 }
 
@@ -384,5 +479,124 @@ fn check_positive(key: &str, value: f64) -> Result<(), ConfigError> {
             key,
             format!("must be finite and > 0 (got {value})"),
         ))
+    }
+}
+
+/// A log2 c value as [`Config::c_values`] rounds it.
+fn round_x(x: f64) -> f64 {
+    round_decimals(x, 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = "[data]\nn_train = 256\n[model]\ndepth = [2]\nwidth = [8]\n\
+        [train]\nbatch_size = 64\nsteps = 4\n[sharpness]\nmeasure_n = 64\n";
+
+    /// The error of TINY with `extra` appended.
+    fn error(extra: &str) -> String {
+        match Config::from_toml_str(&format!("{TINY}{extra}")) {
+            Ok(_) => panic!("expected an error for {extra:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_error(extra: &str, want: &[&str]) {
+        let msg = error(extra);
+        for w in want {
+            assert!(msg.contains(w), "{extra:?}: want {w:?} in {msg:?}");
+        }
+    }
+
+    #[test]
+    fn log2_c_ranges_giving_infinite_zero_or_equal_c_are_refused() {
+        assert_error(
+            "[grid]\nlog2_c = { start = 1024.0, stop = 1025.0, step = 1.0 }\n",
+            &["grid.log2_c:", "2^1024 = inf", "finite and > 0"],
+        );
+        assert_error(
+            "[grid]\nlog2_c = { start = -1080.0, stop = -1079.0, step = 1.0 }\n",
+            &["grid.log2_c:", "2^-1080 = 0", "finite and > 0"],
+        );
+        // The stop can be reached: 2^1023.9 is finite, 2^1024 is not.
+        assert_error(
+            "[grid]\nlog2_c = { start = 1023.0, stop = 1024.0, step = 0.5 }\n",
+            &["grid.log2_c:", "2^1024 = inf"],
+        );
+        // Rounded to 10 decimals these x collapse to a few values.
+        assert_error(
+            "[grid]\nlog2_c = { start = 0.0, stop = 0.0, step = 2e-11 }\n",
+            &["grid.log2_c.step:", "2e-11", "equal"],
+        );
+        // Distinct x, but 2^x rounds to the same subnormal c.
+        assert_error(
+            "[grid]\nlog2_c = { start = -1074.0, stop = -1073.9, step = 0.01 }\n",
+            &["grid.log2_c.step:", "twice"],
+        );
+        // The extremes themselves are fine.
+        let ok = Config::from_toml_str(&format!(
+            "{TINY}[grid]\nlog2_c = {{ start = -1074.0, stop = 1023.0, step = 1.0 }}\n"
+        ))
+        .unwrap();
+        let c = ok.c_values();
+        assert_eq!(c.len(), 2098);
+        assert!(c.iter().all(|v| v.is_finite() && *v > 0.0));
+    }
+
+    #[test]
+    fn an_adaptive_lattice_finer_than_the_rounding_is_refused() {
+        assert_error(
+            "[grid]\nsearch = \"adaptive\"\nresolution = 1e-11\n\
+             log2_c = { start = 0.0, stop = 0.0, step = 1.0 }\n",
+            &["grid.resolution:", "lattice", "1e-10"],
+        );
+        assert_error(
+            "[grid]\nsearch = \"adaptive\"\nlog2_c = { start = 1023.5, stop = 1024.5, step = 0.5 }\n",
+            &["grid.log2_c:", "= inf"],
+        );
+    }
+
+    #[test]
+    fn a_one_dimensional_synthetic_input_is_refused() {
+        let set = "[data]\ndataset = \"synthetic\"\nn_train = 256\nsynthetic_input_dim = ";
+        let base = TINY.replace("[data]\nn_train = 256\n", "");
+        for dim in [0, 1] {
+            let msg = Config::from_toml_str(&format!("{set}{dim}\n{base}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("data.synthetic_input_dim: must be >= 2"),
+                "{msg}"
+            );
+        }
+        Config::from_toml_str(&format!("{set}2\n{base}")).unwrap();
+    }
+
+    #[test]
+    fn counts_beyond_the_files_integers_are_refused() {
+        let steps = TINY.replace("steps = 4", "steps = 4000000000000");
+        let msg = Config::from_toml_str(&steps).unwrap_err().to_string();
+        assert!(
+            msg.contains("train.steps: must be at most 2147483646"),
+            "{msg}"
+        );
+        let steps = TINY.replace("steps = 4", &format!("steps = {MAX_STEPS}"));
+        Config::from_toml_str(&steps).unwrap();
+        for key in ["max_iter", "power_iters"] {
+            let msg = error(&format!("{key} = 3000000000\n"));
+            assert!(
+                msg.contains(&format!("sharpness.{key}: must be at most 100000000")),
+                "{msg}"
+            );
+        }
+        for key in ["depth", "width"] {
+            let text = TINY.replace(&format!("{key} = ["), &format!("{key} = [2147483648, "));
+            let msg = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("model.{key}: must be at most 2147483647")),
+                "{msg}"
+            );
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Pre-flight: what one run needs in memory, what a rank has, and the refusal to start a
 //! sweep whose largest run cannot fit — before any data is loaded or any buffer allocated.
 
-use crate::config::{Config, ModelKind, SharpnessMethod};
+use crate::config::{Config, ModelKind, SearchKind, SharpnessMethod};
 use crate::model::Precision;
-use crate::record::TaskKey;
+use crate::record::{Dim, Kind, LineKey, Role, TaskKey, SCHEMA};
 use crate::train::{lanczos_basis_vectors, network_spec};
 
 use super::grid::data_shape;
@@ -23,12 +23,15 @@ pub struct MemoryEstimate {
     pub lanczos: f64,
     /// The training and measurement inputs and targets (and the dataset while it loads).
     pub data: f64,
+    /// The run's record ([`record_bytes`]: its per-step arrays, `train.steps` + 1 entries
+    /// each) and the copy sent to rank 0.
+    pub records: f64,
 }
 
 impl MemoryEstimate {
     /// Everything, in bytes.
     pub fn total(&self) -> f64 {
-        self.weights + self.activations + self.lanczos + self.data
+        self.weights + self.activations + self.lanczos + self.data + self.records
     }
 }
 
@@ -86,7 +89,81 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
         activations: (b + m) * per_example * t,
         lanczos,
         data: (n * (d_in + k) as f64) * (4.0 + t) + m * (d_in + k) as f64 * t,
+        records: 2.0 * record_bytes(cfg),
     }
+}
+
+/// Bytes of one storage type in memory (a string: its header and a short message).
+fn kind_bytes(kind: Kind) -> f64 {
+    match kind {
+        Kind::F64 | Kind::I64 => 8.0,
+        Kind::I32 => 4.0,
+        Kind::I8 => 1.0,
+        Kind::Str => 64.0,
+    }
+}
+
+/// Bytes one row of `var` takes under `cfg` (f64 arithmetic: no overflow whatever the
+/// step count): `train.steps` + 1 entries per step, `sharpness.k` per eigenvalue,
+/// `grid.interp_points` per interpolation point.
+fn var_row_bytes(cfg: &Config, var: &crate::record::Var) -> f64 {
+    let len: f64 = var
+        .dims
+        .iter()
+        .skip(1)
+        .map(|d| match d {
+            Dim::Step => cfg.train.steps as f64 + 1.0,
+            Dim::Interp => cfg.grid.interp_points as f64,
+            Dim::Eig => cfg.sharpness.k.max(1) as f64,
+            Dim::Run => 1.0,
+        })
+        .product();
+    len * kind_bytes(var.kind)
+}
+
+/// Bytes of one run's record (every variable a run produces, from the [`SCHEMA`]): the
+/// per-step arrays dominate, (`train.steps` + 1) × (the per-step variables, and
+/// `sharpness.k` entries for each spectrum variable).
+pub fn record_bytes(cfg: &Config) -> f64 {
+    SCHEMA
+        .iter()
+        .filter(|v| matches!(v.role, Role::Outcome { .. }) && v.present(cfg.grid.interp_points))
+        .map(|v| var_row_bytes(cfg, v))
+        .sum()
+}
+
+/// What rank 0 holds besides its own run: the records of every run of the file (it is the
+/// only writer and keeps them in memory) and one variable's column over all runs, which a
+/// snapshot builds to write it. `keys` as for [`largest_run`]; for an adaptive search the
+/// runs it may make (at most [`super::search::Search::runs_bound_per_line`] per line)
+/// rather than its whole lattice. Returns (bytes, runs counted).
+pub fn results_memory(points: &[Config], keys: &[TaskKey]) -> (f64, usize) {
+    let Some(first) = points.first() else {
+        return (0.0, 0);
+    };
+    let per_run = |k: &TaskKey| record_bytes(&points[k.axis_point as usize]);
+    let (records, runs) = if first.grid.search == SearchKind::Adaptive {
+        let mut lines: Vec<LineKey> = keys.iter().map(LineKey::from).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        let bound = super::search::Search::new(first).runs_bound_per_line();
+        let runs = keys.len().min(lines.len().saturating_mul(bound));
+        let largest = keys.iter().map(per_run).fold(0.0, f64::max);
+        (largest * runs as f64, runs)
+    } else {
+        (keys.iter().map(per_run).sum(), keys.len())
+    };
+    let column = points
+        .iter()
+        .flat_map(|p| {
+            SCHEMA
+                .iter()
+                .filter(|v| v.present(p.grid.interp_points))
+                .map(move |v| var_row_bytes(p, v))
+        })
+        .fold(0.0, f64::max)
+        * runs as f64;
+    (records + column, runs)
 }
 
 /// The run of `keys` with the largest peak memory, and its estimate; `points` are the
@@ -142,9 +219,10 @@ pub fn gib(bytes: f64) -> String {
 }
 
 /// Refuses a grid whose largest run needs more memory than a rank has (`per_rank`,
-/// `node`, `ranks` as from [`memory_per_rank`]); `points` as for [`largest_run`]. The
-/// message names the config keys that size each part (their values at the run's axis
-/// point), and the bytes needed and available.
+/// `node`, `ranks` as from [`memory_per_rank`]), or whose results do not fit beside a run
+/// on rank 0, which keeps every run's record ([`results_memory`]); `points` as for
+/// [`largest_run`]. The message names the config keys that size each part (their values
+/// at the run's axis point), and the bytes needed and available.
 pub fn check_memory(
     points: &[Config],
     keys: &[TaskKey],
@@ -154,34 +232,60 @@ pub fn check_memory(
         return Ok(());
     };
     let cfg = &points[key.axis_point as usize];
-    if mem.total() <= per_rank {
-        return Ok(());
-    }
-    Err(format!(
-        "a run of model.depth = {}, model.width = {} ({} parameters) needs about {} \
-         ({} bytes): weights and gradients {}, activations {} (train.batch_size = {}, \
-         sharpness.measure_n = {}), Lanczos basis {} (sharpness.max_iter = {}), data {} \
-         (data.n_train = {}); a rank has about {} ({} bytes: {} available on this node, \
-         shared by {ranks} rank(s)). Lower model.width or model.depth, sharpness.measure_n, \
-         sharpness.max_iter or data.n_train, use train.precision = \"f32\", or run fewer \
-         ranks per node",
-        key.depth,
-        key.width,
-        mem.n_params,
-        gib(mem.total()),
-        mem.total() as u64,
-        gib(mem.weights),
-        gib(mem.activations),
-        cfg.train.batch_size,
-        cfg.sharpness.measure_n,
-        gib(mem.lanczos),
-        cfg.sharpness.max_iter,
-        gib(mem.data),
-        cfg.data.n_train,
+    let available = format!(
+        "a rank has about {} ({} bytes: {} available on this node, shared by {ranks} rank(s))",
         gib(per_rank),
         per_rank as u64,
         gib(node),
-    ))
+    );
+    if mem.total() > per_rank {
+        return Err(format!(
+            "a run of model.depth = {}, model.width = {} ({} parameters) needs about {} \
+             ({} bytes): weights and gradients {}, activations {} (train.batch_size = {}, \
+             sharpness.measure_n = {}), Lanczos basis {} (sharpness.max_iter = {}), data {} \
+             (data.n_train = {}), its per-step records {} (train.steps = {}, sharpness.k = {}); \
+             {available}. Lower model.width or model.depth, sharpness.measure_n, \
+             sharpness.max_iter, data.n_train or train.steps, use train.precision = \"f32\", \
+             or run fewer ranks per node",
+            key.depth,
+            key.width,
+            mem.n_params,
+            gib(mem.total()),
+            mem.total() as u64,
+            gib(mem.weights),
+            gib(mem.activations),
+            cfg.train.batch_size,
+            cfg.sharpness.measure_n,
+            gib(mem.lanczos),
+            cfg.sharpness.max_iter,
+            gib(mem.data),
+            cfg.data.n_train,
+            gib(mem.records),
+            cfg.train.steps,
+            cfg.sharpness.k,
+        ));
+    }
+    let (results, runs) = results_memory(points, keys);
+    let rank0 = mem.total() + results;
+    if rank0 > per_rank {
+        return Err(format!(
+            "rank 0 keeps the results of all {runs} runs in memory: about {} ({} bytes) \
+             for train.steps = {} ({} entries per step variable per run), sharpness.k = {} \
+             and grid.interp_points = {}, beside its own largest run ({}), {} ({} bytes) in \
+             all; {available}. Lower train.steps (or sharpness.k, grid.interp_points), or \
+             split the grid into several sweeps",
+            gib(results),
+            results as u64,
+            cfg.train.steps,
+            cfg.train.steps as f64 + 1.0,
+            cfg.sharpness.k,
+            cfg.grid.interp_points,
+            gib(mem.total()),
+            gib(rank0),
+            rank0 as u64,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -237,5 +341,74 @@ mod tests {
         let p = cfg("[sharpness]\nmethod = \"power\"\n");
         assert_eq!(run_memory(&p, 4, 128).lanczos, 0.0);
         assert!(memory_per_rank().is_some_and(|(r, n, k)| r > 0.0 && n >= r && k >= 1));
+    }
+
+    /// The probe's tiny config with `steps`, `sharpness` keys and `grid` keys.
+    fn tiny(steps: u64, sharpness: &str, grid: &str) -> Config {
+        cfg(&format!(
+            "[data]\nn_train = 256\n[model]\ndepth = [2]\nwidth = [8]\n[train]\n\
+             batch_size = 64\nsteps = {steps}\n[sharpness]\nmeasure_n = 64\n{sharpness}\
+             [grid]\n{grid}"
+        ))
+    }
+
+    #[test]
+    fn records_count_every_step_and_eigenvalue() {
+        let one = tiny(1000, "", "c = [1.0]\n");
+        let ten = tiny(10000, "", "c = [1.0]\n");
+        let (a, b) = (record_bytes(&one), record_bytes(&ten));
+        // loss, sharpness, residual, the spectra...: tens of bytes per step.
+        assert!(a > 1001.0 * 40.0, "{a}");
+        assert!((b / a - 10001.0 / 1001.0).abs() < 0.05, "{a} {b}");
+        let k8 = tiny(1000, "k = 8\n", "c = [1.0]\n");
+        assert_eq!(record_bytes(&k8), a + 1001.0 * 7.0 * 8.0 * 3.0);
+        // The run's estimate (and so the dry run's total) includes them.
+        let m = run_memory(&ten, 2, 8);
+        assert_eq!(m.records, 2.0 * b);
+        assert!(m.total() > m.records);
+    }
+
+    #[test]
+    fn absurd_step_counts_are_refused_naming_train_steps() {
+        // One run's own record of 1e9 steps is ~150 GB.
+        let c = tiny(1000000000, "", "c = [1.0, 4.0]\n");
+        let keys = crate::sweep::grid::expand(&c);
+        let err = check_memory(std::slice::from_ref(&c), &keys, (64e9, 128e9, 2)).unwrap_err();
+        assert!(err.contains("train.steps = 1000000000"), "{err}");
+        assert!(err.contains("per-step records"), "{err}");
+        // Each run fits, but rank 0 keeps the records of all 1001 runs: ~80 GB.
+        let c = tiny(
+            1000000,
+            "",
+            "log2_c = { start = 0.0, stop = 10.0, step = 0.01 }\n",
+        );
+        let keys = crate::sweep::grid::expand(&c);
+        assert_eq!(keys.len(), 1001);
+        let one = run_memory(&c, 2, 8).total();
+        assert!(one < 1e9, "{one}");
+        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2)).unwrap_err();
+        for want in ["rank 0", "all 1001 runs", "train.steps = 1000000"] {
+            assert!(err.contains(want), "{want} in {err}");
+        }
+        // The tiny config itself fits.
+        let ok = tiny(4, "", "c = [1.0, 4.0]\n");
+        let keys = crate::sweep::grid::expand(&ok);
+        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2)).is_ok());
+    }
+
+    #[test]
+    fn an_adaptive_search_counts_the_runs_it_may_make() {
+        let c = tiny(
+            100,
+            "",
+            "search = \"adaptive\"\nresolution = 0.001\n\
+             log2_c = { start = 0.0, stop = 10.0, step = 1.0 }\n",
+        );
+        let keys = crate::sweep::grid::expand(&c);
+        let (bytes, runs) = results_memory(std::slice::from_ref(&c), &keys);
+        let bound = crate::sweep::search::Search::new(&c).runs_bound_per_line();
+        assert_eq!(runs, bound.min(keys.len()));
+        assert!(runs < keys.len(), "{runs} of {}", keys.len());
+        assert!(bytes >= runs as f64 * record_bytes(&c));
     }
 }
