@@ -7,7 +7,8 @@ use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
 use crate::config::{Config, SearchKind};
 use crate::record::{Column, Results, RunStatus};
 use crate::store::{
-    journal_path, read_file_meta, read_results, write_group_tables, StoreError, StoredMeta,
+    file_config, journal_path, read_file_meta, read_results, write_group_tables, StoreError,
+    StoredMeta,
 };
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,15 @@ pub enum CommandError {
     },
 }
 
+/// The runs and provenance of the results file at `path` (its journal's runs included),
+/// with its `config` and `axes` attributes checked against it ([`file_config`]): an edited
+/// file is refused, not analyzed with the wrong settings.
+fn read_checked(path: &Path) -> Result<(Results, StoredMeta), CommandError> {
+    let (results, stored) = read_results(path)?;
+    file_config(path, &stored, &results)?;
+    Ok((results, stored))
+}
+
 /// Analyzes the file at `path`; with `write_back`, stores every table as a group
 /// `analysis/<table>` in the file (replacing an earlier analysis).
 pub fn analyze_file(
@@ -55,7 +65,7 @@ pub fn analyze_file(
     params: &AnalysisParams,
     write_back: bool,
 ) -> Result<Analysis, CommandError> {
-    let (results, _) = read_results(path)?;
+    let (results, _) = read_checked(path)?;
     let analysis = analyze(&results, params);
     if write_back {
         let attrs: Vec<(&str, String)> = analysis.attributes();
@@ -319,7 +329,7 @@ pub fn plot_file(
     opts: &PlotOptions,
 ) -> Result<Vec<PathBuf>, CommandError> {
     check_output_path(path, dir, "--out-dir")?;
-    let (results, _) = read_results(path)?;
+    let (results, _) = read_checked(path)?;
     check_plottable(path, &results)?;
     let analysis = analyze(&results, params);
     std::fs::create_dir_all(dir).map_err(|source| CommandError::Io {
@@ -331,7 +341,7 @@ pub fn plot_file(
 
 /// A few lines on what the file holds: grid, progress, provenance, history.
 pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandError> {
-    let (results, stored) = read_results(path)?;
+    let (results, stored) = read_checked(path)?;
     let n = results.keys.len();
     let count = |s: RunStatus| (0..n).filter(|&i| results.status(i) == s).count();
     let uniq = |f: &dyn Fn(usize) -> String| {
@@ -428,7 +438,7 @@ pub struct WatchOptions {
 /// diagram redrawn when `out_dir` is given. Returns the text and whether the sweep is
 /// still open (its journal exists: running, or killed and not yet resumed).
 pub fn watch_once(path: &Path, opts: &WatchOptions) -> Result<(String, bool), CommandError> {
-    let (results, stored) = read_results(path)?;
+    let (results, stored) = read_checked(path)?;
     let analysis = analyze(&results, &opts.params);
     let n = results.keys.len();
     let count = |s: RunStatus| (0..n).filter(|&i| results.status(i) == s).count();
