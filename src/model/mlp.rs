@@ -621,18 +621,8 @@ impl<'a, T: Float> HvpOperator<'a, T> {
         curvature: Curvature,
     ) -> Self {
         ws.forward(params, x, m);
-        let loss = ws.loss(y);
         ws.backward(params, x, y, None);
-        let n = ws.n_params();
-        HvpOperator {
-            params,
-            x,
-            ws,
-            v: vec![T::of(0.0); n],
-            out: vec![T::of(0.0); n],
-            loss,
-            curvature,
-        }
+        Self::cached(params, x, y, m, ws, curvature)
     }
 
     /// The operator on the passes `ws` already holds, without running them again: those
