@@ -7,8 +7,8 @@ use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
 use crate::config::{Config, SearchKind};
 use crate::record::{Column, Results, RunStatus};
 use crate::store::{
-    file_config, journal_path, read_file_meta, read_results, write_group_tables, StoreError,
-    StoredMeta,
+    file_config, journal_path, read_file_meta, read_results, side_files, write_group_tables,
+    StoreError, StoredMeta,
 };
 use std::path::{Path, PathBuf};
 
@@ -220,13 +220,6 @@ fn axes_summary(results: &Results, finished: &[(usize, usize)]) -> String {
     out
 }
 
-/// `path` with `suffix` appended to its name (`r.h5` → `r.h5.journal`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// `path` made absolute with its symbolic links resolved; for a path that does not exist
 /// (yet), its directory's canonical form joined with its name.
 fn normalized(path: &Path) -> PathBuf {
@@ -251,42 +244,24 @@ fn same_object(a: &Path, b: &Path) -> bool {
 }
 
 /// Refuses an output path (`what`: the flag, e.g. `--json`) that is the results file
-/// `input` itself or one of its side files (`FILE.journal`, `FILE.tmp`,
-/// `FILE.journal.unusable`, the checkpoint directory or a file in it): writing there would
-/// destroy finished runs.
+/// `input` itself or one of its side files ([`side_files`]: the journal, the set-aside
+/// journal, the snapshot in progress, the checkpoint directory or a file in it): writing
+/// there would destroy finished runs.
 pub fn check_output_path(input: &Path, target: &Path, what: &str) -> Result<(), CommandError> {
     let refuse = |reason: String| CommandError::Refused {
         path: target.to_path_buf(),
         reason: format!("{what}: {reason}"),
     };
-    let journal = journal_path(input);
-    let side = [
-        (input.to_path_buf(), "the results file being read"),
-        (journal.clone(), "the results file's journal"),
-        (
-            with_suffix(&journal, ".unusable"),
-            "the results file's set-aside journal",
-        ),
-        (
-            with_suffix(input, ".tmp"),
-            "the results file's snapshot in progress",
-        ),
-    ];
     let t = normalized(target);
-    for (p, name) in &side {
-        if same_object(target, p) || t == normalized(p) {
+    let files = std::iter::once((input.to_path_buf(), "the results file being read"));
+    for (p, name) in files.chain(side_files(input)) {
+        // Equal, or inside (the checkpoint directory): compared by components.
+        if same_object(target, &p) || t.starts_with(normalized(&p)) {
             return Err(refuse(format!(
-                "is {name} ({}): refusing to overwrite it; choose another path",
-                input.display()
+                "is {name} ({}) or in it: refusing to overwrite it; choose another path",
+                p.display()
             )));
         }
-    }
-    let ckpt = crate::store::checkpoint::checkpoint_dir(input);
-    if same_object(target, &ckpt) || t.starts_with(normalized(&ckpt)) {
-        return Err(refuse(format!(
-            "is in the checkpoint directory {} of the results file: choose another path",
-            ckpt.display()
-        )));
     }
     Ok(())
 }

@@ -202,14 +202,19 @@ fn lock(file: &File, path: &Path) -> std::io::Result<()> {
     Err(err)
 }
 
+/// Where [`set_aside`] moves the journal at `path`: `<journal>.unusable`.
+pub(super) fn aside_path(path: &Path) -> PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".unusable");
+    PathBuf::from(aside)
+}
+
 /// Moves an unusable journal (garbled header, or another sweep's) out of the way, to
 /// `<journal>.unusable`, after making sure no live sweep holds it. Returns the new path.
 pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     let file = OpenOptions::new().write(true).open(path)?;
     lock(&file, path)?;
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".unusable");
-    let aside = PathBuf::from(aside);
+    let aside = aside_path(path);
     std::fs::rename(path, &aside)?;
     sync_dir_of(path)?;
     Ok(aside)

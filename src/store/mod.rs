@@ -124,3 +124,25 @@ fn not_results(path: &Path, reason: impl Into<String>) -> StoreError {
         reason: reason.into(),
     }
 }
+
+/// The files a sweep keeps beside the results file at `path`, each with what it is: the
+/// journal, a journal set aside as unusable, the snapshot being written, and the checkpoint
+/// directory. Nothing may be written over them (or into the directory) but the sweep.
+pub fn side_files(path: &Path) -> Vec<(PathBuf, &'static str)> {
+    let journal = journal_path(path);
+    vec![
+        (
+            journal::aside_path(&journal),
+            "the results file's set-aside journal",
+        ),
+        (journal, "the results file's journal"),
+        (
+            file::snapshot_tmp(path),
+            "the results file's snapshot in progress",
+        ),
+        (
+            checkpoint::checkpoint_dir(path),
+            "the results file's checkpoint directory",
+        ),
+    ]
+}
