@@ -26,6 +26,7 @@ use ::hdf5::file::LibraryVersion;
 use ::hdf5::{Dataset, File};
 
 use super::axes;
+use super::durable;
 use super::journal::{self, journal_path, Journal, JournalContents, JournalHeader};
 use super::meta::{self, FileMeta, StoredMeta};
 use super::nc;
@@ -252,20 +253,13 @@ fn write_hdf5(
 
 /// The temporary name a snapshot is written under before it replaces the file.
 pub(super) fn snapshot_tmp(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
+    durable::tmp_path(path)
 }
 
-/// Puts the complete file `tmp` in place of `path`, atomically and durably: `fsync` it,
-/// rename it over `path`, `fsync` the directory.
+/// Puts the complete file `tmp` in place of `path`, atomically and durably
+/// ([`durable::replace_with`]).
 pub(super) fn replace_with(path: &Path, tmp: &Path) -> Result<(), StoreError> {
-    let io = |what: &str, e: std::io::Error| invalid(path, format!("{what}: {e}"));
-    std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("syncing the new file", e))?;
-    std::fs::rename(tmp, path).map_err(|e| io("renaming the new file into place", e))?;
-    journal::sync_dir_of(path).map_err(|e| io("syncing the directory", e))
+    durable::replace_with(path, tmp).map_err(|e| invalid(path, e.to_string()))
 }
 
 /// Replaces the file at `path` atomically and durably by a complete new HDF5 file

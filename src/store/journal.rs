@@ -19,6 +19,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::durable::{crc32, sync_dir_of};
 use crate::record::codec::{ByteReader, ByteWriter};
 use crate::record::{RunRecord, TaskKey};
 
@@ -64,12 +65,6 @@ pub struct JournalContents {
     pub valid_len: u64,
     /// Bytes after that (0 for a journal that was closed cleanly or killed between frames).
     pub discarded: u64,
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = flate2::Crc::new();
-    crc.update(bytes);
-    crc.sum()
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -168,16 +163,6 @@ pub fn held_runs(path: &Path) -> Option<usize> {
         Ok(Some(Err(_))) if std::fs::metadata(path).map_or(0, |m| m.len()) < 128 => Some(0),
         _ => None,
     }
-}
-
-/// Makes a directory entry change (create, rename, unlink) in the directory of `path`
-/// durable.
-pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
 }
 
 /// Takes the writer's exclusive lock on the journal: two sweeps writing one results file

@@ -5,7 +5,10 @@
 //! - `file`: the results file itself (create, commit a record, resume, read), driven by
 //!   the schema, and its commit mechanism (atomic snapshots);
 //! - `journal`: the checksummed journal of the runs since the last snapshot;
-//! - `checkpoint`: the side files of runs in flight (mid-run checkpoints);
+//! - `checkpoint`: where the side files of runs in flight (mid-run checkpoints) are kept,
+//!   as bytes (training encodes them);
+//! - `durable`: the CRC-32 and the atomic replace (temporary, `fsync`, rename, `fsync`
+//!   of the directory) the others use;
 //! - `meta`: provenance attributes, history, the format marker;
 //! - `table`: analysis tables in groups next to the raw variables;
 //! - `nc`: netCDF conventions on HDF5 (chunking, fills, attributes, dimension scales).
@@ -17,6 +20,7 @@
 
 mod axes;
 pub mod checkpoint;
+mod durable;
 mod file;
 mod journal;
 mod meta;
@@ -27,6 +31,7 @@ mod testutil;
 
 use std::path::{Path, PathBuf};
 
+pub use self::durable::crc32;
 pub use self::file::{read_file_meta, read_results, read_snapshot, ResultsFile};
 pub use self::journal::{held_runs as journal_held_runs, journal_path};
 pub use self::meta::{file_config, hdf5_library_version, FileMeta, StoredMeta, FORMAT};

@@ -277,6 +277,24 @@ struct CheckpointPlace<'a> {
     rank: usize,
 }
 
+/// The checkpoint of run `key` beside the results file: `Ok(None)` when there is none,
+/// `Err` (naming the file and the problem) when there is one that cannot be used.
+fn load_checkpoint<T: Float>(
+    place: &CheckpointPlace<'_>,
+    key: &TaskKey,
+    rule: crate::optim::Rule,
+) -> Result<Option<train::RunCheckpoint<T>>, String> {
+    let Some(bytes) = crate::store::checkpoint::load_bytes(&place.results, key)? else {
+        return Ok(None);
+    };
+    train::checkpoint::decode(&bytes, &place.config_sha256, key, rule)
+        .map(Some)
+        .map_err(|e| {
+            let path = crate::store::checkpoint::checkpoint_path(&place.results, key);
+            format!("{}: {e}", path.display())
+        })
+}
+
 /// Trains run `key`: from its checkpoint when the file has one (a run interrupted
 /// earlier, continued bit for bit), saving checkpoints as `place` says. A run that a
 /// drain stopped at a checkpoint comes back `Pending` (its checkpoint holds it).
@@ -288,14 +306,13 @@ fn run_task<T: Float>(
     place: &CheckpointPlace<'_>,
 ) -> crate::record::RunRecord {
     use crate::store::checkpoint;
-    let resume = checkpoint::load::<T>(&place.results, &place.config_sha256, key, s.rule)
-        .unwrap_or_else(|e| {
-            eprintln!(
-                "sharpsweep: rank {}: unusable checkpoint, the run starts over: {e}",
-                place.rank
-            );
-            None
-        });
+    let resume = load_checkpoint::<T>(place, key, s.rule).unwrap_or_else(|e| {
+        eprintln!(
+            "sharpsweep: rank {}: unusable checkpoint, the run starts over: {e}",
+            place.rank
+        );
+        None
+    });
     if let Some(ck) = &resume {
         eprintln!(
             "sharpsweep: rank {}: run c = {}, depth {}, width {}, seed {}, sgd_seed {} continues from its checkpoint at step {}",
@@ -307,7 +324,8 @@ fn run_task<T: Float>(
     }
     let mut warned = false;
     let mut save = |ck: &train::RunCheckpoint<T>| {
-        if let Err(e) = checkpoint::save(&place.results, &place.config_sha256, key, ck) {
+        let bytes = train::checkpoint::encode(&place.config_sha256, key, ck);
+        if let Err(e) = checkpoint::save_bytes(&place.results, key, &bytes) {
             if !warned {
                 eprintln!(
                     "sharpsweep: rank {}: cannot write a checkpoint ({e}); the run goes on",
