@@ -11,7 +11,10 @@ pub(crate) mod workspace;
 
 pub use block::{block_top_k, block_top_k_in, BlockOptions, Spectrum};
 pub use dense::{dense_eigenvalues, dense_matrix};
-pub use lanczos::{lanczos_top, lanczos_top_in, LanczosOptions};
+pub use lanczos::{
+    lanczos_top, lanczos_top_in, lanczos_tracked_in, tracked_start, LanczosOptions,
+    TRACKED_SECOND_WEIGHT,
+};
 pub use operator::{
     DenseOperator, EigenEstimate, Negated, Preconditioned, StopReason, SymmetricOperator,
 };

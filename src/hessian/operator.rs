@@ -48,6 +48,18 @@ pub struct EigenEstimate {
 }
 
 impl EigenEstimate {
+    /// The estimate on a zero-dimensional space: 0, exact.
+    pub fn empty() -> Self {
+        EigenEstimate {
+            value: 0.0,
+            vector: Vec::new(),
+            applications: 0,
+            residual: 0.0,
+            converged: true,
+            stop: StopReason::InvariantSubspace,
+        }
+    }
+
     /// The estimate of a solver whose operator returned a non-finite vector after
     /// `applications` products, at the vector `last` it was applied to.
     pub fn non_finite(last: Vec<f64>, applications: usize) -> Self {
