@@ -354,6 +354,17 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             "--threads {threads} (or SHARPSWEEP_THREADS): must be between 1 and {MAX_THREADS}"
         ));
     }
+    // mpirun binds each rank to one core when np <= 2 (OpenMPI): several threads would then
+    // share that core. The affinity mask says so; warn instead of running slowly unnoticed.
+    if let Ok(allowed) = std::thread::available_parallelism() {
+        if threads > allowed.get() {
+            eprintln!(
+                "warning: --threads {threads}, but this process may run on only {allowed} \
+                 core(s) (its CPU affinity); under mpirun pass --bind-to none (or \
+                 --map-by slot:PE={threads})"
+            );
+        }
+    }
     if let Err(e) = check_seconds("--progress-every", progress_every) {
         return fail(e);
     }
