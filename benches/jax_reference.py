@@ -125,10 +125,25 @@ def main():
     ap.add_argument("--lanczos", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--c", type=float, default=4.0)
+    ap.add_argument("--synthetic", action="store_true",
+                    help="Gaussian 3072-d inputs (CIFAR-shaped), random one-hot labels, "
+                         "instead of Fashion-MNIST")
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--n", type=int, default=4096)
+    ap.add_argument("--m", type=int, default=2048)
     args = ap.parse_args()
-    x, y = load(4096)
-    xm, ym = x[:2048], y[:2048]
-    params = init(jax.random.PRNGKey(0), [784, 512, 512, 512, 10])
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((args.n, 3072))
+        x = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+        y = np.eye(10)[rng.integers(0, 10, args.n)]
+        x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    else:
+        x, y = load(args.n)
+    xm, ym = x[:args.m], y[:args.m]
+    widths = [x.shape[1]] + [args.width] * (args.depth - 1) + [10]
+    params = init(jax.random.PRNGKey(0), widths)
     lanczos, sgd, full_loss = make(args.lanczos)
     v0 = jax.random.normal(jax.random.PRNGKey(1), (sum(p.size for p in params),), jnp.float32)
     lam0 = top_eigenvalue(*lanczos(params, v0, xm, ym))
