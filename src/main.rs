@@ -70,9 +70,10 @@ struct AnalysisArgs {
     /// Early window T: c_loss and c_sharp look at steps 1..=T.
     #[arg(long, default_value_t = 10)]
     window: usize,
-    /// K of the saturation measurement λ_τ at c·τ = K (long runs).
-    #[arg(long, default_value_t = 200.0)]
-    k: f64,
+    /// Saturation constant K: λ_τ is read at τ = round(K/c), i.e. c·τ = K (runs of ≥ 20
+    /// steps). Not `sharpness.k`, the number of eigenvalues.
+    #[arg(long, value_name = "K", default_value_t = 200.0, alias = "k")]
+    saturation_k: f64,
 }
 
 impl AnalysisArgs {
@@ -86,8 +87,11 @@ impl AnalysisArgs {
         if self.window == 0 {
             return Err("--window 0: the early window must be at least 1 step".into());
         }
-        if !(self.k.is_finite() && self.k > 0.0) {
-            return Err(format!("--k {}: must be finite and > 0", self.k));
+        if !(self.saturation_k.is_finite() && self.saturation_k > 0.0) {
+            return Err(format!(
+                "--saturation-k {}: must be finite and > 0",
+                self.saturation_k
+            ));
         }
         let (lazy_c, lazy_c_by_point) = sharpsweep::commands::default_lazy_c(file);
         let mut p = AnalysisParams {
@@ -99,7 +103,7 @@ impl AnalysisArgs {
             lazy_c_by_point,
             ..Default::default()
         };
-        p.regimes.k = self.k;
+        p.regimes.k = self.saturation_k;
         Ok(p)
     }
 }
