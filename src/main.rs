@@ -70,9 +70,10 @@ struct AnalysisArgs {
     /// Early window T: c_loss and c_sharp look at steps 1..=T.
     #[arg(long, default_value_t = 10)]
     window: usize,
-    /// K of the saturation measurement λ_τ at c·τ = K (long runs).
-    #[arg(long, default_value_t = 200.0)]
-    k: f64,
+    /// Saturation constant K: λ_τ is read at τ = round(K/c), i.e. c·τ = K (runs of ≥ 20
+    /// steps). Not `sharpness.k`, the number of eigenvalues.
+    #[arg(long, value_name = "K", default_value_t = 200.0, alias = "k")]
+    saturation_k: f64,
 }
 
 impl AnalysisArgs {
@@ -86,8 +87,11 @@ impl AnalysisArgs {
         if self.window == 0 {
             return Err("--window 0: the early window must be at least 1 step".into());
         }
-        if !(self.k.is_finite() && self.k > 0.0) {
-            return Err(format!("--k {}: must be finite and > 0", self.k));
+        if !(self.saturation_k.is_finite() && self.saturation_k > 0.0) {
+            return Err(format!(
+                "--saturation-k {}: must be finite and > 0",
+                self.saturation_k
+            ));
         }
         let (lazy_c, lazy_c_by_point) = sharpsweep::commands::default_lazy_c(file);
         let mut p = AnalysisParams {
@@ -99,7 +103,7 @@ impl AnalysisArgs {
             lazy_c_by_point,
             ..Default::default()
         };
-        p.regimes.k = self.k;
+        p.regimes.k = self.saturation_k;
         Ok(p)
     }
 }
@@ -323,21 +327,43 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 }
 
 /// `sharpsweep sweep`: the dry run, or the sweep and its summary on rank 0.
+/// The sweep's options from its flags, each checked: `--deadline` parsed, `--threads` in
+/// 1..=MAX_THREADS, `--progress-every` a finite number of seconds. `--dry-run` is not an
+/// option of the sweep (it runs nothing) and is dropped; the error names the flag.
+impl TryFrom<SweepArgs> for SweepOptions {
+    type Error = String;
+
+    fn try_from(args: SweepArgs) -> Result<SweepOptions, String> {
+        let deadline = args
+            .deadline
+            .as_deref()
+            .map(drain::parse_deadline)
+            .transpose()
+            .map_err(|e| format!("--deadline: {e}"))?;
+        let threads = args.threads;
+        if threads == 0 || threads > MAX_THREADS {
+            return Err(format!(
+                "--threads {threads} (or SHARPSWEEP_THREADS): must be between 1 and {MAX_THREADS}"
+            ));
+        }
+        check_seconds("--progress-every", args.progress_every)?;
+        Ok(SweepOptions {
+            config: args.config,
+            overrides: args.sets,
+            out: args.out,
+            resume: args.resume,
+            force: args.force,
+            threads,
+            deadline,
+            progress_every: args.progress_every,
+            quiet: args.quiet,
+        })
+    }
+}
+
 fn sweep_command(args: SweepArgs) -> ExitCode {
-    let SweepArgs {
-        config,
-        out,
-        sets,
-        resume,
-        force,
-        threads,
-        deadline,
-        progress_every,
-        quiet,
-        dry_run,
-    } = args;
-    if dry_run {
-        return match sharpsweep::commands::dry_run(&config, &sets) {
+    if args.dry_run {
+        return match sharpsweep::commands::dry_run(&args.config, &args.sets) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -345,17 +371,13 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             Err(e) => fail(e),
         };
     }
-    let deadline = match deadline.as_deref().map(drain::parse_deadline).transpose() {
-        Ok(d) => d,
-        Err(e) => return fail(format!("--deadline: {e}")),
+    let opts = match SweepOptions::try_from(args) {
+        Ok(opts) => opts,
+        Err(e) => return fail(e),
     };
-    if threads == 0 || threads > MAX_THREADS {
-        return fail(format!(
-            "--threads {threads} (or SHARPSWEEP_THREADS): must be between 1 and {MAX_THREADS}"
-        ));
-    }
     // mpirun binds each rank to one core when np <= 2 (OpenMPI): several threads would then
     // share that core. The affinity mask says so; warn instead of running slowly unnoticed.
+    let threads = opts.threads;
     if let Ok(allowed) = std::thread::available_parallelism() {
         if threads > allowed.get() {
             eprintln!(
@@ -365,23 +387,14 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
             );
         }
     }
-    if let Err(e) = check_seconds("--progress-every", progress_every) {
+    if let Err(e) = check_sweep_out(
+        &opts.config,
+        &opts.overrides,
+        opts.out.as_deref(),
+        opts.force,
+    ) {
         return fail(e);
     }
-    if let Err(e) = check_sweep_out(&config, &sets, out.as_deref(), force) {
-        return fail(e);
-    }
-    let opts = SweepOptions {
-        config,
-        overrides: sets,
-        out,
-        resume,
-        force,
-        threads,
-        deadline,
-        progress_every,
-        quiet,
-    };
     match sweep::run_sweep(&opts) {
         Ok(s) if !s.is_root => ExitCode::SUCCESS,
         Ok(s) => {

@@ -532,17 +532,20 @@ fn analysis_and_sweep_flags_out_of_range_are_refused() {
     let dir = tempdir();
     let d = dir.path();
     let cfg = tiny_sweep(d);
-    for (flag, value) in [
-        ("--eps-sharp", "nan"),
-        ("--eps-sharp", "inf"),
-        ("--eps-sharp=-1", ""),
-        ("--window", "0"),
-        ("--k", "0"),
-        ("--k", "nan"),
-        ("--k=-5", ""),
-        ("--k", "inf"),
+    // (flag, value, the flag the error names): the hidden alias `--k` of `--saturation-k`
+    // is parsed as it and named by its real name.
+    for (flag, value, name) in [
+        ("--eps-sharp", "nan", "--eps-sharp"),
+        ("--eps-sharp", "inf", "--eps-sharp"),
+        ("--eps-sharp=-1", "", "--eps-sharp"),
+        ("--window", "0", "--window"),
+        ("--saturation-k", "0", "--saturation-k"),
+        ("--saturation-k", "nan", "--saturation-k"),
+        ("--saturation-k=-5", "", "--saturation-k"),
+        ("--saturation-k", "inf", "--saturation-k"),
+        ("--k", "0", "--saturation-k"),
+        ("--k=-5", "", "--saturation-k"),
     ] {
-        let name = flag.split('=').next().unwrap();
         for cmd in ["analyze", "plot"] {
             let mut args = vec![cmd, "r.h5", flag];
             if !value.is_empty() {
@@ -568,6 +571,35 @@ fn analysis_and_sweep_flags_out_of_range_are_refused() {
         &["watch", "r.h5", "--once", "--every", "nan"],
         &["--every"],
     );
+}
+
+#[test]
+fn saturation_k_is_named_in_help_and_the_old_k_is_its_hidden_alias() {
+    let _turn = serial();
+    let dir = tempdir();
+    let d = dir.path();
+    tiny_sweep(d);
+    let out = sharpsweep(d, &["analyze", "--help"]);
+    expect_code(&out, 0, "analyze --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--saturation-k <K>"), "{help}");
+    assert!(!help.contains("--k "), "the alias stays hidden:\n{help}");
+    for flag in ["--saturation-k", "--k"] {
+        let json = format!("{}.json", &flag[2..]);
+        let args = [
+            "analyze",
+            "r.h5",
+            "--no-write",
+            flag,
+            "321",
+            "--json",
+            &json,
+        ];
+        expect_code(&sharpsweep(d, &args), 0, flag);
+        let text = std::fs::read_to_string(d.join(&json)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["params"]["regimes"]["k"], 321.0, "{flag}");
+    }
 }
 
 #[test]

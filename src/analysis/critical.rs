@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::record::{LineKey, Results, RunRecord, RunStatus, TaskKey};
 
-use super::AnalysisParams;
+use super::params::AnalysisParams;
 
 /// Which critical value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -1,17 +1,25 @@
 //! Findings from the results table: critical learning-rate multipliers per line and their
 //! seed averages ([`critical`]), the regimes of longer runs ([`regimes`]), the measured
-//! spectra ([`spectra`]), the collected
-//! [`Analysis`] with its text, CSV, JSON and column exports ([`report`]), and figures
-//! ([`plot`]). Everything works on the in-memory [`Results`]; reading the file is `store`'s job.
+//! spectra ([`spectra`]), the collected [`Analysis`] with its text, CSV, JSON and column
+//! exports ([`report`], built from [`table`]), and figures ([`plot`], [`plot_spectrum`],
+//! sharing [`figure`]); the parameters are in [`params`]. Everything works on the in-memory
+//! [`Results`]; reading the file is `store`'s job.
+//!
+//! Imports inside `analysis/` go one way (no circle): `params` and `table` use none of the
+//! others; `critical` uses `params`; `spectra` uses `table`; `regimes` uses `critical`,
+//! `params` and `spectra`; `report` uses those and `table`; `figure` uses `critical`;
+//! `plot_spectrum` uses `figure`; `plot` uses `critical`, `figure`, `plot_spectrum` and
+//! `report`; this file uses them all.
 
 pub(crate) mod critical;
+pub(crate) mod figure;
+pub(crate) mod params;
 pub(crate) mod plot;
 pub(crate) mod plot_spectrum;
 pub(crate) mod regimes;
 pub(crate) mod report;
 pub(crate) mod spectra;
-
-use serde::Serialize;
+pub(crate) mod table;
 
 use crate::record::Results;
 
@@ -19,53 +27,13 @@ pub use critical::{
     Boundary, BoundaryFit, CriticalValue, FitAxis, GroupSummary, LineCritical, LinearFit, Phase,
     Resolution, RunPhase, SeedMean,
 };
-pub use plot::{PlotError, PlotFormat, PlotOptions, TrajectorySelection, SIZE_RANGE};
-pub use regimes::{RegimeParams, RunRegime};
-pub use report::{Analysis, NamedColumn, Table};
+pub use figure::{PlotError, PlotFormat, PlotOptions, SIZE_RANGE};
+pub use params::{AnalysisParams, RegimeParams};
+pub use plot::TrajectorySelection;
+pub use regimes::RunRegime;
+pub use report::Analysis;
 pub use spectra::RunSpectrum;
-
-/// Parameters of the analysis (all stored with its output).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AnalysisParams {
-    /// ε of the sharpness-catapult criterion λ_t > (1+ε)·λ₀ (0 in the authors' main demo,
-    /// 0.05 in their zero-readout demo).
-    pub eps_sharp: f64,
-    /// Early window T: c_loss and c_sharp look at steps 1..=min(T, steps).
-    pub early_window: usize,
-    /// c below which a run is lazy-like: the update rule's edge of stability (2 for SGD;
-    /// [`crate::optim::Rule::edge`]).
-    pub lazy_c: f64,
-    /// The edge per `grid.axes` point when an axis changes the update rule (empty: every
-    /// point's is `lazy_c`).
-    pub lazy_c_by_point: Vec<f64>,
-    /// A bracket c_at/c_below above this ratio is flagged as coarse (2^0.25).
-    pub max_bracket_ratio: f64,
-    /// Regime detection for long runs.
-    pub regimes: RegimeParams,
-}
-
-impl Default for AnalysisParams {
-    fn default() -> Self {
-        AnalysisParams {
-            eps_sharp: 0.0,
-            early_window: 10,
-            lazy_c: 2.0,
-            lazy_c_by_point: Vec::new(),
-            max_bracket_ratio: 2f64.powf(0.25),
-            regimes: RegimeParams::default(),
-        }
-    }
-}
-
-impl AnalysisParams {
-    /// The lazy edge of axis point `point`.
-    pub fn lazy_c_at(&self, point: u32) -> f64 {
-        self.lazy_c_by_point
-            .get(point as usize)
-            .copied()
-            .unwrap_or(self.lazy_c)
-    }
-}
+pub use table::{NamedColumn, Table};
 
 /// Runs every analysis on `results`.
 pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{draw_legend, font, render, Figure, PlotError, PlotOptions};
+use super::figure::{draw_legend, font, render, DrawResult, Figure, PlotError, PlotOptions};
 use crate::record::{LineKey, Results, RunRecord, RunStatus};
-
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// One curve: label, palette index, dashed, points.
 type SpectrumCurve = (String, usize, bool, Vec<(f64, f64)>);

@@ -11,42 +11,8 @@ use serde::Serialize;
 use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 use super::critical::lambda_zero;
+use super::params::RegimeParams;
 use super::spectra::SpectralSeries;
-
-/// Parameters of the regime detection.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RegimeParams {
-    /// Runs are analysed only when `Results::steps` is at least this (the regimes need
-    /// steps ≫ the early window).
-    pub min_steps: usize,
-    /// Transient ends once the relative change of λ per step stays below this…
-    pub transient_delta: f64,
-    /// …over a window of this many steps.
-    pub transient_window: usize,
-    /// Saturation is read at τ = round(K/c) (c·τ = K).
-    pub k: f64,
-    /// Progressive sharpening: λ rises by more than this fraction…
-    pub sharpening_fraction: f64,
-    /// …over a window of this many steps, starting at or after τ.
-    pub sharpening_window: usize,
-    /// Fraction of the measured steps (the last ones) averaged for the late level.
-    pub late_fraction: f64,
-}
-
-impl Default for RegimeParams {
-    /// K = 200 puts τ in 12–100 steps for c in 2–16; set it explicitly to match a study.
-    fn default() -> Self {
-        RegimeParams {
-            min_steps: 20,
-            transient_delta: 0.01,
-            transient_window: 10,
-            k: 200.0,
-            sharpening_fraction: 0.1,
-            sharpening_window: 50,
-            late_fraction: 0.1,
-        }
-    }
-}
 
 /// Regime markers of one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::report::Table;
+use super::table::{key_columns, Table};
 use crate::record::{Axes, Results, RunRecord, RunStatus, TaskKey};
 
 /// The spectral summary of one finished run.
@@ -109,7 +109,7 @@ pub(crate) fn spectra_table(spectra: &[RunSpectrum], axes: &Axes) -> Table {
     let mut t = Table::new("spectra");
     t.i64("index", spectra.iter().map(|s| s.index as i64).collect());
     let keys: Vec<TaskKey> = spectra.iter().map(|s| s.key).collect();
-    super::report::key_columns(&mut t, &keys, axes);
+    key_columns(&mut t, &keys, axes);
     t.f64("gap_init", spectra.iter().map(|s| s.gap_init).collect());
     t.f64("gap_min", spectra.iter().map(|s| s.gap_min).collect());
     t.i64(

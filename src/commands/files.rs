@@ -2,8 +2,9 @@
 //! results file, run the analysis, write its tables into the file's `analysis` group
 //! (never touching the raw variables), draw the figures, summarize the file.
 
-use crate::analysis::plot::{plot_all, plot_phase_diagrams, PlotError, PlotOptions};
+use crate::analysis::plot::{plot_all, plot_phase_diagrams};
 use crate::analysis::{analyze, Analysis, AnalysisParams, Resolution};
+use crate::analysis::{PlotError, PlotOptions};
 use crate::config::{Config, SearchKind};
 use crate::record::{Column, Results, RunStatus};
 use crate::store::{

@@ -2,36 +2,44 @@
 //! cost model used to hand out the most expensive work first.
 
 use crate::config::{Config, ModelKind};
-use crate::record::{InitKey, TaskKey};
+use crate::record::{InitKey, LineKey, TaskKey};
 
-/// Every task of the config, in the file's row order: depth, width, axis point of
-/// `grid.axes` (0..[`Config::n_axis_points`]), (seed, sgd_seed), then c ascending.
-pub fn expand(cfg: &Config) -> Vec<TaskKey> {
-    let cs = cfg.c_values();
+/// Every line of the config (the runs that differ only in c), in the file's row order:
+/// depth, width, axis point of `grid.axes` (0..[`Config::n_axis_points`]), then (seed,
+/// sgd_seed). The one enumeration of the grid: [`expand`] gives each line its c values,
+/// the adaptive search ([`super::search::Search::new`]) searches each line for them.
+pub fn lines(cfg: &Config) -> Vec<LineKey> {
     let depths: Vec<u32> = match cfg.model.kind {
         ModelKind::Uv => vec![2],
         ModelKind::Mlp => cfg.model.depth.clone(),
     };
-    let mut keys = Vec::new();
+    let mut lines = Vec::new();
     for &depth in &depths {
         for &width in &cfg.model.width {
             for axis_point in 0..cfg.n_axis_points() as u32 {
                 for (seed, sgd_seed) in cfg.seed_pairs() {
-                    for &c in &cs {
-                        keys.push(TaskKey {
-                            c,
-                            depth,
-                            width,
-                            seed,
-                            sgd_seed,
-                            axis_point,
-                        });
-                    }
+                    lines.push(LineKey {
+                        depth,
+                        width,
+                        axis_point,
+                        seed,
+                        sgd_seed,
+                    });
                 }
             }
         }
     }
-    keys
+    lines
+}
+
+/// Every task of the config, in the file's row order: the [`lines`], each with the grid's
+/// c values ascending.
+pub fn expand(cfg: &Config) -> Vec<TaskKey> {
+    let cs = cfg.c_values();
+    lines(cfg)
+        .iter()
+        .flat_map(|line| cs.iter().map(|&c| line.task(c)))
+        .collect()
 }
 
 /// The networks at initialization that the tasks `keys` need, sorted and distinct: the

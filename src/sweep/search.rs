@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::analysis::critical::criteria_hold;
 use crate::analysis::AnalysisParams;
-use crate::config::{Config, ModelKind};
+use crate::config::Config;
 use crate::record::{LineKey, RunRecord, TaskKey};
 
 /// The c values a search may try: 2^x on the lattice, and which of them the coarse scan
@@ -142,27 +142,10 @@ pub struct Search {
 impl Search {
     /// The search of `cfg` (`grid.search = "adaptive"`), nothing run yet.
     pub fn new(cfg: &Config) -> Search {
-        let depths = match cfg.model.kind {
-            ModelKind::Uv => vec![2],
-            ModelKind::Mlp => cfg.model.depth.clone(),
-        };
-        let mut lines = BTreeMap::new();
-        for &depth in &depths {
-            for &width in &cfg.model.width {
-                for axis_point in 0..cfg.n_axis_points() as u32 {
-                    for (seed, sgd_seed) in cfg.seed_pairs() {
-                        let key = LineKey {
-                            depth,
-                            width,
-                            axis_point,
-                            seed,
-                            sgd_seed,
-                        };
-                        lines.insert(key, Line::default());
-                    }
-                }
-            }
-        }
+        let lines = super::grid::lines(cfg)
+            .into_iter()
+            .map(|key| (key, Line::default()))
+            .collect();
         Search {
             lattice: Lattice::of(cfg),
             params: SearchParams::of(cfg),
