@@ -21,6 +21,8 @@ pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Read
 mod axes;
 mod identity;
 mod validate;
+#[cfg(test)]
+mod text_pins;
 
 pub(crate) use axes::axis_values;
 pub use axes::{AXIS_KEYS, MAX_AXIS_POINTS};
