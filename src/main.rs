@@ -18,18 +18,6 @@ use std::process::ExitCode;
 /// Exit status: 0 done; 1 error (the message names the file, key or rank); 2 bad usage;
 /// 3 the sweep stopped early (signal or --deadline) with runs left: rerun with --resume.
 ///
-/// Config keys (TOML; every key optional, unknown keys rejected; README "Configuration
-/// reference" has types, defaults and rules):
-///   [data]      dataset dir n_train subset subset_seed synthetic_input_dim synthetic_seed
-///   [model]     kind depth width activation parameterization readout bias sigma2_hidden
-///               sigma2_readout loss_scale
-///   [train]     batch_size steps seeds sgd_seeds precision divergence_loss
-///   [sharpness] method measure_n measure_seed every tol max_iter power_iters warm_start
-///   [grid]      log2_c = {start, stop, step} | c = [...]; stop_after_divergence interp_points
-///               axes = { "train.momentum" = [0.0, 0.9], ... }: every task once per point of
-///               the product of the axes' values (README "grid.axes")
-///   [output]    path
-///
 /// Results file (HDF5, netCDF-compatible; README "The results file"): the variables below;
 /// provenance attributes; `analyze` adds groups `analysis/*`. Open it with
 /// `xarray.open_dataset(path, engine="h5netcdf")` or scripts/read_results.py.
@@ -40,7 +28,11 @@ use std::process::ExitCode;
     about,
     long_about,
     verbatim_doc_comment,
-    after_long_help = sharpsweep::record::help_text()
+    after_long_help = format!(
+        "{}\n{}",
+        sharpsweep::config::keys::summary_text(),
+        sharpsweep::record::help_text()
+    )
 )]
 struct Cli {
     #[command(subcommand)]
@@ -243,6 +235,7 @@ enum Command {
     /// Run every (c, depth, width, seed) point of a config into one HDF5 results file.
     /// Under `mpirun -np N` or `srun` the ranks share the grid; without a launcher it runs
     /// in one process. A killed sweep keeps every finished run; `--resume` runs the rest.
+    #[command(after_long_help = sharpsweep::config::keys::help_text())]
     Sweep(SweepArgs),
     /// Train one (c, depth, width, seed) run of a config and print its trajectory. With
     /// `grid.axes`, the config's own values of the axis keys are used (set them with --set).

@@ -24,6 +24,17 @@ fn help_and_version() {
         });
         assert!(listed, "--help lists the variable {}:\n{text}", var.name);
     }
+    // Every config key, from the config's key table.
+    let out = sharpsweep(d.path(), &["sweep", "--help"]);
+    expect_code(&out, 0, "sweep --help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in sharpsweep::config::keys::KEYS {
+        let listed = text.lines().any(|l| {
+            l.trim_start_matches([' ', '*'])
+                .starts_with(&format!("{}: ", key.short()))
+        });
+        assert!(listed, "sweep --help lists the key {}:\n{text}", key.name);
+    }
     let out = sharpsweep(d.path(), &["--version"]);
     expect_code(&out, 0, "--version");
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));

@@ -11,45 +11,14 @@
 //! last fastest ([`Config::axis_point_values`]). A point's config is the effective config
 //! without the axes, with each axis value applied exactly as `--set key=value` applies an
 //! override ([`super::apply_override`]), then parsed and validated again
-//! ([`Config::axis_points`]): so any key of [`AXIS_KEYS`] behaves as it does in a config.
+//! ([`Config::axis_points`]): so any key of [`keys::axis_keys`] behaves as it does in a config.
 //!
 //! Validation checks the axes themselves (allowed keys, non-empty lists of scalars of one
 //! type, no duplicates, at most [`MAX_AXIS_POINTS`] points) and then every point's config;
 //! the config's own values of the axis keys matter only through the points.
 
-use super::{invalid, Config, ConfigError};
+use super::{invalid, keys, Config, ConfigError};
 use crate::record::{Axes, AxisValues};
-
-/// The keys `grid.axes` may sweep: options of the network, the update rule and the
-/// sharpness estimator that change neither the data, the file's dimensions nor the grid's
-/// other coordinates. Depths, widths, seeds and c are grid dimensions already; `data.*`,
-/// `output.*`, `grid.*`, `train.steps`, `train.precision`, `sharpness.measure_n`,
-/// `sharpness.measure_seed`, `sharpness.every`, `sharpness.k` and the spectra are the same
-/// for every run of a file.
-pub const AXIS_KEYS: &[&str] = &[
-    "model.activation",
-    "model.parameterization",
-    "model.readout",
-    "model.bias",
-    "model.sigma2_hidden",
-    "model.sigma2_readout",
-    "model.loss_scale",
-    "model.loss",
-    "train.optimizer",
-    "train.momentum",
-    "train.warmup_steps",
-    "train.batch_size",
-    "train.divergence_loss",
-    "train.adam_beta1",
-    "train.adam_beta2",
-    "train.adam_eps",
-    "sharpness.method",
-    "sharpness.tol",
-    "sharpness.max_iter",
-    "sharpness.power_iters",
-    "sharpness.warm_start",
-    "sharpness.protocol",
-];
 
 /// Most points the product of the axes may have.
 pub const MAX_AXIS_POINTS: usize = 10_000;
@@ -71,7 +40,7 @@ fn axis_error_key(key: &str) -> String {
 
 /// Why `key` cannot be an axis (`None`: it can).
 fn refusal(key: &str) -> Option<String> {
-    if AXIS_KEYS.contains(&key) {
+    if keys::is_axis_key(key) {
         return None;
     }
     let why = if GRID_DIMENSIONS.contains(&key) {
@@ -86,7 +55,7 @@ fn refusal(key: &str) -> Option<String> {
     };
     Some(format!(
         "`{key}` {why}; axis keys: {}",
-        AXIS_KEYS.join(", ")
+        keys::axis_keys().collect::<Vec<_>>().join(", ")
     ))
 }
 

@@ -20,10 +20,14 @@
 pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Readout};
 mod axes;
 mod identity;
+pub mod keys;
+mod text;
+#[cfg(test)]
+mod text_pins;
 mod validate;
 
 pub(crate) use axes::axis_values;
-pub use axes::{AXIS_KEYS, MAX_AXIS_POINTS};
+pub use axes::MAX_AXIS_POINTS;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -144,28 +148,21 @@ pub struct TrainConfig {
     pub divergence_loss: f64,
     /// The update rule. Keys of the optimizer at their defaults are left out of the
     /// effective config text (files of earlier versions keep their `config_sha256`).
-    #[serde(skip_serializing_if = "is_sgd")]
     pub optimizer: Optimizer,
     /// Heavy-ball β of `optimizer = "momentum"`: v ← βv + g, θ ← θ − ηv.
-    #[serde(skip_serializing_if = "is_zero")]
     pub momentum: f64,
     /// Linear warmup: η_t = (t/T_w)·c/λ₀ for steps t < T_w (t = 0 first), then c/λ₀;
     /// 0 = none.
-    #[serde(skip_serializing_if = "is_zero_usize")]
     pub warmup_steps: usize,
     /// Adam's β₁ (first-moment decay) of `optimizer = "adam"`.
-    #[serde(skip_serializing_if = "is_default_beta1")]
     pub adam_beta1: f64,
     /// Adam's β₂ (second-moment decay).
-    #[serde(skip_serializing_if = "is_default_beta2")]
     pub adam_beta2: f64,
     /// Adam's ε (added to √v̂).
-    #[serde(skip_serializing_if = "is_default_eps")]
     pub adam_eps: f64,
     /// Every this many steps a run in a sweep saves a checkpoint (0: never), from which
     /// `--resume` continues it bit for bit. Not part of `config_sha256`: it changes no
     /// number.
-    #[serde(skip_serializing_if = "is_zero_usize")]
     pub checkpoint_every: usize,
 }
 
@@ -175,16 +172,6 @@ pub const ADAM_BETA1: f64 = 0.9;
 pub const ADAM_BETA2: f64 = 0.999;
 /// Adam's default ε.
 pub const ADAM_EPS: f64 = 1e-8;
-
-fn is_default_beta1(b: &f64) -> bool {
-    b.to_bits() == ADAM_BETA1.to_bits()
-}
-fn is_default_beta2(b: &f64) -> bool {
-    b.to_bits() == ADAM_BETA2.to_bits()
-}
-fn is_default_eps(e: &f64) -> bool {
-    e.to_bits() == ADAM_EPS.to_bits()
-}
 
 /// The update rule (`train.optimizer`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,13 +186,6 @@ pub enum Optimizer {
     /// at θ₀ ("GI-Adam", Kalra & Barkeshli 2024); η = c/λ₀ with λ₀ the preconditioned
     /// sharpness at initialization ([`crate::optim`]).
     Adam,
-}
-
-fn is_sgd(o: &Optimizer) -> bool {
-    *o == Optimizer::Sgd
-}
-fn is_zero_usize(n: &usize) -> bool {
-    *n == 0
 }
 
 impl Default for TrainConfig {
@@ -261,22 +241,17 @@ pub struct SharpnessConfig {
     /// How many of the largest eigenvalues each measurement stores (`eigenvalues`).
     /// Keys of the spectrum at their defaults are left out of the effective config text
     /// (files of earlier versions keep their `config_sha256` and resume).
-    #[serde(skip_serializing_if = "is_one")]
     pub k: usize,
     /// Whose top-k spectrum: the Hessian's, the Gauss-Newton matrix's, or both.
-    #[serde(skip_serializing_if = "is_hessian")]
     pub operator: SpectrumOperator,
     /// Also measure the Hessian's smallest eigenvalue.
-    #[serde(skip_serializing_if = "is_false")]
     pub bottom: bool,
     /// With `train.optimizer = "adam"` (whose `sharpness` is the preconditioned one): also
     /// measure the plain Hessian's top eigenvalue into `hessian_sharpness`, so both are
     /// stored.
-    #[serde(skip_serializing_if = "is_false")]
     pub preconditioned: bool,
     /// Which examples and estimator measure the sharpness: today's fixed measurement set,
     /// or exactly what the authors' demo notebook does.
-    #[serde(skip_serializing_if = "is_fixed_set")]
     pub protocol: SharpnessProtocol,
 }
 
@@ -293,10 +268,6 @@ pub enum SharpnessProtocol {
     /// power iteration from one fixed start vector on the next SGD minibatch, which is
     /// thereby consumed (SGD trains on every other minibatch).
     AuthorsNotebook,
-}
-
-fn is_fixed_set(p: &SharpnessProtocol) -> bool {
-    *p == SharpnessProtocol::FixedSet
 }
 
 /// Which operators' top-k spectra a measurement stores (`sharpness.operator`).
@@ -322,13 +293,6 @@ impl SpectrumOperator {
     pub fn gauss_newton(self) -> bool {
         self != SpectrumOperator::Hessian
     }
-}
-
-fn is_hessian(o: &SpectrumOperator) -> bool {
-    *o == SpectrumOperator::Hessian
-}
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl Default for SharpnessConfig {
@@ -383,7 +347,6 @@ pub struct GridConfig {
     /// Search keys at their defaults are left out of the effective config text, so a fixed
     /// grid's text and `config_sha256` are those of versions before the search (their
     /// files resume).
-    #[serde(skip_serializing_if = "is_grid")]
     pub search: SearchKind,
     /// c = 2^x over a range (exclusive with `c`). When neither this nor `c` is in the file
     /// it defaults to `{ start = 0.0, stop = 4.0, step = 0.1 }`; when only `c` is given it is
@@ -396,36 +359,19 @@ pub struct GridConfig {
     /// Points of the θ₀ → θ_T loss interpolation per run (0: none; needed for c_barrier).
     pub interp_points: usize,
     /// Adaptive search: the width in log₂ c to which each critical value is bracketed.
-    #[serde(skip_serializing_if = "is_default_resolution")]
     pub resolution: f64,
     /// Adaptive search: ε of the sharpness criterion λ_t > (1+ε)·λ₀ it resolves.
-    #[serde(skip_serializing_if = "is_zero")]
     pub eps_sharp: f64,
     /// Adaptive search: points a line tries at once (the coarse scan's batch, and the
     /// k-section's points inside one bracket).
-    #[serde(skip_serializing_if = "is_one")]
     pub probes: usize,
-    /// More grid dimensions: each dotted config key (one of [`AXIS_KEYS`]) with the list of
+    /// More grid dimensions: each dotted config key (one of [`keys::axis_keys`]) with the list of
     /// values it takes. Every (depth, width, seed pair, c) task is run once per point of
     /// the cartesian product of the lists, with the point's values set as `--set` would set
     /// them. Sorted by key (a `BTreeMap`): the first key's values vary slowest over the
     /// points ([`Config::axis_point_values`]). Left out of the effective config text when
     /// empty, so files of earlier versions keep their `config_sha256` and resume.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub axes: BTreeMap<String, Vec<toml::Value>>,
-}
-
-fn is_grid(s: &SearchKind) -> bool {
-    *s == SearchKind::Grid
-}
-fn is_default_resolution(r: &f64) -> bool {
-    r.to_bits() == GridConfig::default().resolution.to_bits()
-}
-fn is_zero(x: &f64) -> bool {
-    x.to_bits() == 0f64.to_bits()
-}
-fn is_one(n: &usize) -> bool {
-    *n == 1
 }
 
 impl Default for GridConfig {
@@ -643,72 +589,6 @@ struct NetProbe {
     model: NetOptions,
 }
 
-/// A table holding every key of the schema (the optional ones filled in), used to name
-/// unknown keys with their full dotted path.
-fn schema_table() -> toml::Table {
-    let mut full = Config::default();
-    full.grid.c = Some(vec![1.0]);
-    full.train.sgd_seeds = Some(vec![1]);
-    // Keys left out of the text at their defaults (the search's) must be listed too.
-    full.grid.search = SearchKind::Adaptive;
-    full.grid.resolution = 1.0;
-    full.grid.eps_sharp = 1.0;
-    full.grid.probes = 2;
-    full.sharpness.k = 2;
-    full.sharpness.operator = SpectrumOperator::Both;
-    full.sharpness.bottom = true;
-    full.train.optimizer = Optimizer::Momentum;
-    full.train.momentum = 0.5;
-    full.train.warmup_steps = 1;
-    full.train.adam_beta1 = 0.5;
-    full.train.adam_beta2 = 0.5;
-    full.train.adam_eps = 1.0;
-    full.train.checkpoint_every = 1;
-    full.sharpness.preconditioned = true;
-    full.sharpness.protocol = SharpnessProtocol::AuthorsNotebook;
-    full.model.net.loss = crate::model::param::Loss::CrossEntropy;
-    let mut table = toml::Table::try_from(&full).expect("the default config serializes to a table");
-    // `grid.axes` is a map whose keys are config keys, checked by validation: a value (not
-    // a table) here stops the unknown-key check from looking into it.
-    if let Some(toml::Value::Table(grid)) = table.get_mut("grid") {
-        grid.insert("axes".into(), toml::Value::String("map".into()));
-    }
-    table
-}
-
-/// Reports the first key of `table` (depth-first, in key order) absent from `schema`.
-fn check_known_keys(
-    table: &toml::Table,
-    schema: &toml::Table,
-    prefix: &str,
-    origin: &str,
-) -> Result<(), ConfigError> {
-    for (key, value) in table {
-        let dotted = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match schema.get(key) {
-            None => {
-                return Err(ConfigError::UnknownKey {
-                    origin: origin.to_string(),
-                    key: dotted,
-                    expected: schema.keys().cloned().collect::<Vec<_>>().join(", "),
-                })
-            }
-            Some(toml::Value::Table(sub_schema)) => {
-                if let toml::Value::Table(sub) = value {
-                    check_known_keys(sub, sub_schema, &dotted, origin)?;
-                }
-                // A non-table where a table belongs is a type error, reported by serde.
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 fn has_key(table: &toml::Table, section: &str, key: &str) -> bool {
     matches!(table.get(section), Some(toml::Value::Table(t)) if t.contains_key(key))
 }
@@ -755,7 +635,7 @@ impl Config {
         for spec in overrides {
             apply_override(&mut table, spec)?;
         }
-        check_known_keys(&table, &schema_table(), "", &origin)?;
+        text::check_known_keys(&table, &origin)?;
         axes::check_axes_table(&table)?;
 
         let grid_c_given = has_key(&table, "grid", "c");
@@ -893,7 +773,7 @@ impl Config {
     /// The full configuration as TOML (every key, defaults included); parsing it back with
     /// [`Config::from_toml_str`] gives an equal `Config` for any valid configuration.
     pub fn to_toml_string(&self) -> String {
-        toml::to_string(self).expect("a Config always serializes to TOML")
+        text::normalized_text(self)
     }
 }
 

@@ -31,10 +31,6 @@ pub enum Loss {
     CrossEntropy,
 }
 
-fn is_mse(l: &Loss) -> bool {
-    *l == Loss::Mse
-}
-
 /// Weight parameterization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -84,9 +80,7 @@ pub struct NetOptions {
     /// α: the loss is α times the half-mean squared error (or the cross-entropy); λ
     /// scales by α, the trajectories L_t/L₀ and λ_t/λ₀ do not change.
     pub loss_scale: f64,
-    /// The loss; left out of the config text when it is the MSE (so files of earlier
-    /// versions keep their `config_sha256`).
-    #[serde(skip_serializing_if = "is_mse")]
+    /// The loss (left out of the config text when it is the MSE: `config::keys`).
     pub loss: Loss,
 }
 
