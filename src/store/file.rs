@@ -354,15 +354,16 @@ impl ResultsFile {
                 path: path.to_path_buf(),
             });
         }
-        let history = vec![format!(
-            "{} created by {}",
-            meta::iso_now(),
-            meta::describe(meta)
-        )];
         let hdf5_version = meta::hdf5_library_version();
         // The journal (and its lock) first: a sweep still writing the file refuses us.
         let journal = Journal::create(&journal_path(path), &journal_header(meta, results))
             .map_err(|e| journal_io(path, e))?;
+        let history = vec![format!(
+            "{} created by {} (writer lock: {})",
+            meta::iso_now(),
+            meta::describe(meta),
+            journal.lock_mechanism().describe()
+        )];
         write_snapshot(path, meta, &hdf5_version, &history, results)?;
         Ok(ResultsFile {
             path: path.to_path_buf(),
@@ -456,11 +457,12 @@ impl ResultsFile {
             _ => String::new(),
         };
         out.history.push(format!(
-            "{} resumed by {}: {finished} of {} runs finished{journal_note}{}",
+            "{} resumed by {}: {finished} of {} runs finished{journal_note}{} (writer lock: {})",
             meta::iso_now(),
             meta::describe(meta),
             out.results.keys.len(),
             set_aside.unwrap_or_default(),
+            out.journal.lock_mechanism().describe(),
         ));
         out.flush()?;
         let results = out.results.clone();

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::durable::{crc32, sync_dir_of};
+use super::lock::{Mechanism, WriterLock};
 use crate::record::codec::{ByteReader, ByteWriter};
 use crate::record::{RunRecord, TaskKey};
 
@@ -166,25 +167,10 @@ pub fn held_runs(path: &Path) -> Option<usize> {
 }
 
 /// Takes the writer's exclusive lock on the journal: two sweeps writing one results file
-/// would interleave their runs. The lock goes with the process, however it ends.
-fn lock(file: &File, path: &Path) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a descriptor this File owns.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::WouldBlock,
-            format!(
-                "another sweep is writing this results file (it holds the lock on {})",
-                path.display()
-            ),
-        ));
-    }
-    Err(err)
+/// would interleave their runs. `flock`, or a lock file where the filesystem has no
+/// `flock` ([`super::lock`]).
+fn lock(file: &File, path: &Path) -> std::io::Result<WriterLock> {
+    super::lock::acquire(file, path)
 }
 
 /// Where [`set_aside`] moves the journal at `path`: `<journal>.unusable`.
@@ -198,10 +184,11 @@ pub(super) fn aside_path(path: &Path) -> PathBuf {
 /// `<journal>.unusable`, after making sure no live sweep holds it. Returns the new path.
 pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     let file = OpenOptions::new().write(true).open(path)?;
-    lock(&file, path)?;
+    let held = lock(&file, path)?;
     let aside = aside_path(path);
     std::fs::rename(path, &aside)?;
     sync_dir_of(path)?;
+    drop(held);
     Ok(aside)
 }
 
@@ -213,18 +200,30 @@ pub struct Journal {
     header: JournalHeader,
     last_sync: Instant,
     unsynced: bool,
+    /// The writer's lock (dropped after the file: a lock file goes last).
+    lock: WriterLock,
 }
 
 impl Journal {
     /// Creates (or empties) the journal at `path` with `header`, durably, and locks it
     /// for this process.
     pub fn create(path: &Path, header: &JournalHeader) -> std::io::Result<Journal> {
+        let existed = path.exists();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)?;
-        lock(&file, path)?;
+        let lock = match lock(&file, path) {
+            Ok(l) => l,
+            Err(e) => {
+                // A refused start leaves nothing behind.
+                if !existed {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
         file.set_len(0)?;
         let mut j = Journal {
             path: path.to_path_buf(),
@@ -232,6 +231,7 @@ impl Journal {
             header: header.clone(),
             last_sync: Instant::now(),
             unsynced: false,
+            lock,
         };
         j.write_header()?;
         sync_dir_of(path)?;
@@ -252,7 +252,7 @@ impl Journal {
     /// torn or corrupt tail is cut off).
     pub fn reopen(path: &Path, contents: &JournalContents) -> std::io::Result<Journal> {
         let mut file = OpenOptions::new().write(true).open(path)?;
-        lock(&file, path)?;
+        let lock = lock(&file, path)?;
         file.set_len(contents.valid_len)?;
         file.seek(SeekFrom::End(0))?;
         file.sync_data()?;
@@ -262,6 +262,7 @@ impl Journal {
             header: contents.header.clone(),
             last_sync: Instant::now(),
             unsynced: false,
+            lock,
         })
     }
 
@@ -277,6 +278,11 @@ impl Journal {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// How this writer holds its lock.
+    pub fn lock_mechanism(&self) -> &Mechanism {
+        self.lock.mechanism()
     }
 
     /// `fsync`s what was appended.
@@ -298,9 +304,12 @@ impl Journal {
 
     /// Deletes the journal (after a final snapshot), durably.
     pub fn remove(self) -> std::io::Result<()> {
-        let Journal { path, file, .. } = self;
+        let Journal {
+            path, file, lock, ..
+        } = self;
         drop(file);
         std::fs::remove_file(&path)?;
+        drop(lock);
         sync_dir_of(&path)
     }
 }

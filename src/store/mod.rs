@@ -5,6 +5,7 @@
 //! - `file`: the results file itself (create, commit a record, resume, read), driven by
 //!   the schema, and its commit mechanism (atomic snapshots);
 //! - `journal`: the checksummed journal of the runs since the last snapshot;
+//! - `lock`: the writer's lock (`flock`, or a lock file where there is none);
 //! - `checkpoint`: where the side files of runs in flight (mid-run checkpoints) are kept,
 //!   as bytes (training encodes them);
 //! - `durable`: the CRC-32 and the atomic replace (temporary, `fsync`, rename, `fsync`
@@ -23,6 +24,7 @@ pub mod checkpoint;
 mod durable;
 mod file;
 mod journal;
+mod lock;
 mod meta;
 mod nc;
 mod table;
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 pub use self::durable::crc32;
 pub use self::file::{read_file_meta, read_results, read_snapshot, ResultsFile};
 pub use self::journal::{held_runs as journal_held_runs, journal_path};
+pub use self::lock::OVERRIDE_ENV as LOCK_OVERRIDE_ENV;
 pub use self::meta::{file_config, hdf5_library_version, FileMeta, StoredMeta, FORMAT};
 pub use self::table::{read_group_table, write_group_table, write_group_tables, GroupTable};
 
@@ -139,6 +142,10 @@ pub fn side_files(path: &Path) -> Vec<(PathBuf, &'static str)> {
         (
             journal::aside_path(&journal),
             "the results file's set-aside journal",
+        ),
+        (
+            lock::lock_file_path(&journal),
+            "the results file's writer lock file",
         ),
         (journal, "the results file's journal"),
         (
