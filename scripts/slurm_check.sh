@@ -21,8 +21,9 @@
 #
 # What it checks (each job submits jobs/sharpsweep.slurm unchanged, with sbatch options
 # and --export variables only). The jobs with --time=1 use DRAIN_LEAD=35 and
-# --signal=B:USR1@5: Slurm 22.05 sends the signal up to 30 s early, so this backup never
-# comes before the deadline.
+# --signal=B:USR1@5 (DRAIN_LEAD - 30, as jobs/sharpsweep.slurm): Slurm 22.05 sends the
+# signal 1 to 30 s early (it checks limits every 30 s), so this backup never comes before
+# the deadline; the limit's SIGTERM comes up to about 25 s late.
 #  1. a job whose --time (1 min) is not longer than the script's default DRAIN_LEAD fails
 #     at once with a message, and is not requeued;
 #  2. a job whose first unit of work is longer than its whole --time reaches the limit with
@@ -265,8 +266,9 @@ finished_runs() { # FILE: done + diverged + failed from `inspect` (journal inclu
 seconds_between() { # ISO-TIME ISO-TIME: the second minus the first, in seconds
   echo $(($(date -u -d "$2" +%s) - $(date -u -d "$1" +%s)))
 }
-# --signal is DRAIN_LEAD minus 30 s: Slurm 22.05 sends it up to 30 s early (it checks
-# limits every 30 s), and as a backup it should not come before the deadline.
+# --signal is DRAIN_LEAD minus 30 s, as in jobs/sharpsweep.slurm: Slurm 22.05 sends it 1
+# to 30 s early (it checks limits every 30 s), and as a backup it should not come before
+# the deadline.
 submit() { # NAME TIME LEAD CONFIG OUT NTASKS
   sbatch --parsable --job-name="check-$1" --time="$2" --ntasks="$6" --cpus-per-task=1 \
     --signal="B:USR1@$(($3 > 30 ? $3 - 30 : 1))" --output="$WORK/out/$1-%j.out" --error="$WORK/out/$1-%j.err" \
@@ -373,7 +375,7 @@ cat "$PRED_OUT"
 echo "-----"
 pred_stops=$(count 'requeued job .*(stopped before the deadline' "$PRED_OUT")
 [ "$st_pred" = CANCELLED ] || die "job $J_PRED ended $st_pred after scancel, not CANCELLED"
-pred_cancel=$(grep -h -m1 -o 'the sweep drained on SIGTERM.*not requeued\|sweep stopped by SIGTERM.*not requeued' "$PRED_OUT" || true)
+pred_cancel=$(grep -h -m1 -o 'the sweep drained on SIGTERM: cancelled; not requeued\|sweep stopped by SIGTERM.*cancelled; not requeued' "$PRED_OUT" || true)
 [ "$(count 'SIGTERM at the time limit' "$PRED_OUT")" = 0 ] ||
   die "job $J_PRED: a start reached the time limit; the sweep's prediction should have ended it before its deadline"
 [ "$pred_stops" -ge 1 ] ||

@@ -2,7 +2,7 @@
 //! an optional wall-clock deadline, all set one flag; the master then hands out nothing
 //! new, writes what finishes, and the process exits with [`EXIT_INCOMPLETE`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,11 +18,91 @@ pub const DRAIN_SIGNALS: [i32; 5] = [
     libc::SIGINT,
 ];
 
-/// A flag set by any drain signal, or when `deadline` passes.
+/// What drained a sweep first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainCause {
+    /// A signal (its number), and when it arrived (Unix seconds).
+    Signal(i32, u64),
+    /// The `--deadline` (or Slurm's end of the job less the margin) passed.
+    Deadline,
+}
+
+/// 0: not drained; [`CAUSE_DEADLINE`]: the deadline; else the signal number.
+static CAUSE: AtomicUsize = AtomicUsize::new(0);
+/// Unix seconds at which the first drain signal arrived.
+static CAUSE_AT: AtomicU64 = AtomicU64::new(0);
+const CAUSE_DEADLINE: usize = usize::MAX;
+
+/// Records `cause` unless an earlier one was recorded (async-signal-safe: atomics and
+/// `clock_gettime` only).
+fn note_cause(cause: usize) {
+    if CAUSE
+        .compare_exchange(0, cause, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+        && cause != CAUSE_DEADLINE
+    {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        CAUSE_AT.store(now, Ordering::SeqCst);
+    }
+}
+
+/// What drained this process first (`None` while nothing has).
+pub fn drain_cause() -> Option<DrainCause> {
+    match CAUSE.load(Ordering::SeqCst) {
+        0 => None,
+        CAUSE_DEADLINE => Some(DrainCause::Deadline),
+        sig => Some(DrainCause::Signal(
+            i32::try_from(sig).unwrap_or(0),
+            CAUSE_AT.load(Ordering::SeqCst),
+        )),
+    }
+}
+
+/// How a drain by `cause` reads in the file's history and on stderr, with `deadline` the
+/// sweep's deadline (a SIGTERM before it is a `scancel` or a preemption; at or after it,
+/// the time limit).
+pub fn describe_cause(cause: Option<DrainCause>, deadline: Option<SystemTime>) -> String {
+    let name = |sig: i32| match sig {
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGUSR1 => "SIGUSR1".to_string(),
+        libc::SIGUSR2 => "SIGUSR2".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        libc::SIGINT => "SIGINT".to_string(),
+        s => format!("signal {s}"),
+    };
+    match cause {
+        None => "drained".to_string(),
+        Some(DrainCause::Deadline) => "drained at the deadline".to_string(),
+        Some(DrainCause::Signal(libc::SIGTERM, at)) => {
+            let deadline = deadline.and_then(|d| d.duration_since(UNIX_EPOCH).ok());
+            match deadline {
+                Some(d) if at >= d.as_secs() => {
+                    "stopped at the time limit (SIGTERM after the deadline)".to_string()
+                }
+                Some(_) => "cancelled (SIGTERM before the deadline)".to_string(),
+                None => "cancelled (SIGTERM)".to_string(),
+            }
+        }
+        Some(DrainCause::Signal(libc::SIGINT, _)) => "interrupted (SIGINT)".to_string(),
+        Some(DrainCause::Signal(sig, _)) => format!("drained on {}", name(sig)),
+    }
+}
+
+/// A flag set by any drain signal, or when `deadline` passes; what set it first is
+/// [`drain_cause`].
 pub fn drain_flag(deadline: Option<SystemTime>) -> std::io::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in DRAIN_SIGNALS {
-        signal_hook::flag::register(sig, Arc::clone(&flag))?;
+        let f = Arc::clone(&flag);
+        let action = move || {
+            note_cause(sig as usize);
+            f.store(true, Ordering::SeqCst);
+        };
+        // SAFETY: the action only touches atomics and reads the clock, which are
+        // async-signal-safe.
+        unsafe { signal_hook::low_level::register(sig, action) }?;
     }
     if let Some(deadline) = deadline {
         let f = Arc::clone(&flag);
@@ -30,6 +110,7 @@ pub fn drain_flag(deadline: Option<SystemTime>) -> std::io::Result<Arc<AtomicBoo
             if let Ok(wait) = deadline.duration_since(SystemTime::now()) {
                 std::thread::sleep(wait);
             }
+            note_cause(CAUSE_DEADLINE);
             f.store(true, Ordering::Relaxed);
         });
     }
@@ -147,6 +228,30 @@ pub fn parse_deadline(s: &str) -> Result<SystemTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drains_are_named_by_their_cause() {
+        let at = |s: u64| Some(UNIX_EPOCH + Duration::from_secs(s));
+        let term = |t: u64| Some(DrainCause::Signal(libc::SIGTERM, t));
+        assert_eq!(describe_cause(term(100), None), "cancelled (SIGTERM)");
+        assert_eq!(
+            describe_cause(term(100), at(200)),
+            "cancelled (SIGTERM before the deadline)"
+        );
+        assert!(describe_cause(term(300), at(200)).starts_with("stopped at the time limit"));
+        assert_eq!(
+            describe_cause(Some(DrainCause::Signal(libc::SIGUSR1, 5)), at(200)),
+            "drained on SIGUSR1"
+        );
+        assert_eq!(
+            describe_cause(Some(DrainCause::Deadline), at(200)),
+            "drained at the deadline"
+        );
+        assert_eq!(
+            describe_cause(Some(DrainCause::Signal(libc::SIGINT, 5)), None),
+            "interrupted (SIGINT)"
+        );
+    }
 
     #[test]
     fn deadlines_parse() {

@@ -451,8 +451,8 @@ impl Plan {
     }
 }
 
-/// The history line of a sweep's end.
-fn ending(finished: usize, total: usize, out_of_time: bool, drained: bool) -> String {
+/// The history line of a sweep's end; `drain` names what drained it.
+fn ending(finished: usize, total: usize, out_of_time: bool, drained: bool, drain: &str) -> String {
     if finished == total {
         "finished".to_string()
     } else if out_of_time && !drained {
@@ -461,7 +461,7 @@ fn ending(finished: usize, total: usize, out_of_time: bool, drained: bool) -> St
              not finish in time (measured run times)"
         )
     } else if drained {
-        format!("drained (signal or deadline): {finished} of {total} runs finished")
+        format!("{drain}: {finished} of {total} runs finished")
     } else {
         format!(
             "stopped: {finished} of {total} runs finished ({} skipped after divergence)",
@@ -505,6 +505,11 @@ impl SweepTask<'_> {
         );
         for key in &diverged {
             master.note_diverged(key);
+        }
+        for (key, rec) in existing.keys.iter().zip(&existing.records) {
+            if let Some(rec) = rec {
+                master.note_earlier_run(key, rec.seconds);
+            }
         }
         // Runs that checkpoint are started even when they cannot finish by the deadline:
         // the drain at the deadline stops them at their next checkpoint, and they go on
@@ -556,7 +561,17 @@ impl SweepTask<'_> {
         }
         let total = file.n_runs();
         let drained = self.drain.load(Ordering::Relaxed);
-        let what = ending(tally.finished, total, master.out_of_time(), drained);
+        let drain_cause = drain::describe_cause(drain::drain_cause(), self.deadline);
+        let what = ending(
+            tally.finished,
+            total,
+            master.out_of_time(),
+            drained,
+            &drain_cause,
+        );
+        if drained && tally.finished < total {
+            eprintln!("sharpsweep: {what}");
+        }
         file.append_history(&format!(
             "{what}; {ran_now} runs this start on {} rank(s)",
             self.size

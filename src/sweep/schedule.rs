@@ -64,6 +64,9 @@ pub struct Master<'a> {
     /// (seconds, estimated cost) summed over the runs finished in this start: the measured
     /// speed that predicts how long a run will take.
     measured: (f64, f64),
+    /// The same sums over the runs of earlier starts (their `seconds` in the file): the
+    /// prediction until this start has measured a run of its own.
+    earlier: (f64, f64),
     /// Work was left undone because it could not finish before the deadline.
     out_of_time: bool,
 }
@@ -103,6 +106,7 @@ impl<'a> Master<'a> {
             costs: Vec::new(),
             deadline: None,
             measured: (0.0, 0.0),
+            earlier: (0.0, 0.0),
             out_of_time: false,
         };
         for init in grid::init_keys(&keys) {
@@ -170,6 +174,19 @@ impl<'a> Master<'a> {
         self.deadline = deadline;
     }
 
+    /// A run of an earlier start (a resumed file) took `seconds` for task key `key`: the
+    /// first runs of this start are predicted from such runs until one of its own
+    /// finishes (the hardware may differ between starts).
+    pub fn note_earlier_run(&mut self, key: &TaskKey, seconds: f64) {
+        if seconds.is_finite() && seconds > 0.0 {
+            let cost = (self.cost)(key);
+            if cost.is_finite() && cost > 0.0 {
+                self.earlier.0 += seconds;
+                self.earlier.1 += cost;
+            }
+        }
+    }
+
     /// Whether work was left undone because it could not finish before the deadline.
     pub fn out_of_time(&self) -> bool {
         self.out_of_time
@@ -184,7 +201,11 @@ impl<'a> Master<'a> {
         if now >= deadline {
             return false;
         }
-        let (secs, measured_cost) = self.measured;
+        let (secs, measured_cost) = if self.measured.1 > 0.0 {
+            self.measured
+        } else {
+            self.earlier
+        };
         if measured_cost <= 0.0 {
             return true;
         }
@@ -631,6 +652,23 @@ mod tests {
         // Only width-64 runs are left, and none can finish in time.
         assert_eq!(m.next_unit(), Next::Stop);
         assert!(m.out_of_time());
+        // A resumed start predicts its first runs from the file's earlier runs: 20 s for
+        // cost 8 predicts 1.5·64·20/8 = 240 s for a width-64 run, 30 s for width 8: none
+        // fits in 10 s, before any run of this start has finished.
+        let mut resumed = Master::new(
+            k.clone(),
+            (0..6).collect(),
+            |k| k.width as f64,
+            |_| 1.0,
+            &[(l8, est()), (l64, est())],
+            &[],
+            false,
+        );
+        resumed.note_earlier_run(&k[0], 20.0);
+        resumed.note_earlier_run(&k[0], f64::NAN);
+        resumed.set_deadline(Some(Instant::now() + Duration::from_secs(10)));
+        assert_eq!(resumed.next_unit(), Next::Stop);
+        assert!(resumed.out_of_time());
         // Past the deadline nothing goes out, not even a λ₀.
         let mut late = Master::new(k, vec![0], |_| 1.0, |_| 1.0, &[], &[], false);
         late.set_deadline(Some(Instant::now()));
