@@ -40,7 +40,7 @@ fn file(
         })
         .collect();
     let results = Results {
-        eig: 1,
+        k: sharpsweep::record::EigenCount::ONE,
         steps,
         interp_alpha: Vec::new(),
         keys,

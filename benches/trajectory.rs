@@ -59,11 +59,11 @@ fn main() {
     );
     // The top 4 (sharpness.k = 4: block Lanczos), warm and cold.
     let warm4 = RunSettings {
-        k: 4,
+        k: sharpsweep::record::EigenCount::new(4).unwrap(),
         ..warm.clone()
     };
     let cold4 = RunSettings {
-        k: 4,
+        k: sharpsweep::record::EigenCount::new(4).unwrap(),
         ..cold.clone()
     };
     // SHARPSWEEP_BENCH_TOPK=0: the k = 1 pair only (as `benches/reference.sh` runs it).

@@ -230,6 +230,64 @@ struct PlotArgs {
     params: AnalysisArgs,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML config.
+    config: PathBuf,
+    /// Learning-rate multiplier c (η = c/λ₀).
+    #[arg(long)]
+    c: f64,
+    /// Depth (default: the config's first).
+    #[arg(long)]
+    depth: Option<u32>,
+    /// Width (default: the config's first).
+    #[arg(long)]
+    width: Option<u32>,
+    /// Init seed (default: the config's first).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// SGD seed (default: the init seed).
+    #[arg(long)]
+    sgd_seed: Option<u64>,
+    /// Config overrides, as for sweep.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Results file.
+    file: PathBuf,
+    #[command(flatten)]
+    params: AnalysisArgs,
+    /// Also write the per-(depth, width) table as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Also write the whole analysis as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Do not write the analysis group into the file.
+    #[arg(long)]
+    no_write: bool,
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// Results file.
+    file: PathBuf,
+    /// Seconds between two looks.
+    #[arg(long, default_value_t = 10.0)]
+    every: f64,
+    /// Directory where the phase diagram is redrawn (none: text only).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Look once and exit.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    params: AnalysisArgs,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every (c, depth, width, seed) point of a config into one HDF5 results file.
@@ -239,67 +297,18 @@ enum Command {
     Sweep(SweepArgs),
     /// Train one (c, depth, width, seed) run of a config and print its trajectory. With
     /// `grid.axes`, the config's own values of the axis keys are used (set them with --set).
-    Run {
-        /// TOML config.
-        config: PathBuf,
-        /// Learning-rate multiplier c (η = c/λ₀).
-        #[arg(long)]
-        c: f64,
-        /// Depth (default: the config's first).
-        #[arg(long)]
-        depth: Option<u32>,
-        /// Width (default: the config's first).
-        #[arg(long)]
-        width: Option<u32>,
-        /// Init seed (default: the config's first).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// SGD seed (default: the init seed).
-        #[arg(long)]
-        sgd_seed: Option<u64>,
-        /// Config overrides, as for sweep.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-    },
+    Run(RunArgs),
     /// Critical values (c_loss, c_sharp, c_max, c_barrier) per (depth, width, seed), seed
     /// means, phases, boundary fits and regimes; printed, and stored in the file's
     /// `analysis` group.
-    Analyze {
-        /// Results file.
-        file: PathBuf,
-        #[command(flatten)]
-        params: AnalysisArgs,
-        /// Also write the per-(depth, width) table as CSV.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// Also write the whole analysis as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Do not write the analysis group into the file.
-        #[arg(long)]
-        no_write: bool,
-    },
+    Analyze(AnalyzeArgs),
     /// Figures: the phase diagram (one per point of `grid.axes`), loss and sharpness
     /// trajectories, λ_τ/λ₀ against c.
     Plot(PlotArgs),
     /// Follow a sweep: every few seconds, the runs finished so far (also those still in
     /// the journal of a running sweep), the critical-value table, and the phase diagram
     /// redrawn; ends when the sweep closes the file.
-    Watch {
-        /// Results file.
-        file: PathBuf,
-        /// Seconds between two looks.
-        #[arg(long, default_value_t = 10.0)]
-        every: f64,
-        /// Directory where the phase diagram is redrawn (none: text only).
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-        /// Look once and exit.
-        #[arg(long)]
-        once: bool,
-        #[command(flatten)]
-        params: AnalysisArgs,
-    },
+    Watch(WatchArgs),
     /// What a results file holds: grid, progress, provenance, history.
     Inspect {
         /// Results file.
@@ -473,108 +482,118 @@ fn plot_command(args: PlotArgs) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Sweep(args) => sweep_command(args),
-        Command::Run {
-            config,
-            c,
-            depth,
-            width,
-            seed,
-            sgd_seed,
-            sets,
-        } => match run_single(
-            &config,
-            &sets,
-            RunPoint {
-                c,
-                depth,
-                width,
-                seed,
-                sgd_seed,
-            },
-        ) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        Command::Analyze {
-            file,
-            params,
-            csv,
-            json,
-            no_write,
-        } => {
-            let params = match params.params(&file) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            // Refuse an export path that would overwrite the results file (or its side
-            // files) before anything is written.
-            for (flag, p) in [("--csv", &csv), ("--json", &json)] {
-                if let Some(p) = p {
-                    if let Err(e) = check_output_path(&file, p, flag) {
-                        return fail(e);
-                    }
-                }
-            }
-            let analysis = match analyze_file(&file, &params, !no_write) {
-                Ok(a) => a,
-                Err(e) => return fail(e),
-            };
-            print!("{}", analysis.render_table());
-            for (path, text) in [(csv, analysis.to_csv()), (json, analysis.to_json())] {
-                if let Some(p) = path {
-                    if let Err(e) = export(&p, &text) {
-                        return fail(e);
-                    }
-                    eprintln!("sharpsweep: wrote {}", p.display());
-                }
-            }
+/// `sharpsweep run`: one run's trajectory, printed.
+fn run_command(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        config,
+        c,
+        depth,
+        width,
+        seed,
+        sgd_seed,
+        sets,
+    } = args;
+    let point = RunPoint {
+        c,
+        depth,
+        width,
+        seed,
+        sgd_seed,
+    };
+    match run_single(&config, &sets, point) {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
-        Command::Plot(args) => plot_command(args),
-        Command::Watch {
-            file,
-            every,
-            out_dir,
-            once,
-            params,
-        } => {
-            if let Err(e) = check_seconds("--every", every) {
+        Err(e) => fail(e),
+    }
+}
+
+/// `sharpsweep analyze`: the table printed, the analysis group written, the exports.
+fn analyze_command(args: AnalyzeArgs) -> ExitCode {
+    let AnalyzeArgs {
+        file,
+        params,
+        csv,
+        json,
+        no_write,
+    } = args;
+    let params = match params.params(&file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    // Refuse an export path that would overwrite the results file (or its side files)
+    // before anything is written.
+    for (flag, p) in [("--csv", &csv), ("--json", &json)] {
+        if let Some(p) = p {
+            if let Err(e) = check_output_path(&file, p, flag) {
                 return fail(e);
             }
-            let params = match params.params(&file) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            let opts = WatchOptions {
-                every,
-                out_dir,
-                once,
-                params,
-                plot: PlotOptions {
-                    format: PlotFormat::Png,
-                    size: (1200, 800),
-                    x_axis: FitAxis::DepthOverWidth,
-                },
-            };
-            let clear = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !once;
-            let shown = watch_file(&file, &opts, |text| {
-                if clear {
-                    print!("\x1b[2J\x1b[H");
-                }
-                println!("{text}");
-            });
-            match shown {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            }
         }
+    }
+    let analysis = match analyze_file(&file, &params, !no_write) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    print!("{}", analysis.render_table());
+    for (path, text) in [(csv, analysis.to_csv()), (json, analysis.to_json())] {
+        if let Some(p) = path {
+            if let Err(e) = export(&p, &text) {
+                return fail(e);
+            }
+            eprintln!("sharpsweep: wrote {}", p.display());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `sharpsweep watch`: the file followed until its sweep closes it.
+fn watch_command(args: WatchArgs) -> ExitCode {
+    let WatchArgs {
+        file,
+        every,
+        out_dir,
+        once,
+        params,
+    } = args;
+    if let Err(e) = check_seconds("--every", every) {
+        return fail(e);
+    }
+    let params = match params.params(&file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let opts = WatchOptions {
+        every,
+        out_dir,
+        once,
+        params,
+        plot: PlotOptions {
+            format: PlotFormat::Png,
+            size: (1200, 800),
+            x_axis: FitAxis::DepthOverWidth,
+        },
+    };
+    let clear = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !once;
+    let shown = watch_file(&file, &opts, |text| {
+        if clear {
+            print!("\x1b[2J\x1b[H");
+        }
+        println!("{text}");
+    });
+    match shown {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Sweep(args) => sweep_command(args),
+        Command::Run(args) => run_command(args),
+        Command::Analyze(args) => analyze_command(args),
+        Command::Plot(args) => plot_command(args),
+        Command::Watch(args) => watch_command(args),
         Command::Inspect { file, config } => match inspect_file(&file, config) {
             Ok(text) => {
                 print!("{text}");

@@ -29,17 +29,51 @@ pub enum Rule {
     Adam(AdamParams),
 }
 
-impl Rule {
-    /// The rule `[train]` configures.
-    pub fn of(t: &TrainConfig) -> Self {
-        match t.optimizer {
+impl TrainConfig {
+    /// The update rule `[train]` configures (`train.optimizer` with its hyperparameters):
+    /// the one place the config's choice becomes a [`Rule`]; training, the analysis's edge
+    /// of stability, the preflight's memory estimate and the file's provenance read it.
+    pub fn update_rule(&self) -> Rule {
+        match self.optimizer {
             Optimizer::Sgd => Rule::Sgd,
-            Optimizer::Momentum => Rule::Momentum(t.momentum),
+            Optimizer::Momentum => Rule::Momentum(self.momentum),
             Optimizer::Adam => Rule::Adam(AdamParams {
-                beta1: t.adam_beta1,
-                beta2: t.adam_beta2,
-                eps: t.adam_eps,
+                beta1: self.adam_beta1,
+                beta2: self.adam_beta2,
+                eps: self.adam_eps,
             }),
+        }
+    }
+}
+
+impl Rule {
+    /// Whether the rule has a preconditioner (Adam), so that its `sharpness` and λ₀ are
+    /// the preconditioned ones.
+    pub fn preconditioned(&self) -> bool {
+        matches!(self, Rule::Adam(_))
+    }
+
+    /// Bytes of the rule's state for `n_params` parameters of `float_bytes` each: heavy
+    /// ball's v; Adam's m, v and measurement gradient, and its f64 preconditioner.
+    pub fn state_bytes(&self, n_params: f64, float_bytes: f64) -> f64 {
+        match self {
+            Rule::Sgd => 0.0,
+            Rule::Momentum(_) => n_params * float_bytes,
+            Rule::Adam(_) => 3.0 * n_params * float_bytes + 8.0 * n_params,
+        }
+    }
+
+    /// The rule in words, as the results file's provenance gives it.
+    pub fn describe(&self) -> String {
+        match self {
+            Rule::Sgd => "plain SGD (no momentum, no weight decay)".to_string(),
+            Rule::Momentum(beta) => format!(
+                "SGD with heavy-ball momentum v <- beta v + g, theta <- theta - eta_t v, v_0 = 0, beta = {beta} (no weight decay)"
+            ),
+            Rule::Adam(a) => format!(
+                "Adam (GI-Adam: second moment initialised from the squared measurement-set gradient at theta_0, v_0 = g_0^2, m_0 = 0): m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, theta <- theta - eta_t m_hat/(sqrt(v_hat) + eps), m_hat = m/(1 - b1^t), v_hat = v/(1 - b2^t) at update t = 1, 2, ...; b1 = {}, b2 = {}, eps = {} (no weight decay)",
+                a.beta1, a.beta2, a.eps
+            ),
         }
     }
 }
@@ -202,6 +236,34 @@ impl<T: Float> OptimizerState<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_resolves_to_one_rule_with_its_hyperparameters() {
+        let mut t = TrainConfig::default();
+        assert_eq!(t.update_rule(), Rule::Sgd);
+        t.optimizer = Optimizer::Momentum;
+        t.momentum = 0.9;
+        assert_eq!(t.update_rule(), Rule::Momentum(0.9));
+        assert!((t.update_rule().edge() - 3.8).abs() < 1e-12);
+        assert!(t.update_rule().describe().contains("beta = 0.9"));
+        t.optimizer = Optimizer::Adam;
+        t.adam_beta1 = 0.8;
+        let rule = t.update_rule();
+        assert_eq!(
+            rule,
+            Rule::Adam(AdamParams {
+                beta1: 0.8,
+                beta2: t.adam_beta2,
+                eps: t.adam_eps
+            })
+        );
+        assert!(rule.preconditioned() && !Rule::Momentum(0.9).preconditioned());
+        assert!(rule.describe().contains("b1 = 0.8"));
+        // State: none, one vector, or Adam's three vectors and its f64 preconditioner.
+        assert_eq!(Rule::Sgd.state_bytes(10.0, 4.0), 0.0);
+        assert_eq!(Rule::Momentum(0.9).state_bytes(10.0, 4.0), 40.0);
+        assert_eq!(rule.state_bytes(10.0, 4.0), 200.0);
+    }
 
     const ADAM: AdamParams = AdamParams {
         beta1: 0.9,

@@ -59,7 +59,7 @@ fn a_file_of_the_earlier_version_reads_and_resumes() {
         expect_code(&sharpsweep(d.path(), args), 0, args[0]);
     }
     let old = common::read(&path);
-    assert_eq!(old.eig, 1);
+    assert_eq!(old.k.get(), 1);
     let out = sharpsweep(
         d.path(),
         &[

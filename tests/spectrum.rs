@@ -46,7 +46,7 @@ fn top_k_gauss_newton_and_bottom_are_stored_per_measurement() {
         expect_code(&o, 0, out);
     }
     let (p, f) = (read(&d.join("plain.h5")), read(&d.join("full.h5")));
-    assert_eq!((p.eig, f.eig), (1, 3));
+    assert_eq!((p.k.get(), f.k.get()), (1, 3));
     // k = 1: `eigenvalues` is the sharpness, bit for bit; nothing else is measured.
     for rec in p.records.iter().flatten() {
         for t in 0..rec.sharpness.len() {

@@ -75,7 +75,7 @@ fn write_sample_with_axes(path: &Path, axes: Axes) {
         })
         .collect();
     let results = Results {
-        eig: 1,
+        k: sharpsweep::record::EigenCount::ONE,
         steps,
         interp_alpha: vec![0.0, 1.0],
         records: vec![None; keys.len()],

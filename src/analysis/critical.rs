@@ -952,7 +952,7 @@ pub(crate) mod tests {
     #[test]
     fn resolved_line_reproduces_known_critical_values() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -995,7 +995,7 @@ pub(crate) mod tests {
     #[test]
     fn the_lazy_phase_ends_at_the_update_rules_edge() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1026,7 +1026,7 @@ pub(crate) mod tests {
     #[test]
     fn fine_grid_is_not_coarse() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1041,7 +1041,7 @@ pub(crate) mod tests {
     #[test]
     fn pending_and_failed_runs_inside_bracket_unresolve() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1066,7 +1066,7 @@ pub(crate) mod tests {
     #[test]
     fn pending_after_first_divergence_keeps_c_max_resolved() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1080,7 +1080,7 @@ pub(crate) mod tests {
         assert_eq!(l.missing.len(), 2);
         // Pending right at the edge of divergence makes c_max unresolved.
         let mut res2 = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1094,7 +1094,7 @@ pub(crate) mod tests {
     #[test]
     fn divergence_at_step_zero_or_one_counts_as_catapult() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1122,7 +1122,7 @@ pub(crate) mod tests {
     #[test]
     fn nan_and_inf_entries() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 4,
             ..Default::default()
         };
@@ -1157,7 +1157,7 @@ pub(crate) mod tests {
     #[test]
     fn unmeasured_window_is_reported_and_unresolves() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 3,
             ..Default::default()
         };
@@ -1195,7 +1195,7 @@ pub(crate) mod tests {
     #[test]
     fn all_diverging_line_is_below_grid() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1212,7 +1212,7 @@ pub(crate) mod tests {
     #[test]
     fn line_without_catapult_is_above_grid() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1226,7 +1226,7 @@ pub(crate) mod tests {
         }
         // Pending at the top of a line without catapult: cannot say "above grid".
         let mut res2 = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1238,7 +1238,7 @@ pub(crate) mod tests {
     #[test]
     fn epsilon_sets_sharpness_threshold() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 3,
             ..Default::default()
         };
@@ -1272,7 +1272,7 @@ pub(crate) mod tests {
     #[test]
     fn early_window_ignores_late_rise() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 30,
             ..Default::default()
         };
@@ -1301,7 +1301,7 @@ pub(crate) mod tests {
     #[test]
     fn barrier_from_interpolation() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             interp_alpha: vec![0.0, 0.5, 1.0],
             ..Default::default()
@@ -1325,7 +1325,7 @@ pub(crate) mod tests {
     #[test]
     fn seed_average_has_known_mean_and_se() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -1393,7 +1393,7 @@ pub(crate) mod tests {
     #[test]
     fn each_axis_point_has_its_own_lines_groups_and_fits() {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };

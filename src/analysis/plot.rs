@@ -780,7 +780,7 @@ mod tests {
 
     fn sample() -> Results {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };
@@ -919,7 +919,7 @@ mod tests {
     fn saturation_figure_and_missing_data_errors() {
         let steps = 100;
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps,
             ..Default::default()
         };

@@ -96,7 +96,7 @@ pub fn plot_spectrum(
     opts: &PlotOptions,
     line: &LineKey,
 ) -> Result<Option<PathBuf>, PlotError> {
-    let k = results.eig.max(1);
+    let k = results.k.get();
     let (d, w, seed, sgd) = (line.depth, line.width, line.seed, line.sgd_seed);
     let best = results
         .keys

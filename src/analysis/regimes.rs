@@ -208,7 +208,7 @@ pub fn run_regimes(results: &Results, params: &RegimeParams) -> Vec<RunRegime> {
         .filter_map(|(i, (k, r))| {
             let r = r.as_ref()?;
             matches!(r.status, RunStatus::Done | RunStatus::Diverged)
-                .then(|| regime_of(i, *k, r, (results.steps, results.eig.max(1)), params))
+                .then(|| regime_of(i, *k, r, (results.steps, results.k.get()), params))
         })
         .collect()
 }
@@ -255,7 +255,7 @@ mod tests {
             axis_point: 0,
         };
         let res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps,
             interp_alpha: vec![],
             keys: vec![key],
@@ -310,7 +310,7 @@ mod tests {
             axis_point: 0,
         };
         let res = Results {
-            eig: k,
+            k: crate::record::EigenCount::new(k).unwrap(),
             steps,
             interp_alpha: vec![],
             keys: vec![key],
@@ -332,7 +332,7 @@ mod tests {
         plain.gn_eigenvalues = vec![f64::NAN; steps + 1];
         plain.min_eigenvalue = vec![f64::NAN; steps + 1];
         let res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             records: vec![Some(plain)],
             ..res
         };
@@ -369,7 +369,7 @@ mod tests {
             axis_point: 0,
         };
         let res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps,
             interp_alpha: vec![],
             keys: vec![key],
@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn short_runs_and_divergence() {
         let short = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             interp_alpha: vec![],
             keys: vec![],
@@ -412,7 +412,7 @@ mod tests {
             axis_point: 0,
         };
         let res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps,
             interp_alpha: vec![],
             keys: vec![key],

@@ -596,7 +596,7 @@ mod tests {
 
     fn sample() -> (Results, Vec<f64>) {
         let mut res = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 10,
             ..Default::default()
         };

@@ -57,7 +57,7 @@ impl SpectralSeries {
 
 /// The spectral summary of every finished run that measured more than the sharpness.
 pub fn run_spectra(results: &Results) -> Vec<RunSpectrum> {
-    let k = results.eig.max(1);
+    let k = results.k.get();
     let mut out = Vec::new();
     for (index, (key, rec)) in results.keys.iter().zip(&results.records).enumerate() {
         let Some(rec) = rec else { continue };
@@ -128,13 +128,14 @@ mod tests {
 
     #[test]
     fn gaps_negative_curvature_and_gauss_newton_are_summarized() {
-        let mut rec = RunRecord::unmeasured_spectrum(10.0, 0.1, RunStatus::Done, 3, 0, 2);
+        let two = crate::record::EigenCount::new(2).unwrap();
+        let mut rec = RunRecord::unmeasured_spectrum(10.0, 0.1, RunStatus::Done, 3, 0, two);
         rec.sharpness = vec![10.0, 12.0, 8.0, 6.0];
         rec.eigenvalues = vec![10.0, 5.0, 12.0, 11.4, 8.0, 2.0, 6.0, 3.0];
         rec.min_eigenvalue = vec![-0.1, -1.2, -0.4, f64::NAN];
         rec.gn_eigenvalues = vec![9.0, 4.0, 12.0, 1.0, 8.0, 1.0, f64::NAN, f64::NAN];
         let results = Results {
-            eig: 2,
+            k: two,
             steps: 3,
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default(); 2],
@@ -154,12 +155,12 @@ mod tests {
     #[test]
     fn with_one_eigenvalue_per_step_there_is_no_gap() {
         // k = 1 with the smallest eigenvalue: the next step's λ₁ is not a λ₂.
-        let mut rec = RunRecord::unmeasured_spectrum(10.0, 0.1, RunStatus::Done, 2, 0, 1);
+        let mut rec = RunRecord::unmeasured(10.0, 0.1, RunStatus::Done, 2, 0);
         rec.sharpness = vec![10.0, 12.0, 8.0];
         rec.eigenvalues = rec.sharpness.clone();
         rec.min_eigenvalue = vec![-1.0, -3.0, -0.8];
         let results = Results {
-            eig: 1,
+            k: crate::record::EigenCount::ONE,
             steps: 2,
             interp_alpha: Vec::new(),
             keys: vec![TaskKey::default()],

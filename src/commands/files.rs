@@ -106,7 +106,7 @@ pub fn default_lazy_c(path: &Path) -> (f64, Vec<f64>) {
     else {
         return (2.0, Vec::new());
     };
-    let edge = |c: &Config| crate::optim::Rule::of(&c.train).edge();
+    let edge = |c: &Config| c.train.update_rule().edge();
     let base = edge(&cfg);
     let points: Vec<f64> = cfg
         .axis_points()

@@ -1,6 +1,6 @@
 //! `sharpsweep run`: one trajectory of a config, printed as a table.
 
-use crate::config::{Config, ConfigError, ModelKind};
+use crate::config::{Config, ConfigError};
 use crate::data::DataError;
 use crate::model::{Float, PrecisionTask};
 use crate::record::TaskKey;
@@ -78,10 +78,7 @@ pub fn run_single(
         _ => SingleRunError::Config(e),
     })?;
     faer::set_global_parallelism(Par::Seq);
-    let depth = point.depth.unwrap_or(match cfg.model.kind {
-        ModelKind::Uv => 2,
-        ModelKind::Mlp => cfg.model.depth[0],
-    });
+    let depth = point.depth.unwrap_or(cfg.sizes().default_depth);
     let width = point.width.unwrap_or(cfg.model.width[0]);
     let seed = point.seed.unwrap_or(cfg.train.seeds[0]);
     if let Some(available) = preflight::memory_per_rank() {

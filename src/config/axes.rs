@@ -18,7 +18,7 @@
 //! the config's own values of the axis keys matter only through the points.
 
 use super::{invalid, keys, Config, ConfigError};
-use crate::record::{Axes, AxisValues};
+use crate::record::Axes;
 
 /// Most points the product of the axes may have.
 pub const MAX_AXIS_POINTS: usize = 10_000;
@@ -241,32 +241,10 @@ impl Config {
     }
 }
 
-/// The variable type an axis's values are stored as.
-pub(crate) fn axis_values(values: &[toml::Value]) -> Option<AxisValues> {
-    use toml::Value as V;
-    let all = |f: fn(&V) -> bool| values.iter().all(f);
-    Some(if all(|v| matches!(v, V::Integer(_))) {
-        AxisValues::Int(values.iter().filter_map(V::as_integer).collect())
-    } else if all(|v| matches!(v, V::Integer(_) | V::Float(_))) {
-        let f = |v: &V| v.as_float().or(v.as_integer().map(|i| i as f64));
-        AxisValues::Float(values.iter().filter_map(f).collect())
-    } else if all(|v| matches!(v, V::String(_))) {
-        AxisValues::Str(
-            values
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-        )
-    } else if all(|v| matches!(v, V::Boolean(_))) {
-        AxisValues::Bool(values.iter().filter_map(V::as_bool).collect())
-    } else {
-        return None;
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::AxisValues;
 
     const BASE: &str = "[data]\nn_train = 256\n[model]\ndepth = [2]\nwidth = [8]\n\
         [train]\nbatch_size = 64\noptimizer = \"momentum\"\n[grid]\nc = [1.0, 2.0]\n";

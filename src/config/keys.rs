@@ -665,33 +665,86 @@ pub fn readme_markers(section: &str) -> (String, String) {
     )
 }
 
+/// The README's list of the keys `grid.axes` may sweep (between [`readme_axis_markers`]):
+/// one paragraph, wrapped before 92 columns.
+pub fn markdown_axis_keys() -> String {
+    let mut out = String::new();
+    let mut line = String::from("Allowed keys (marked * in `sharpsweep sweep --help`):");
+    let names: Vec<&str> = axis_keys().collect();
+    for (i, name) in names.iter().enumerate() {
+        let sep = if i + 1 == names.len() { "." } else { "," };
+        let word = format!("`{name}`{sep}");
+        if line.len() + 1 + word.len() > 92 {
+            out.push_str(&line);
+            out.push('\n');
+            line = word;
+        } else {
+            line.push(' ');
+            line.push_str(&word);
+        }
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// The README's markers around the list of the keys `grid.axes` may sweep.
+pub fn readme_axis_markers() -> (String, String) {
+    (
+        "<!-- grid.axes keys: generated from src/config/keys.rs, edit there -->\n".to_string(),
+        "<!-- end of grid.axes keys -->\n".to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{text, Config, ConfigError};
 
+    /// The README's text between the markers `begin` and `end`.
+    fn readme_between(begin: &str, end: &str) -> &'static str {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find(begin)
+            .unwrap_or_else(|| panic!("README.md has the marker {begin}"))
+            + begin.len();
+        let stop = start
+            + readme[start..]
+                .find(end)
+                .unwrap_or_else(|| panic!("README.md has the marker {end}"));
+        &readme[start..stop]
+    }
+
     /// The README's table of each section is [`markdown_table`], between its markers: edit
     /// [`KEYS`], then paste the table this test prints.
     #[test]
     fn readme_key_tables_match_the_key_table() {
-        let readme = include_str!("../../README.md");
         for section in SECTIONS {
             let (begin, end) = readme_markers(section);
-            let start = readme
-                .find(&begin)
-                .unwrap_or_else(|| panic!("README.md has the marker {begin}"))
-                + begin.len();
-            let stop = start
-                + readme[start..]
-                    .find(&end)
-                    .unwrap_or_else(|| panic!("README.md has the marker {end}"));
             let expected = markdown_table(section);
             assert!(
-                readme[start..stop] == expected,
+                readme_between(&begin, &end) == expected,
                 "README.md's [{section}] table differs from config::keys::KEYS; it should \
                  read:\n\n{expected}"
             );
         }
+    }
+
+    /// The README's list of `grid.axes` keys is [`markdown_axis_keys`], between its
+    /// markers: edit [`Key::axis`] in [`KEYS`], then paste the text this test prints.
+    #[test]
+    fn readme_axis_keys_match_the_key_table() {
+        let (begin, end) = readme_axis_markers();
+        let expected = markdown_axis_keys();
+        assert!(
+            readme_between(&begin, &end) == expected,
+            "README.md's grid.axes keys differ from config::keys::KEYS; they should read:\n\n\
+             {expected}"
+        );
+        for name in axis_keys() {
+            assert!(expected.contains(&format!("`{name}`")), "{name}");
+        }
+        assert!(expected.lines().all(|l| l.len() <= 92), "{expected}");
     }
 
     /// A config with every key present: the optional ones given.

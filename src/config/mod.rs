@@ -26,7 +26,6 @@ mod text;
 mod text_pins;
 mod validate;
 
-pub(crate) use axes::axis_values;
 pub use axes::MAX_AXIS_POINTS;
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +98,54 @@ pub enum ModelKind {
     Mlp,
     /// The two-layer linear uv model of Lewkowycz et al. (one example x = 1, y = 0).
     Uv,
+}
+
+/// The sizes a sweep's runs have, known from the config alone (no data loaded): the one
+/// place where the uv model's fixed sizes (one example, one input, one output, depth 2)
+/// differ from an MLP's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Inputs per example.
+    pub input_dim: usize,
+    /// Network outputs (classes).
+    pub outputs: usize,
+    /// Training examples.
+    pub n_train: usize,
+    /// Measurement-set examples (≤ `n_train`).
+    pub measure_n: usize,
+    /// Minibatch size as configured (the uv model: 1).
+    pub batch_size: usize,
+    /// The depth of a run when none is named (`sharpsweep run`).
+    pub default_depth: u32,
+}
+
+impl Config {
+    /// The sizes of this config's runs ([`Sizes`]).
+    pub fn sizes(&self) -> Sizes {
+        use DatasetKind::*;
+        match self.model.kind {
+            ModelKind::Uv => Sizes {
+                input_dim: 1,
+                outputs: 1,
+                n_train: 1,
+                measure_n: 1,
+                batch_size: 1,
+                default_depth: 2,
+            },
+            ModelKind::Mlp => Sizes {
+                input_dim: match self.data.dataset {
+                    FashionMnist | Mnist => 784,
+                    Cifar10 => 3072,
+                    Synthetic => self.data.synthetic_input_dim,
+                },
+                outputs: 10,
+                n_train: self.data.n_train,
+                measure_n: self.sharpness.measure_n.min(self.data.n_train),
+                batch_size: self.train.batch_size,
+                default_depth: self.model.depth.first().copied().unwrap_or(2),
+            },
+        }
+    }
 }
 
 /// `[model]`: the grid's depths and widths, and the options every network shares (the

@@ -3,7 +3,7 @@
 //! ([`super::TaskKey::axis_point`]) maps to one value of each.
 //!
 //! Points are numbered row-major over the axes in key order (the first axis varies
-//! slowest), as [`crate::config::Config::axis_point_values`] numbers them. The file keeps
+//! slowest), as the config numbers them (`Config::axis_point_values`). The file keeps
 //! the axes as the root attribute `axes` ([`Axes::to_text`]: one `"key" = [values]` TOML
 //! line per axis), the point of each run as the variable `axis_point`, and each axis's value
 //! per run as a variable named after the last component of its key ([`Axis::name`]).
@@ -28,6 +28,31 @@ pub enum AxisValues {
 }
 
 impl AxisValues {
+    /// The values of a `grid.axes` list, typed as their variable is stored: all integers
+    /// `Int`, numbers with at least one not an integer `Float`, all strings `Str`, all
+    /// booleans `Bool`; `None` for values of mixed or other types.
+    pub fn from_toml(values: &[toml::Value]) -> Option<AxisValues> {
+        use toml::Value as V;
+        let all = |f: fn(&V) -> bool| values.iter().all(f);
+        Some(if all(|v| matches!(v, V::Integer(_))) {
+            AxisValues::Int(values.iter().filter_map(V::as_integer).collect())
+        } else if all(|v| matches!(v, V::Integer(_) | V::Float(_))) {
+            let f = |v: &V| v.as_float().or(v.as_integer().map(|i| i as f64));
+            AxisValues::Float(values.iter().filter_map(f).collect())
+        } else if all(|v| matches!(v, V::String(_))) {
+            AxisValues::Str(
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            )
+        } else if all(|v| matches!(v, V::Boolean(_))) {
+            AxisValues::Bool(values.iter().filter_map(V::as_bool).collect())
+        } else {
+            return None;
+        })
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         match self {
@@ -126,7 +151,7 @@ impl Axes {
             .iter()
             .zip(names)
             .map(|((key, values), name)| {
-                let values = crate::config::axis_values(values)
+                let values = AxisValues::from_toml(values)
                     .ok_or_else(|| format!("axis {key}: values of mixed or unknown types"))?;
                 Ok(Axis {
                     key: key.clone(),
@@ -234,6 +259,28 @@ impl Axes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toml_values_are_typed_as_their_variable() {
+        let parse = |text: &str| -> Vec<toml::Value> {
+            let t: toml::Table = toml::from_str(&format!("v = {text}")).unwrap();
+            t["v"].as_array().unwrap().clone()
+        };
+        let typed = |text: &str| AxisValues::from_toml(&parse(text));
+        assert_eq!(typed("[0, 64]"), Some(AxisValues::Int(vec![0, 64])));
+        assert_eq!(typed("[0, 0.9]"), Some(AxisValues::Float(vec![0.0, 0.9])));
+        assert_eq!(
+            typed("[\"relu\", \"tanh\"]"),
+            Some(AxisValues::Str(vec!["relu".into(), "tanh".into()]))
+        );
+        assert_eq!(
+            typed("[false, true]"),
+            Some(AxisValues::Bool(vec![false, true]))
+        );
+        assert_eq!(typed("[1, \"a\"]"), None);
+        assert_eq!(typed("[true, 1]"), None);
+        assert_eq!(typed("[[1]]"), None);
+    }
 
     fn sample() -> Axes {
         let text = "\"train.momentum\" = [0.0, 0.9]\n\"model.activation\" = [\"relu\", \"tanh\"]\n\

@@ -18,6 +18,42 @@ pub use schema::SCHEMA;
 
 use crate::hessian::StopReason;
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroUsize;
+
+/// Eigenvalues per measured spectrum: the config's `sharpness.k`, and the length of the
+/// results file's `eig` dimension (which keeps that name, so existing files read). Never 0:
+/// even a run that measures only the sharpness stores a spectrum of one eigenvalue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EigenCount(NonZeroUsize);
+
+impl EigenCount {
+    /// One eigenvalue per spectrum: the sharpness alone (the default, and every file
+    /// written before the top-k spectra).
+    pub const ONE: EigenCount = EigenCount(NonZeroUsize::MIN);
+
+    /// `k` eigenvalues per spectrum; `None` for 0.
+    pub fn new(k: usize) -> Option<EigenCount> {
+        NonZeroUsize::new(k).map(EigenCount)
+    }
+
+    /// The count.
+    pub fn get(self) -> usize {
+        self.0.get()
+    }
+}
+
+impl Default for EigenCount {
+    fn default() -> Self {
+        EigenCount::ONE
+    }
+}
+
+impl std::fmt::Display for EigenCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// What became of one grid task.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,22 +307,22 @@ impl RunRecord {
         steps: usize,
         interp: usize,
     ) -> Self {
-        Self::unmeasured_spectrum(lambda0, eta, status, steps, interp, 1)
+        Self::unmeasured_spectrum(lambda0, eta, status, steps, interp, EigenCount::ONE)
     }
 
-    /// [`RunRecord::unmeasured`] with spectra of `eig` eigenvalues per measurement.
+    /// [`RunRecord::unmeasured`] with spectra of `k` eigenvalues per measurement.
     pub fn unmeasured_spectrum(
         lambda0: f64,
         eta: f64,
         status: RunStatus,
         steps: usize,
         interp: usize,
-        eig: usize,
+        k: EigenCount,
     ) -> Self {
         let mut rec = RunRecord::default();
         for var in SCHEMA {
             if let Role::Outcome { set, .. } = var.role {
-                let len = var.row_len(steps + 1, interp, eig);
+                let len = var.row_len(steps + 1, interp, k);
                 set(&mut rec, var.fill_column(len)).expect("fill values fit their variables");
             }
         }
@@ -305,8 +341,8 @@ pub struct Results {
     pub steps: usize,
     /// Interpolation coefficients α of the θ₀ → θ_T line (empty: none stored).
     pub interp_alpha: Vec<f64>,
-    /// Eigenvalues per measured spectrum (`sharpness.k`; at least 1).
-    pub eig: usize,
+    /// Eigenvalues per measured spectrum (`sharpness.k`; the file's `eig` dimension).
+    pub k: EigenCount,
     /// Grid coordinates, one per run.
     pub keys: Vec<TaskKey>,
     /// Results, one per run; `None` while pending.
@@ -472,7 +508,9 @@ pub enum Dim {
     Step,
     /// One entry per interpolation coefficient α (present when `grid.interp_points` > 0).
     Interp,
-    /// One entry per eigenvalue of a measured spectrum (`sharpness.k`; 1 by default).
+    /// One entry per eigenvalue of a measured spectrum: its length is `sharpness.k`
+    /// ([`Results::k`], an [`EigenCount`]; 1 by default). The file keeps the name `eig`
+    /// for this dimension and its coordinate, so files of every version read.
     Eig,
 }
 
@@ -536,15 +574,15 @@ pub struct Var {
 
 impl Var {
     /// Entries of one row: the product of the inner dimensions' lengths (1 for a (run)
-    /// variable).
-    pub fn row_len(&self, steps_plus_one: usize, interp: usize, eig: usize) -> usize {
+    /// variable; `k` for the `eig` dimension).
+    pub fn row_len(&self, steps_plus_one: usize, interp: usize, k: EigenCount) -> usize {
         self.dims
             .iter()
             .skip(1)
             .map(|d| match d {
                 Dim::Step => steps_plus_one,
                 Dim::Interp => interp,
-                Dim::Eig => eig,
+                Dim::Eig => k.get(),
                 Dim::Run => 1,
             })
             .product()
@@ -610,6 +648,29 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::schema::{STATUS_FLAGS, STOP_FLAGS};
     use super::*;
+
+    #[test]
+    fn the_eigenvalue_count_is_never_zero() {
+        assert_eq!(EigenCount::new(0), None);
+        assert_eq!(EigenCount::new(4).map(EigenCount::get), Some(4));
+        assert_eq!(Results::default().k, EigenCount::ONE);
+        assert_eq!(EigenCount::ONE.get(), 1);
+        let rec = RunRecord::unmeasured_spectrum(
+            1.0,
+            0.5,
+            RunStatus::Done,
+            2,
+            0,
+            EigenCount::new(3).unwrap(),
+        );
+        assert_eq!(rec.eigenvalues.len(), 3 * 3);
+        assert_eq!(
+            RunRecord::unmeasured(1.0, 0.5, RunStatus::Done, 2, 0)
+                .eigenvalues
+                .len(),
+            3
+        );
+    }
 
     fn sample() -> RunRecord {
         let mut r = RunRecord::unmeasured(3.5, 0.25, RunStatus::Diverged, 2, 2);

@@ -31,7 +31,9 @@ use super::journal::{self, journal_path, Journal, JournalContents, JournalHeader
 use super::meta::{self, FileMeta, StoredMeta};
 use super::nc;
 use super::{invalid, not_results, Ctx, StoreError};
-use crate::record::{Axes, Column, Dim, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA};
+use crate::record::{
+    Axes, Column, Dim, EigenCount, Results, Role, RunRecord, RunStatus, TaskKey, Var, SCHEMA,
+};
 
 /// Shortest time between two snapshots.
 const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -44,7 +46,8 @@ struct Shape {
     runs: usize,
     steps: usize,
     interp: usize,
-    eig: usize,
+    /// The `eig` dimension's length.
+    k: EigenCount,
 }
 
 impl Shape {
@@ -53,7 +56,7 @@ impl Shape {
             runs: results.keys.len(),
             steps: results.steps,
             interp: results.interp_alpha.len(),
-            eig: results.eig.max(1),
+            k: results.k,
         }
     }
     fn len(&self, dim: Dim) -> usize {
@@ -61,14 +64,14 @@ impl Shape {
             Dim::Run => self.runs,
             Dim::Step => self.steps + 1,
             Dim::Interp => self.interp,
-            Dim::Eig => self.eig,
+            Dim::Eig => self.k.get(),
         }
     }
     fn dims(&self, var: &Var) -> Vec<usize> {
         var.dims.iter().map(|d| self.len(*d)).collect()
     }
     fn row_len(&self, var: &Var) -> usize {
-        var.row_len(self.steps + 1, self.interp, self.eig)
+        var.row_len(self.steps + 1, self.interp, self.k)
     }
 }
 
@@ -78,7 +81,7 @@ fn coordinate(dim: Dim, results: &Results) -> Column {
         Dim::Run => Column::I64((0..results.keys.len() as i64).collect()),
         Dim::Step => Column::I64((0..=results.steps as i64).collect()),
         Dim::Interp => Column::F64(results.interp_alpha.clone()),
-        Dim::Eig => Column::I64((0..results.eig.max(1) as i64).collect()),
+        Dim::Eig => Column::I64((0..results.k.get() as i64).collect()),
     }
 }
 
@@ -308,7 +311,7 @@ fn journal_header(meta: &FileMeta, results: &Results) -> JournalHeader {
         config_sha256: meta.config_sha256.clone(),
         steps: shape.steps,
         interp: shape.interp,
-        eig: shape.eig,
+        k: shape.k,
     }
 }
 
@@ -723,10 +726,11 @@ fn read_results_from(file: &File, path: &Path) -> Result<Results, StoreError> {
         runs: dim_len(file, path, Dim::Run)?,
         steps: steps_plus_one - 1,
         interp: dim_len(file, path, Dim::Interp)?,
-        eig: dim_len(file, path, Dim::Eig)?,
+        k: EigenCount::new(dim_len(file, path, Dim::Eig)?)
+            .ok_or_else(|| not_results(path, "the `eig` dimension is empty"))?,
     };
     let mut results = Results {
-        eig: shape.eig,
+        k: shape.k,
         steps: shape.steps,
         interp_alpha: Vec::new(),
         keys: vec![TaskKey::default(); shape.runs],
@@ -964,7 +968,7 @@ mod tests {
             config_sha256: "h1".into(),
             steps: 6,
             interp: 0,
-            eig: 1,
+            k: EigenCount::ONE,
         };
         let mut j = Journal::create(&journal_path(&path), &header).unwrap();
         let mut foreign = key(3);
@@ -1039,7 +1043,7 @@ mod tests {
             config_sha256: "other".into(),
             steps: 6,
             interp: 0,
-            eig: 1,
+            k: EigenCount::ONE,
         };
         let mut j = Journal::create(&journal_path(&path), &other).unwrap();
         j.append(&key(3), &done(6, 0, 9.0)).unwrap();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::durable::{crc32, sync_dir_of};
 use super::lock::{Mechanism, WriterLock};
 use crate::record::codec::{ByteReader, ByteWriter};
-use crate::record::{RunRecord, TaskKey};
+use crate::record::{EigenCount, RunRecord, TaskKey};
 
 /// The first bytes of every journal.
 const MAGIC: &[u8] = b"sharpsweep-journal-3\n";
@@ -50,8 +50,8 @@ pub struct JournalHeader {
     pub steps: usize,
     /// Interpolation points per run.
     pub interp: usize,
-    /// Eigenvalues per measured spectrum.
-    pub eig: usize,
+    /// Eigenvalues per measured spectrum (`sharpness.k`; written as a u64, 0 never read).
+    pub k: EigenCount,
 }
 
 /// A journal read back: its header, the finished runs it holds in order, and the length of
@@ -81,7 +81,7 @@ fn header_payload(h: &JournalHeader) -> Vec<u8> {
     w.bytes(h.config_sha256.as_bytes());
     w.u64(h.steps as u64);
     w.u64(h.interp as u64);
-    w.u64(h.eig as u64);
+    w.u64(h.k.get() as u64);
     w.0
 }
 
@@ -93,7 +93,8 @@ fn parse_header(payload: &[u8]) -> Result<JournalHeader, String> {
         config_sha256: hash,
         steps: r.usize()?,
         interp: r.usize()?,
-        eig: r.usize()?,
+        k: EigenCount::new(r.usize()?)
+            .ok_or_else(|| "the journal header counts 0 eigenvalues".to_string())?,
     })
 }
 
@@ -324,7 +325,7 @@ mod tests {
             config_sha256: "abc".into(),
             steps: 3,
             interp: 0,
-            eig: 1,
+            k: EigenCount::ONE,
         }
     }
 
@@ -377,6 +378,26 @@ mod tests {
         let c = parse(&bad).unwrap();
         assert_eq!(c.records.len(), 2);
         assert_eq!(c.discarded, bytes.len() as u64 - ends[2]);
+    }
+
+    #[test]
+    fn the_header_keeps_its_bytes_and_refuses_a_count_of_zero() {
+        // The eigenvalue count is the header's last u64, as before it was typed.
+        let h = JournalHeader {
+            k: EigenCount::new(3).unwrap(),
+            ..header()
+        };
+        let payload = header_payload(&h);
+        assert_eq!(payload[payload.len() - 8..], 3u64.to_le_bytes());
+        assert_eq!(parse_header(&payload).unwrap(), h);
+        let mut zero = payload.clone();
+        let at = zero.len() - 8;
+        zero[at..].copy_from_slice(&0u64.to_le_bytes());
+        let err = parse_header(&zero).unwrap_err();
+        assert!(err.contains("0 eigenvalues"), "{err}");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(frame(&zero));
+        assert!(parse(&bytes).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{FileMeta, ResultsFile};
 use crate::hessian::StopReason;
-use crate::record::{Column, Results, Role, RunRecord, RunStatus, TaskKey, SCHEMA};
+use crate::record::{Column, EigenCount, Results, Role, RunRecord, RunStatus, TaskKey, SCHEMA};
 
 pub(crate) fn meta(hash: &str) -> FileMeta {
     FileMeta {
@@ -41,7 +41,7 @@ pub(crate) fn key(i: usize) -> TaskKey {
 
 pub(crate) fn empty(n: usize, steps: usize, interp: &[f64]) -> Results {
     Results {
-        eig: 1,
+        k: EigenCount::ONE,
         steps,
         interp_alpha: interp.to_vec(),
         keys: (0..n).map(key).collect(),

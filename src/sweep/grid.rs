@@ -1,7 +1,7 @@
 //! The grid of tasks a config describes, its networks (the runs that share one λ₀), and the
 //! cost model used to hand out the most expensive work first.
 
-use crate::config::{Config, ModelKind};
+use crate::config::Config;
 use crate::record::{InitKey, LineKey, TaskKey};
 
 /// Every line of the config (the runs that differ only in c), in the file's row order:
@@ -9,12 +9,9 @@ use crate::record::{InitKey, LineKey, TaskKey};
 /// sgd_seed). The one enumeration of the grid: [`expand`] gives each line its c values,
 /// the adaptive search ([`super::search::Search::new`]) searches each line for them.
 pub fn lines(cfg: &Config) -> Vec<LineKey> {
-    let depths: Vec<u32> = match cfg.model.kind {
-        ModelKind::Uv => vec![2],
-        ModelKind::Mlp => cfg.model.depth.clone(),
-    };
     let mut lines = Vec::new();
-    for &depth in &depths {
+    // The uv model's depth is 2: `Config` sets it so when omitted and refuses another.
+    for &depth in &cfg.model.depth {
         for &width in &cfg.model.width {
             for axis_point in 0..cfg.n_axis_points() as u32 {
                 for (seed, sgd_seed) in cfg.seed_pairs() {
@@ -53,15 +50,8 @@ pub fn init_keys(keys: &[TaskKey]) -> Vec<InitKey> {
 
 /// Input and output sizes of the configured data (known without loading it).
 pub fn data_shape(cfg: &Config) -> (usize, usize) {
-    use crate::config::DatasetKind::*;
-    match cfg.model.kind {
-        ModelKind::Uv => (1, 1),
-        ModelKind::Mlp => match cfg.data.dataset {
-            FashionMnist | Mnist => (784, 10),
-            Cifar10 => (3072, 10),
-            Synthetic => (cfg.data.synthetic_input_dim, 10),
-        },
-    }
+    let sz = cfg.sizes();
+    (sz.input_dim, sz.outputs)
 }
 
 /// Parameter count P ≈ d_in·w + (d−2)·w² + k·w of a grid point.
@@ -81,17 +71,8 @@ const HVPS_PER_MEASUREMENT: f64 = 20.0;
 /// sharpness measurement ≈ (6 + 12·HVPs)·m·P per measured step.
 pub fn run_cost(cfg: &Config, key: &TaskKey) -> f64 {
     let p = n_params(cfg, key.depth, key.width);
-    let (n, m, b) = match cfg.model.kind {
-        ModelKind::Uv => (1.0, 1.0, 1.0),
-        ModelKind::Mlp => {
-            let n = cfg.data.n_train as f64;
-            (
-                n,
-                (cfg.sharpness.measure_n as f64).min(n),
-                cfg.train.batch_size as f64,
-            )
-        }
-    };
+    let sz = cfg.sizes();
+    let (n, m, b) = (sz.n_train as f64, sz.measure_n as f64, sz.batch_size as f64);
     let steps = cfg.train.steps as f64;
     let measurements = (steps / cfg.sharpness.every.max(1) as f64).ceil() + 1.0;
     p * (6.0 * b * steps + measurements * (2.0 * n + (6.0 + 12.0 * HVPS_PER_MEASUREMENT) * m))
@@ -100,10 +81,7 @@ pub fn run_cost(cfg: &Config, key: &TaskKey) -> f64 {
 /// Estimated flops of one λ₀ measurement of a line.
 pub fn lambda0_cost(cfg: &Config, init: &InitKey) -> f64 {
     let p = n_params(cfg, init.depth, init.width);
-    let m = match cfg.model.kind {
-        ModelKind::Uv => 1.0,
-        ModelKind::Mlp => (cfg.sharpness.measure_n as f64).min(cfg.data.n_train as f64),
-    };
+    let m = cfg.sizes().measure_n as f64;
     p * m * (6.0 + 12.0 * 2.0 * HVPS_PER_MEASUREMENT)
 }
 

@@ -375,7 +375,7 @@ fn open_results(
         ResultsFile::open_resume(path, meta, &cfg.axes(), &grid::expand(cfg))
     } else {
         let results = Results {
-            eig: cfg.sharpness.k.max(1),
+            k: train::eigen_count(cfg),
             steps: cfg.train.steps,
             interp_alpha: train::interp_alpha(cfg.grid.interp_points),
             keys: keys.to_vec(),
@@ -493,29 +493,12 @@ impl SweepTask<'_> {
         } = Plan::of(cfg, existing);
         file.add_pending(&todo);
         let total = file.n_runs();
-        let n = todo.len();
-        let mut master = Master::new(
-            todo,
-            (0..n).collect(),
-            |k| grid::run_cost(&self.points[k.axis_point as usize], k),
-            |l| grid::lambda0_cost(&self.points[l.axis_point as usize], l),
-            &known,
-            &[],
-            cfg.grid.stop_after_divergence,
-        );
-        for key in &diverged {
-            master.note_diverged(key);
-        }
+        let mut master = self.master(todo, &known, &diverged);
+        // A resumed start predicts its first runs from the file's earlier run times.
         for (key, rec) in existing.keys.iter().zip(&existing.records) {
             if let Some(rec) = rec {
                 master.note_earlier_run(key, rec.seconds);
             }
-        }
-        // Runs that checkpoint are started even when they cannot finish by the deadline:
-        // the drain at the deadline stops them at their next checkpoint, and they go on
-        // from it at the next start.
-        if cfg.train.checkpoint_every == 0 {
-            master.set_deadline(self.deadline.map(drain::instant_of));
         }
         let mut progress = Progress::new(total, tally.finished, tally.diverged, self.opts);
         let mut ran_now = 0;
@@ -552,6 +535,51 @@ impl SweepTask<'_> {
         let result = schedule::run_master(&mut master, self.world, work, sink, self.drain);
         let wall = loop_start.elapsed().as_secs_f64();
         progress.finish();
+        let busy = result.map(|busy| (busy, wall));
+        self.close_out(file, &master, (tally, ran_now), busy)
+    }
+
+    /// The scheduler of `todo` (grid order), given the λ₀ of the `known` networks and the
+    /// runs already `diverged`; with the deadline when runs do not checkpoint.
+    fn master(
+        &self,
+        todo: Vec<TaskKey>,
+        known: &[(InitKey, Lambda0)],
+        diverged: &[TaskKey],
+    ) -> Master<'_> {
+        let n = todo.len();
+        let mut master = Master::new(
+            todo,
+            (0..n).collect(),
+            |k| grid::run_cost(&self.points[k.axis_point as usize], k),
+            |l| grid::lambda0_cost(&self.points[l.axis_point as usize], l),
+            known,
+            &[],
+            self.cfg.grid.stop_after_divergence,
+        );
+        for key in diverged {
+            master.note_diverged(key);
+        }
+        // Runs that checkpoint are started even when they cannot finish by the deadline:
+        // the drain at the deadline stops them at their next checkpoint, and they go on
+        // from it at the next start.
+        if self.cfg.train.checkpoint_every == 0 {
+            master.set_deadline(self.deadline.map(drain::instant_of));
+        }
+        master
+    }
+
+    /// Rank 0 after the scheduling loop: clears the checkpoints of finished runs, writes the
+    /// history line of this start (`ran_now` runs), closes the file and sums up; `busy` is
+    /// the loop's outcome (each rank's busy seconds) and its wall-clock seconds.
+    fn close_out(
+        &self,
+        mut file: ResultsFile,
+        master: &Master<'_>,
+        (tally, ran_now): (Tally, usize),
+        busy: Result<(Vec<f64>, f64), StoreError>,
+    ) -> Result<SweepSummary, SweepError> {
+        let cfg = self.cfg;
         if tally.finished == file.n_runs() {
             // Every run is in the file: any checkpoint left (a kill between a run's commit
             // and its checkpoint's removal) belongs to a finished run.
@@ -577,7 +605,7 @@ impl SweepTask<'_> {
             self.size
         ))?;
         file.close()?;
-        let busy = result?;
+        let (busy, wall) = busy?;
         // Runs skipped by stop_after_divergence count as settled.
         let settled = if cfg.grid.stop_after_divergence && !drained && !master.out_of_time() {
             total
@@ -595,5 +623,79 @@ impl SweepTask<'_> {
             busy,
             wall,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::{OptimizerState, Rule};
+    use crate::record::RunRecord;
+    use crate::store::checkpoint::{checkpoint_path, save_bytes};
+    use crate::train::RunCheckpoint;
+
+    #[test]
+    fn load_checkpoint_reads_its_run_and_names_the_file_it_cannot_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let drain = AtomicBool::new(false);
+        let place = CheckpointPlace {
+            results: dir.path().join("r.h5"),
+            config_sha256: "cfg".into(),
+            every: 1,
+            drain: &drain,
+            rank: 0,
+        };
+        let key = TaskKey {
+            c: 2.0,
+            depth: 2,
+            width: 4,
+            seed: 1,
+            sgd_seed: 2,
+            axis_point: 0,
+        };
+        let path = checkpoint_path(&place.results, &key);
+        let load = |rule| load_checkpoint::<f64>(&place, &key, rule);
+        let refused = |rule, why: &str| {
+            let Err(e) = load(rule) else {
+                panic!("refused")
+            };
+            assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+            assert!(e.contains(why), "{e}");
+        };
+        assert!(load(Rule::Sgd).unwrap().is_none());
+
+        let ck = RunCheckpoint {
+            t: 1,
+            params: vec![0.5f64, -1.0],
+            opt: OptimizerState::new(Rule::Sgd, 2, None),
+            epochs: 0,
+            cursor: 1,
+            record: RunRecord::unmeasured(3.0, 0.5, RunStatus::Done, 2, 0),
+            warm: Default::default(),
+            seconds: 0.25,
+        };
+        let save = |hash: &str| {
+            let bytes = train::checkpoint::encode(hash, &key, &ck);
+            save_bytes(&place.results, &key, &bytes).unwrap();
+        };
+        save("cfg");
+        let back = load(Rule::Sgd).unwrap().expect("a checkpoint");
+        assert_eq!((back.t, back.params), (1, vec![0.5, -1.0]));
+        let Err(e) = load_checkpoint::<f32>(&place, &key, Rule::Sgd) else {
+            panic!("f64 bytes read for an f32 run")
+        };
+        assert!(
+            e.starts_with(&format!("{}: precision f64", path.display())),
+            "{e}"
+        );
+        refused(Rule::Momentum(0.9), "");
+        save("another config");
+        refused(Rule::Sgd, "written under config another config, not cfg");
+        std::fs::write(&path, b"not a checkpoint at all").unwrap();
+        refused(Rule::Sgd, "bad magic");
+        // Unreadable (a directory where the file should be): the read error names it too.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        refused(Rule::Sgd, "");
     }
 }

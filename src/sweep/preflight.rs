@@ -1,7 +1,7 @@
 //! Pre-flight: what one run needs in memory, what a rank has, and the refusal to start a
 //! sweep whose largest run cannot fit — before any data is loaded or any buffer allocated.
 
-use crate::config::{Config, ModelKind, SearchKind, SharpnessMethod};
+use crate::config::{Config, SearchKind, SharpnessMethod};
 use crate::model::Precision;
 use crate::record::{Dim, Kind, LineKey, Role, TaskKey, SCHEMA};
 use crate::train::{lanczos_basis_vectors, network_spec};
@@ -50,21 +50,16 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
     let spec = network_spec(cfg, d_in, k, depth, width);
     let p = spec.n_params();
     let pf = p as f64;
-    let (n, m, b) = match cfg.model.kind {
-        ModelKind::Uv => (1.0, 1.0, 1.0),
-        ModelKind::Mlp => {
-            let n = cfg.data.n_train as f64;
-            let b = (cfg.train.batch_size as f64).min(n);
-            (n, (cfg.sharpness.measure_n as f64).min(n), b)
-        }
-    };
+    let sz = cfg.sizes();
+    let n = sz.n_train as f64;
+    let (m, b) = (sz.measure_n as f64, (sz.batch_size as f64).min(n));
     // Per example: activations, deltas, their R-versions, and tanh's extra buffers, each
     // (d − 1)·w hidden values plus k outputs.
     let per_example = 6.0 * ((f64::from(depth) - 1.0).max(0.0) * f64::from(width) + k as f64);
     let lanczos = match cfg.sharpness.method {
         SharpnessMethod::Lanczos => {
             let basis = lanczos_basis_vectors(p, cfg.sharpness.max_iter) as f64;
-            let sk = cfg.sharpness.k.max(1) as f64;
+            let sk = cfg.sharpness.k as f64;
             // The block method (k > 1, Gauss-Newton) keeps V and AV, at least 3k columns
             // each, plus the k warm-start vectors of each operator.
             let vectors = if cfg.sharpness.k > 1 || cfg.sharpness.operator.gauss_newton() {
@@ -78,11 +73,7 @@ pub fn run_memory(cfg: &Config, depth: u32, width: u32) -> MemoryEstimate {
     };
     // The optimizer's state in the network's precision (heavy ball's v; Adam's m, v and
     // measurement gradient), and Adam's f64 preconditioner.
-    let optimizer = match cfg.train.optimizer {
-        crate::config::Optimizer::Sgd => 0.0,
-        crate::config::Optimizer::Momentum => pf * t,
-        crate::config::Optimizer::Adam => 3.0 * pf * t + 8.0 * pf,
-    };
+    let optimizer = cfg.train.update_rule().state_bytes(pf, t);
     MemoryEstimate {
         n_params: p,
         weights: 3.0 * pf * t + 4.0 * pf * 8.0 + optimizer,
@@ -114,7 +105,7 @@ fn var_row_bytes(cfg: &Config, var: &crate::record::Var) -> f64 {
         .map(|d| match d {
             Dim::Step => cfg.train.steps as f64 + 1.0,
             Dim::Interp => cfg.grid.interp_points as f64,
-            Dim::Eig => cfg.sharpness.k.max(1) as f64,
+            Dim::Eig => cfg.sharpness.k as f64,
             Dim::Run => 1.0,
         })
         .product();

@@ -35,17 +35,7 @@ fn cpu_features() -> String {
 
 /// The update rule in words (plain SGD words as files have always had them).
 fn optimizer(t: &crate::config::TrainConfig) -> String {
-    let rule = match t.optimizer {
-        crate::config::Optimizer::Sgd => "plain SGD (no momentum, no weight decay)".to_string(),
-        crate::config::Optimizer::Momentum => format!(
-            "SGD with heavy-ball momentum v <- beta v + g, theta <- theta - eta_t v, v_0 = 0, beta = {} (no weight decay)",
-            t.momentum
-        ),
-        crate::config::Optimizer::Adam => format!(
-            "Adam (GI-Adam: second moment initialised from the squared measurement-set gradient at theta_0, v_0 = g_0^2, m_0 = 0): m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, theta <- theta - eta_t m_hat/(sqrt(v_hat) + eps), m_hat = m/(1 - b1^t), v_hat = v/(1 - b2^t) at update t = 1, 2, ...; b1 = {}, b2 = {}, eps = {} (no weight decay)",
-            t.adam_beta1, t.adam_beta2, t.adam_eps
-        ),
-    };
+    let rule = t.update_rule().describe();
     if t.warmup_steps == 0 {
         rule
     } else {
@@ -60,7 +50,7 @@ fn optimizer(t: &crate::config::TrainConfig) -> String {
 /// preconditioned one (the old words otherwise).
 fn sharpness(cfg: &Config) -> String {
     let plain = "largest algebraic eigenvalue of the full Hessian of the loss (not Gauss-Newton) on the measurement set";
-    if cfg.train.optimizer != crate::config::Optimizer::Adam {
+    if !cfg.train.update_rule().preconditioned() {
         return plain.into();
     }
     format!(

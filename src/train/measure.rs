@@ -203,11 +203,11 @@ impl<'a, T: Float> Measurer<'a, T> {
         let mut op = Preconditioned::new(&mut hvp, d);
         let opts = BlockOptions {
             tol: s.tol,
-            max_iter: s.max_iter * s.k,
-            max_basis: lanczos_basis_vectors(params.len(), s.max_iter).max(3 * s.k),
+            max_iter: s.max_iter * s.k.get(),
+            max_basis: lanczos_basis_vectors(params.len(), s.max_iter).max(3 * s.k.get()),
             seed,
         };
-        block_top_k_in(&mut op, s.k, start, &opts, &mut self.eig)
+        block_top_k_in(&mut op, s.k.get(), start, &opts, &mut self.eig)
     }
 
     /// The smallest Hessian eigenvalue (of D H D with `d`) at `params`: Lanczos on −H.
@@ -251,7 +251,7 @@ impl<'a, T: Float> Measurer<'a, T> {
         params: &[T],
         lambda0: Option<&Lambda0>,
     ) {
-        let (k, seed) = (self.s.k, self.seed_at(t));
+        let (k, seed) = (self.s.k.get(), self.seed_at(t));
         let precond = self.precond.take();
         let d = precond.as_deref();
         if self.s.operator.hessian() && k > 1 {
@@ -295,7 +295,7 @@ impl<'a, T: Float> Measurer<'a, T> {
         if s.operator.gauss_newton() {
             let start = self.warm_start(GAUSS_NEWTON);
             let sp = self.top_k(params, (Curvature::GaussNewton, d), &start, seed ^ 0x9e37);
-            eig_row(&mut rec.gn_eigenvalues, t, s.k, &sp.values);
+            eig_row(&mut rec.gn_eigenvalues, t, s.k.get(), &sp.values);
             rec.hvps[t] += sp.applications as i32;
             self.warm[GAUSS_NEWTON] = sp.vectors;
         }
@@ -364,7 +364,7 @@ impl<'a, T: Float> Measurer<'a, T> {
         }
         let adam = matches!(self.s.rule, Rule::Adam(_));
         if !adam && params == theta0 {
-            repeat_initial_measurement(rec, t, self.s.k);
+            repeat_initial_measurement(rec, t, self.s.k.get());
             return;
         }
         // Adam's gradient runs the measurement's passes; its operators reuse them.
@@ -394,8 +394,8 @@ impl<'a, T: Float> Measurer<'a, T> {
         let est = notebook_power(self.s, params, (xb, yb, b), ws_batch, self.seed);
         let m = Lambda0::of_estimate(&est);
         record_measurement(rec, t, &m);
-        rec.eigenvalues[t * self.s.k] = m.value;
-        rec.eig_residual[t * self.s.k] = m.residual;
+        rec.eigenvalues[t * self.s.k.get()] = m.value;
+        rec.eig_residual[t * self.s.k.get()] = m.residual;
     }
 
     /// The training loss along θ₀ + α(θ_T − θ₀) at the interpolation coefficients α.

@@ -22,7 +22,7 @@ mod setup;
 
 pub use self::checkpoint::RunCheckpoint;
 pub use self::measure::{lambda0, lanczos_basis_vectors};
-pub use self::setup::{interp_alpha, network_spec, Lambda0, Problem, RunSettings};
+pub use self::setup::{eigen_count, interp_alpha, network_spec, Lambda0, Problem, RunSettings};
 pub use crate::optim::learning_rate;
 
 use self::batches::Minibatches;
@@ -501,7 +501,7 @@ mod tests {
         let problem = Problem::<f64>::from_config(&cfg).unwrap();
         let run = |par: Par| {
             let s = RunSettings {
-                k: 2,
+                k: crate::record::EigenCount::new(2).unwrap(),
                 bottom: true,
                 ..RunSettings::new(&cfg, &problem, 3, 64, par)
             };

@@ -8,7 +8,7 @@ use crate::hessian::{EigenEstimate, StopReason};
 use crate::model::uv::uv_spec;
 use crate::model::{Float, MlpSpec};
 use crate::optim::Rule;
-use crate::record::RunRecord;
+use crate::record::{EigenCount, RunRecord};
 use faer::Par;
 
 /// The data a sweep trains on, in the network's precision: the training subset, the
@@ -147,7 +147,7 @@ pub struct RunSettings {
     /// Points of the θ₀ → θ_T loss interpolation (0: none).
     pub interp_points: usize,
     /// Eigenvalues per stored spectrum (`sharpness.k`).
-    pub k: usize,
+    pub k: EigenCount,
     /// Whose top-k spectra are stored.
     pub operator: SpectrumOperator,
     /// Whether the Hessian's smallest eigenvalue is measured too.
@@ -179,10 +179,7 @@ impl RunSettings {
             spec: network_spec(cfg, problem.input_dim, problem.outputs, depth, width),
             depth,
             width,
-            batch_size: match cfg.model.kind {
-                ModelKind::Uv => 1,
-                ModelKind::Mlp => cfg.train.batch_size,
-            },
+            batch_size: cfg.sizes().batch_size,
             steps: cfg.train.steps,
             divergence_loss: cfg.train.divergence_loss,
             every: cfg.sharpness.every.max(1),
@@ -192,10 +189,10 @@ impl RunSettings {
             power_iters: cfg.sharpness.power_iters,
             warm_start: cfg.sharpness.warm_start,
             interp_points: cfg.grid.interp_points,
-            k: cfg.sharpness.k.max(1),
+            k: eigen_count(cfg),
             operator: cfg.sharpness.operator,
             bottom: cfg.sharpness.bottom,
-            rule: Rule::of(&cfg.train),
+            rule: cfg.train.update_rule(),
             warmup_steps: cfg.train.warmup_steps,
             preconditioned: cfg.sharpness.preconditioned,
             protocol: cfg.sharpness.protocol,
@@ -207,7 +204,10 @@ impl RunSettings {
     /// Whether a measurement goes beyond the sharpness (top-k, Gauss-Newton, bottom, the
     /// plain Hessian's beside Adam's preconditioned one).
     pub fn spectra(&self) -> bool {
-        self.k > 1 || self.operator != SpectrumOperator::Hessian || self.bottom || self.plain()
+        self.k.get() > 1
+            || self.operator != SpectrumOperator::Hessian
+            || self.bottom
+            || self.plain()
     }
 
     /// Whether each measurement also measures the plain Hessian's top eigenvalue.
@@ -219,6 +219,11 @@ impl RunSettings {
     pub fn interp_alpha(&self) -> Vec<f64> {
         interp_alpha(self.interp_points)
     }
+}
+
+/// `sharpness.k` of a validated config as a count ([`Config::validate`] refuses 0).
+pub fn eigen_count(cfg: &Config) -> EigenCount {
+    EigenCount::new(cfg.sharpness.k).expect("Config::validate keeps sharpness.k in 1..=64")
 }
 
 /// α_j = j/(points − 1), j = 0..points (empty for points = 0, [0] for 1).
