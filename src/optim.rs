@@ -4,7 +4,7 @@
 //! rate of a step under a linear warmup, and Adam's preconditioner, which defines the
 //! preconditioned sharpness λ_max(P⁻¹H) that sets and tracks Adam's learning rate.
 
-use crate::config::{Optimizer, TrainConfig};
+use crate::config::{invalid, ConfigError, Optimizer, TrainConfig};
 use crate::model::Float;
 
 /// Adam's hyperparameters (`train.adam_beta1`, `adam_beta2`, `adam_eps`).
@@ -43,6 +43,86 @@ impl TrainConfig {
                 eps: self.adam_eps,
             }),
         }
+    }
+
+    /// The keys of the update rule checked (the error names the first offending key):
+    /// `train.momentum` only with heavy ball, in [0, 1); Adam's keys only with Adam
+    /// ([`Self::check_adam`]); `preconditioned` (`sharpness.preconditioned`) only with Adam.
+    pub(crate) fn check_rule(&self, preconditioned: bool) -> Result<(), ConfigError> {
+        let t = self;
+        match t.optimizer {
+            Optimizer::Sgd if t.momentum != 0.0 => {
+                return Err(invalid(
+                    "train.momentum",
+                    format!(
+                        "is only used with train.optimizer = \"momentum\" (got momentum = {} with \"sgd\")",
+                        t.momentum
+                    ),
+                ));
+            }
+            // β = 0 is plain SGD (an axis over β may include it).
+            Optimizer::Momentum if !(t.momentum >= 0.0 && t.momentum < 1.0) => {
+                return Err(invalid(
+                    "train.momentum",
+                    format!(
+                        "must be in [0, 1) with train.optimizer = \"momentum\" (got {})",
+                        t.momentum
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        self.check_adam(preconditioned)
+    }
+
+    /// Adam's keys: only with `optimizer = "adam"` (at their defaults otherwise), β₁ and β₂
+    /// in [0, 1), ε > 0; `sharpness.preconditioned` only with Adam.
+    fn check_adam(&self, preconditioned: bool) -> Result<(), ConfigError> {
+        use crate::config::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS};
+        let t = self;
+        let keys = [
+            ("train.adam_beta1", t.adam_beta1, ADAM_BETA1),
+            ("train.adam_beta2", t.adam_beta2, ADAM_BETA2),
+            ("train.adam_eps", t.adam_eps, ADAM_EPS),
+        ];
+        if t.optimizer != Optimizer::Adam {
+            for (key, value, default) in keys {
+                if value.to_bits() != default.to_bits() {
+                    return Err(invalid(
+                        key,
+                        format!("is only used with train.optimizer = \"adam\" (got {value})"),
+                    ));
+                }
+            }
+            if preconditioned {
+                return Err(invalid(
+                    "sharpness.preconditioned",
+                    "needs train.optimizer = \"adam\" (only Adam has a preconditioner)",
+                ));
+            }
+            return Ok(());
+        }
+        if t.momentum != 0.0 {
+            return Err(invalid(
+                "train.momentum",
+                format!(
+                    "is heavy-ball momentum, not used with \"adam\" (its first moment is train.adam_beta1; got momentum = {})",
+                    t.momentum
+                ),
+            ));
+        }
+        for (key, value, _) in &keys[..2] {
+            if !(*value >= 0.0 && *value < 1.0) {
+                return Err(invalid(key, format!("must be in [0, 1) (got {value})")));
+            }
+        }
+        if !(t.adam_eps > 0.0 && t.adam_eps.is_finite()) {
+            return Err(invalid(
+                "train.adam_eps",
+                format!("must be > 0 and finite (got {})", t.adam_eps),
+            ));
+        }
+        Ok(())
     }
 }
 
