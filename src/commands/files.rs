@@ -373,6 +373,10 @@ pub fn inspect_file(path: &Path, with_config: bool) -> Result<String, CommandErr
     if let Some(cfg) = stored_search(&stored) {
         out += &search_summary(&cfg, &results);
     }
+    if let Ok(cfg) = Config::from_toml_str(&m.config_text) {
+        let estimator = crate::sweep::provenance::recorded_estimator(&m.conventions, &cfg);
+        out += &format!("  sharpness estimator: {estimator}\n");
+    }
     out += &format!("  config sha256: {}\n", m.config_sha256);
     if journal_path(path).exists() {
         out += &format!(

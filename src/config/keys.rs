@@ -389,8 +389,8 @@ pub const KEYS: &[Key] = &[
         ty: "bool",
         default: "true",
         axis: true,
-        help: "start each measurement from the previous step's eigenvector",
-        doc: "start each measurement from the previous step's top eigenvector (the first one after initialization starts from a seeded random vector)",
+        help: "start each measurement from the previous one's eigenvectors",
+        doc: "start each measurement from the previous one's: with `k = 1` Lanczos from u₁ + 0.02·u₂, its top two Ritz vectors, so that after a crossing of the top two eigenvalues the new top one is reported (estimator `lanczos-tracked-2`); with `k` > 1 from its k Ritz vectors; with `method = \"power\"` from its eigenvector. The first one after initialization starts from a seeded random vector",
         ..KEY
     },
     Key {

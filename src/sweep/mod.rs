@@ -369,9 +369,20 @@ fn open_results(
     let path = &cfg.output.path;
     if opts.resume && path.exists() {
         // The file's own config attributes first: an edited `config` or `axes` is refused
-        // before anything is written.
+        // before anything is written; so is a file whose runs another sharpness estimator
+        // measured, if runs remain to be trained with this one.
         let (results, stored) = crate::store::read_snapshot(path)?;
         crate::store::file_config(path, &stored, &results)?;
+        if stored.meta.config_sha256 == meta.config_sha256 {
+            let finished = crate::store::read_results(path).map_or(results, |(r, _)| r);
+            let left = runs_to_train(cfg, &finished);
+            provenance::check_resume_estimator(&stored.meta.conventions, cfg, left).map_err(
+                |reason| StoreError::Invalid {
+                    path: path.clone(),
+                    reason,
+                },
+            )?;
+        }
         ResultsFile::open_resume(path, meta, &cfg.axes(), &grid::expand(cfg))
     } else {
         let results = Results {
@@ -384,6 +395,26 @@ fn open_results(
         };
         ResultsFile::create(path, meta, &results, opts.force).map(|f| (f, results))
     }
+}
+
+/// How many runs a resume of a file holding `existing` would train: its pending runs (an
+/// adaptive search's next round), less those `stop_after_divergence` skips.
+fn runs_to_train(cfg: &Config, existing: &Results) -> usize {
+    let plan = Plan::of(cfg, existing);
+    let n = plan.todo.len();
+    let mut master = Master::new(
+        plan.todo,
+        (0..n).collect(),
+        |_: &TaskKey| 1.0,
+        |_: &InitKey| 1.0,
+        &[],
+        &[],
+        cfg.grid.stop_after_divergence,
+    );
+    for key in &plan.diverged {
+        master.note_diverged(key);
+    }
+    master.runnable()
 }
 
 /// Counts of finished runs as they arrive.

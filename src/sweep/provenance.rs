@@ -63,13 +63,96 @@ fn sharpness(cfg: &Config) -> String {
     )
 }
 
+/// The estimator of the k = 1 warm-started Lanczos sharpness since the tracked start:
+/// each measurement starts from u₁ + 0.02·u₂, the previous measurement's top two Ritz
+/// vectors, so that after a crossing of the top two eigenvalues it reports the new top
+/// one (`hessian::lanczos_tracked_in`).
+pub const TRACKED_ESTIMATOR: &str = "lanczos-tracked-2";
+
+/// The same setting's estimator before it (the previous top Ritz vector alone, which can
+/// settle on λ₂ after a crossing): what a file without `sharpness_estimator` used.
+pub const WARM_ESTIMATOR: &str = "lanczos-warm-1";
+
+/// The estimator of `sharpness` under one config (one axis point).
+fn estimator_of(cfg: &Config) -> &'static str {
+    use crate::config::{SharpnessMethod, SharpnessProtocol};
+    let s = &cfg.sharpness;
+    if s.protocol == SharpnessProtocol::AuthorsNotebook {
+        "power-notebook-1"
+    } else if s.method == SharpnessMethod::Power {
+        "power-1"
+    } else if s.k > 1 {
+        "block-lanczos-1"
+    } else if !s.warm_start {
+        "lanczos-cold-1"
+    } else {
+        TRACKED_ESTIMATOR
+    }
+}
+
+/// The identifier of the estimator of `sharpness` in a sweep of `cfg` (the convention
+/// `sharpness_estimator`): the estimator of every axis point of `grid.axes`, distinct ones
+/// joined by ", " in point order. It changes whenever the numbers a setting gives change.
+pub fn sharpness_estimator(cfg: &Config) -> String {
+    let points = cfg.axis_points().unwrap_or_else(|_| vec![cfg.clone()]);
+    let mut names: Vec<&str> = Vec::new();
+    for p in &points {
+        let e = estimator_of(p);
+        if !names.contains(&e) {
+            names.push(e);
+        }
+    }
+    names.join(", ")
+}
+
+/// The estimator of `sharpness` in a file of config `cfg` whose conventions are
+/// `conventions`: its `sharpness_estimator`, or for a file written before estimators were
+/// named, the estimator `cfg` had then ([`WARM_ESTIMATOR`] where it now has
+/// [`TRACKED_ESTIMATOR`]; the other settings are unchanged).
+pub fn recorded_estimator(conventions: &[(String, String)], cfg: &Config) -> String {
+    match conventions.iter().find(|(k, _)| k == "sharpness_estimator") {
+        Some((_, v)) => v.clone(),
+        None => sharpness_estimator(cfg).replace(TRACKED_ESTIMATOR, WARM_ESTIMATOR),
+    }
+}
+
+/// Whether a resume of a file of config `cfg` (conventions `conventions`) with `runs_left`
+/// runs still to train may go on: refused, naming both estimators, when the file's runs
+/// were measured by another estimator than this program's and runs remain (finishing them
+/// would mix the two in one file). A file with nothing left to train resumes (it gains
+/// only what the schema added; its conventions keep naming its own estimator).
+pub fn check_resume_estimator(
+    conventions: &[(String, String)],
+    cfg: &Config,
+    runs_left: usize,
+) -> Result<(), String> {
+    let (file, now) = (
+        recorded_estimator(conventions, cfg),
+        sharpness_estimator(cfg),
+    );
+    if file == now || runs_left == 0 {
+        return Ok(());
+    }
+    let named = if conventions.iter().any(|(k, _)| k == "sharpness_estimator") {
+        ""
+    } else {
+        " (the file names none: written before estimators were named)"
+    };
+    Err(format!(
+        "its runs were measured with the sharpness estimator {file}{named}, this program \
+         measures with {now}; training its {runs_left} remaining run(s) would mix the two in \
+         one file. Sweep into another --out (or --force to start this file over), or finish \
+         it with the sharpsweep version that wrote it"
+    ))
+}
+
 /// The conventions recorded with the results (see SCIENCE.md).
 pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)> {
     let s = &cfg.sharpness;
     let method = match s.method {
         crate::config::SharpnessMethod::Lanczos => format!(
-            "Lanczos with full reorthogonalization on exact Hessian-vector products (R-operator); stops at relative residual ||Hv - lambda v||/|lambda| <= {} or {} HVPs; warm start from the previous eigenvector: {} (the first measurement after initialization starts cold)",
-            s.tol, s.max_iter, s.warm_start
+            "Lanczos with full reorthogonalization on exact Hessian-vector products (R-operator); stops at relative residual ||Hv - lambda v||/|lambda| <= {} or {} HVPs; warm start from the previous measurement: {} (k = 1: from u1 + {} u2, its top two Ritz vectors, so that after a crossing of the top two eigenvalues the new top one is reported; the first measurement after initialization starts cold)",
+            s.tol, s.max_iter, s.warm_start, crate::hessian::TRACKED_SECOND_WEIGHT
         ),
         crate::config::SharpnessMethod::Power => format!(
             "power iteration, {} iterations, on exact Hessian-vector products; warm start: {}",
@@ -92,6 +175,7 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
         }),
         v("sharpness", sharpness(cfg)),
         v("sharpness_method", method),
+        v("sharpness_estimator", sharpness_estimator(cfg)),
         v("parameterization", format!(
             "{:?}: sigma2_hidden = {}, sigma2_readout = {}, readout = {:?}, bias = {}, activation = {:?}; sp: W ~ N(0, sigma2/fan_in), h = W a; ntk: W ~ N(0, 1), h = sqrt(sigma2/fan_in) W a",
             cfg.model.net.parameterization, cfg.model.net.sigma2_hidden, cfg.model.net.sigma2_readout, cfg.model.net.readout, cfg.model.net.bias, cfg.model.net.activation)
@@ -165,6 +249,50 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("eta_t = (t/64) eta for t < 64"), "{t}");
+    }
+
+    #[test]
+    fn the_estimator_is_named_and_an_unnamed_one_reads_as_the_old_warm_start() {
+        let cfg = Config::default();
+        let conv = conventions(&cfg, "data");
+        let named = conv.iter().find(|(k, _)| k == "sharpness_estimator");
+        assert_eq!(named.unwrap().1, TRACKED_ESTIMATOR);
+        assert_eq!(recorded_estimator(&conv, &cfg), TRACKED_ESTIMATOR);
+        // A file written before estimators were named.
+        let old: Vec<_> = conv
+            .iter()
+            .filter(|(k, _)| k != "sharpness_estimator")
+            .cloned()
+            .collect();
+        assert_eq!(recorded_estimator(&old, &cfg), WARM_ESTIMATOR);
+        let err = check_resume_estimator(&old, &cfg, 3).unwrap_err();
+        assert!(
+            err.contains("lanczos-warm-1 (the file names none")
+                && err.contains("measures with lanczos-tracked-2")
+                && err.contains("3 remaining run(s)"),
+            "{err}"
+        );
+        // Nothing left to train: nothing is mixed.
+        assert!(check_resume_estimator(&old, &cfg, 0).is_ok());
+        assert!(check_resume_estimator(&conv, &cfg, 3).is_ok());
+        // Settings whose numbers did not change read as themselves.
+        let mut block = Config::default();
+        block.sharpness.k = 4;
+        let unnamed: Vec<(String, String)> = Vec::new();
+        assert_eq!(recorded_estimator(&unnamed, &block), "block-lanczos-1");
+        assert!(check_resume_estimator(&unnamed, &block, 5).is_ok());
+        // An axis over warm_start names both of its estimators.
+        let axes =
+            Config::from_toml_str("[grid]\naxes = { \"sharpness.warm_start\" = [true, false] }\n")
+                .unwrap();
+        assert_eq!(
+            sharpness_estimator(&axes),
+            "lanczos-tracked-2, lanczos-cold-1"
+        );
+        assert_eq!(
+            recorded_estimator(&unnamed, &axes),
+            "lanczos-warm-1, lanczos-cold-1"
+        );
     }
 
     #[test]

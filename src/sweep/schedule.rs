@@ -246,6 +246,12 @@ impl<'a> Master<'a> {
                 .is_some_and(|&c| k.c > c)
     }
 
+    /// How many of the tasks not handed out yet would run: all but those that
+    /// `stop_after_divergence` skips after the divergences noted so far.
+    pub fn runnable(&self) -> usize {
+        self.pending.iter().filter(|&&t| !self.skipped(t)).count()
+    }
+
     /// The next unit for an idle worker.
     pub fn next_unit(&mut self) -> Next {
         if self.draining {

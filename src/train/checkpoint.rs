@@ -36,8 +36,14 @@ pub struct RunCheckpoint<T> {
     pub seconds: f64,
 }
 
-/// The first bytes of a checkpoint.
-const MAGIC: &[u8; 8] = b"SSCKPT01";
+/// The first bytes of a checkpoint. Version 02: a k = 1 Lanczos measurement leaves two
+/// warm vectors (its top two Ritz vectors, the tracked start's), not one.
+const MAGIC: &[u8; 8] = b"SSCKPT02";
+
+/// The first bytes of a checkpoint of the earlier version, whose warm start kept the top
+/// eigenvector alone: continued by this program, its run would differ from both the
+/// earlier program's and this one's, so it is refused.
+const MAGIC_V1: &[u8; 8] = b"SSCKPT01";
 
 fn vector<T: Float>(w: &mut ByteWriter, v: &[T]) {
     w.u64(v.len() as u64);
@@ -84,6 +90,14 @@ pub fn encode<T: Float>(config_sha256: &str, key: &TaskKey, ck: &RunCheckpoint<T
 
 /// The payload of checkpoint bytes whose magic, length and checksum hold.
 fn payload(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.starts_with(MAGIC_V1) {
+        return Err(
+            "a checkpoint of an earlier sharpsweep (format SSCKPT01, whose sharpness warm \
+             start kept one vector; this program's keeps the top two Ritz vectors, estimator \
+             lanczos-tracked-2): not continued"
+                .into(),
+        );
+    }
     if bytes.len() < 20 || &bytes[..8] != MAGIC {
         return Err("not a sharpsweep checkpoint (bad magic at byte 0)".into());
     }
@@ -267,6 +281,50 @@ mod run_tests {
         assert_eq!(end, RunEnd::Interrupted(4));
     }
 
+    /// The tracked start's second vector travels in the checkpoint: every checkpoint after
+    /// a warm k = 1 measurement holds the top two Ritz vectors, a continuation from it is
+    /// the uninterrupted run bit for bit (in `check`), and one from the top vector alone
+    /// (what the earlier format held) is not.
+    #[test]
+    fn the_second_warm_vector_is_carried_and_needed() {
+        let text = RUN.replace("every = 3", "every = 1");
+        check::<f64>(&text, 3.0);
+        let cfg = Config::from_toml_str(&text).unwrap();
+        let problem = Problem::<f64>::from_config(&cfg).unwrap();
+        let s = RunSettings::new(&cfg, &problem, 3, 16, Par::Seq);
+        let l0 = lambda0(&s, &problem, 2);
+        let (whole, _) = train_run(&s, &problem, 3.0, 2, 2, &l0);
+        let mut saved: Vec<RunCheckpoint<f64>> = Vec::new();
+        let mut save = |ck: &RunCheckpoint<f64>| {
+            saved.push(ck.clone());
+            false
+        };
+        let ckpt = Checkpoints {
+            every: 4,
+            resume: None,
+            save: &mut save,
+        };
+        train_run_checkpointed(&s, &problem, (3.0, 2, 2), &l0, ckpt);
+        assert_eq!(saved.len(), 3);
+        for mut ck in saved {
+            let at = ck.t;
+            assert_eq!(ck.warm[0].len(), 2, "at {at}: the top two Ritz vectors");
+            ck.warm[0].truncate(1);
+            let mut never = |_: &RunCheckpoint<f64>| false;
+            let ckpt = Checkpoints {
+                every: 4,
+                resume: Some(ck),
+                save: &mut never,
+            };
+            let RunEnd::Finished(rest, _) =
+                train_run_checkpointed(&s, &problem, (3.0, 2, 2), &l0, ckpt)
+            else {
+                panic!("not interrupted")
+            };
+            assert!(!same(&rest, &whole), "resumed at {at} without u2");
+        }
+    }
+
     #[test]
     fn a_run_continued_from_any_checkpoint_is_the_uninterrupted_run_bitwise() {
         check::<f32>(RUN, 2.0);
@@ -353,6 +411,11 @@ mod tests {
         };
         assert!(err(decode(&bytes, "abc", &point, rule)).contains("not of"));
         assert!(err(decode(b"garbage", "abc", &key, rule)).contains("bad magic"));
+        // The earlier format (one warm vector for the k = 1 sharpness) is refused by name.
+        let mut v1 = bytes.clone();
+        v1[..8].copy_from_slice(b"SSCKPT01");
+        let old = err(decode(&v1, "abc", &key, rule));
+        assert!(old.contains("earlier sharpsweep (format SSCKPT01"), "{old}");
         let f64s = decode::<f64>(&bytes, "abc", &key, rule).unwrap_err();
         assert!(f64s.contains("precision f32"), "{f64s}");
         assert!(err(decode(&bytes, "abc", &key, Rule::Sgd)).contains("optimizer state"));

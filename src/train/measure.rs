@@ -15,8 +15,8 @@ use super::batches::Minibatches;
 use super::{Lambda0, Problem, RunSettings};
 use crate::config::{SharpnessMethod, SharpnessProtocol};
 use crate::hessian::{
-    block_top_k_in, lanczos_top_in, power_top, BlockOptions, EigenEstimate, EigenWorkspace,
-    LanczosOptions, Negated, Preconditioned, Spectrum,
+    block_top_k_in, lanczos_top_in, lanczos_tracked_in, power_top, BlockOptions, EigenEstimate,
+    EigenWorkspace, LanczosOptions, Negated, Preconditioned, Spectrum,
 };
 use crate::model::param::init_params;
 use crate::model::{Curvature, Float, HvpOperator, MlpWorkspace};
@@ -89,8 +89,10 @@ impl<'a, T: Float> MeasurementPasses<'a, T> {
     }
 }
 
-/// The eigenvectors a measurement leaves for the next one's warm start: Hessian,
-/// Gauss-Newton, bottom, plain Hessian (Adam) — the order of a checkpoint's `warm`.
+/// The eigenvectors a measurement leaves for the next one's warm start: Hessian (k = 1:
+/// the top two Ritz vectors of a warm-started Lanczos, [`Measurer::tracked_sharpness`];
+/// k > 1: the block's k), Gauss-Newton, bottom, plain Hessian (Adam) — the order of a
+/// checkpoint's `warm`.
 pub(crate) type WarmVectors = [Vec<Vec<f64>>; 4];
 const HESSIAN: usize = 0;
 const GAUSS_NEWTON: usize = 1;
@@ -163,6 +165,17 @@ impl<'a, T: Float> Measurer<'a, T> {
         }
     }
 
+    /// The Lanczos options of a single-vector measurement with start seed `seed`.
+    fn lanczos_options(&self, n_params: usize, seed: u64) -> LanczosOptions {
+        let s = self.s;
+        LanczosOptions {
+            tol: s.tol,
+            max_iter: s.max_iter,
+            max_basis: lanczos_basis_vectors(n_params, s.max_iter),
+            seed,
+        }
+    }
+
     /// Top Hessian eigenvalue on the measurement set at `params`, by the configured method
     /// (of D H D, Adam's preconditioned Hessian, when `d` gives D = P^-½), from `start`.
     fn sharpness(
@@ -173,20 +186,38 @@ impl<'a, T: Float> Measurer<'a, T> {
         seed: u64,
     ) -> EigenEstimate {
         let s = self.s;
+        let opts = self.lanczos_options(params.len(), seed);
         let mut hvp = self.passes.operator(params, Curvature::Hessian);
         let mut op = Preconditioned::new(&mut hvp, d);
         match s.method {
-            SharpnessMethod::Lanczos => {
-                let opts = LanczosOptions {
-                    tol: s.tol,
-                    max_iter: s.max_iter,
-                    max_basis: lanczos_basis_vectors(params.len(), s.max_iter),
-                    seed,
-                };
-                lanczos_top_in(&mut op, start, &opts, &mut self.eig)
-            }
+            SharpnessMethod::Lanczos => lanczos_top_in(&mut op, start, &opts, &mut self.eig),
             SharpnessMethod::Power => power_top(&mut op, start, s.power_iters, s.tol, seed),
         }
+    }
+
+    /// The sharpness of a measurement of the run (k = 1), warm-started from `previous`, the
+    /// vectors the last one left: with warm-started Lanczos, from its top two Ritz vectors
+    /// ([`lanczos_tracked_in`], so that after a crossing of the top two eigenvalues the
+    /// value is the new top one, never λ₂), leaving this one's top two; otherwise as
+    /// [`Measurer::sharpness`] from the first, leaving the eigenvector. Returns the estimate
+    /// and the second vector to keep beside its eigenvector. With `previous` empty (the
+    /// first measurement after initialization) the estimate is bit for bit the cold
+    /// start's.
+    fn tracked_sharpness(
+        &mut self,
+        params: &[T],
+        previous: &[Vec<f64>],
+        d: Option<&[f64]>,
+        seed: u64,
+    ) -> (EigenEstimate, Option<Vec<f64>>) {
+        if self.s.method != SharpnessMethod::Lanczos || !self.s.warm_start {
+            let first = previous.first().map(|v| &v[..]);
+            return (self.sharpness(params, first, d, seed), None);
+        }
+        let opts = self.lanczos_options(params.len(), seed);
+        let mut hvp = self.passes.operator(params, Curvature::Hessian);
+        let mut op = Preconditioned::new(&mut hvp, d);
+        lanczos_tracked_in(&mut op, previous, &opts, &mut self.eig)
     }
 
     /// The top `s.k` eigenpairs of `curvature` (preconditioned by `d`) at `params` by the
@@ -218,15 +249,9 @@ impl<'a, T: Float> Measurer<'a, T> {
         start: Option<&[f64]>,
         seed: u64,
     ) -> EigenEstimate {
-        let s = self.s;
+        let opts = self.lanczos_options(params.len(), seed);
         let mut hvp = self.passes.operator(params, Curvature::Hessian);
         let mut op = Preconditioned::new(&mut hvp, d);
-        let opts = LanczosOptions {
-            tol: s.tol,
-            max_iter: s.max_iter,
-            max_basis: lanczos_basis_vectors(params.len(), s.max_iter),
-            seed,
-        };
         lanczos_top_in(&mut Negated(&mut op), start, &opts, &mut self.eig)
     }
 
@@ -271,11 +296,10 @@ impl<'a, T: Float> Measurer<'a, T> {
             let m = match lambda0 {
                 Some(l0) => *l0,
                 None => {
-                    let start = self.warm_start(HESSIAN);
-                    let first = start.first().map(|v| &v[..]);
-                    let est = self.sharpness(params, first, d, seed);
+                    let previous = self.warm_start(HESSIAN);
+                    let (est, second) = self.tracked_sharpness(params, &previous, d, seed);
                     let m = Lambda0::of_estimate(&est);
-                    self.warm[HESSIAN] = vec![est.vector];
+                    self.warm[HESSIAN] = std::iter::once(est.vector).chain(second).collect();
                     m
                 }
             };
@@ -618,5 +642,177 @@ mod notebook_tests {
                 .to_string();
             assert!(err.contains(key), "{extra}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod crossing_tests {
+    use super::super::train_run;
+    use super::*;
+    use crate::config::Config;
+    use crate::hessian::{dense_eigenvalues, DenseOperator, SymmetricOperator};
+    use crate::model::param::layout;
+    use faer::{Mat, Par};
+
+    /// The run of `tests/spectrum.rs` whose top two Hessian eigenvalues cross between steps
+    /// 3 and 4 at c = 40 (Fashion-MNIST, d = 3, w = 8): a warm start from the previous top
+    /// vector alone reported λ₂ (1.7465 against 1.8714 at step 4).
+    const CROSSING: &str = r#"
+        [data]
+        n_train = 256
+        [model]
+        depth = [3]
+        width = [8]
+        [train]
+        batch_size = 64
+        steps = 6
+        seeds = [1]
+        [sharpness]
+        measure_n = 64
+        tol = 1e-4
+        max_iter = 200
+        [grid]
+        c = [40.0]
+    "#;
+
+    /// An orthonormal basis of a subspace of parameter space that holds the range of the
+    /// Hessian on the examples `x` (column-major `input_dim` × m): the first layer's weights
+    /// enter the loss only through W₀x, so H is zero on every direction whose W₀ rows are
+    /// orthogonal to the examples. Columns: each hidden unit's row along an orthonormal
+    /// basis of span(x), then a unit vector per other parameter.
+    fn range_basis(spec: &crate::model::MlpSpec, x: &[f32], m: usize) -> Vec<Vec<f64>> {
+        let (layers, n) = layout(spec);
+        let (first, d) = (layers[0], spec.input_dim);
+        let mut span: Vec<Vec<f64>> = Vec::new();
+        for i in 0..m {
+            let mut v: Vec<f64> = x[i * d..(i + 1) * d].iter().map(|a| *a as f64).collect();
+            let before = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+            for _ in 0..2 {
+                for b in &span {
+                    let p: f64 = v.iter().zip(b).map(|(a, b)| a * b).sum();
+                    v.iter_mut().zip(b).for_each(|(a, b)| *a -= p * b);
+                }
+            }
+            let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if norm > 1e-8 * before {
+                span.push(v.iter().map(|a| a / norm).collect());
+            }
+        }
+        let w0 = first.w_offset..first.w_offset + first.rows * first.cols;
+        let mut basis = Vec::new();
+        for r in 0..first.rows {
+            for b in &span {
+                let mut q = vec![0.0; n];
+                (0..d).for_each(|c| q[first.w_offset + c * first.rows + r] = b[c]);
+                basis.push(q);
+            }
+        }
+        for j in (0..n).filter(|j| !w0.contains(j)) {
+            let mut q = vec![0.0; n];
+            q[j] = 1.0;
+            basis.push(q);
+        }
+        basis
+    }
+
+    /// The largest eigenvalue of `op` by the dense oracle on its range: the eigenvalues of
+    /// QᵀHQ (`q` holding the range of H, fewer columns than H's dimension, so 0 is one
+    /// of H's eigenvalues too). Checks first that H vanishes off `q`.
+    fn dense_top(op: &mut impl SymmetricOperator, q: &[Vec<f64>]) -> f64 {
+        let n = op.dim();
+        let mut hq = Mat::<f64>::zeros(n, q.len());
+        let mut y = vec![0.0; n];
+        for (j, col) in q.iter().enumerate() {
+            op.apply(col, &mut y);
+            (0..n).for_each(|i| hq[(i, j)] = y[i]);
+        }
+        let qm = Mat::<f64>::from_fn(n, q.len(), |i, j| q[j][i]);
+        let a = qm.transpose() * &hq;
+        let k = q.len();
+        let dense = (0..k * k).map(|i| a[(i % k, i / k)]).collect();
+        let top = *dense_eigenvalues(&mut DenseOperator::new(k, dense))
+            .last()
+            .unwrap();
+        // A direction off the range (a fixed pattern with its components along q removed).
+        let mut z: Vec<f64> = (0..n).map(|i| ((i * 7919) % 13) as f64 - 6.0).collect();
+        let coef: Vec<f64> = (0..k)
+            .map(|j| (0..n).map(|i| qm[(i, j)] * z[i]).sum())
+            .collect();
+        for (j, c) in coef.iter().enumerate() {
+            (0..n).for_each(|i| z[i] -= c * qm[(i, j)]);
+        }
+        let zn = z.iter().map(|a| a * a).sum::<f64>().sqrt();
+        op.apply(&z, &mut y);
+        let off = y.iter().map(|a| a * a).sum::<f64>().sqrt() / zn;
+        assert!(
+            off <= 1e-4 * top.abs(),
+            "H is not zero off the range: {off} vs {top}"
+        );
+        assert!(k < n);
+        top.max(0.0)
+    }
+
+    #[test]
+    fn after_a_crossing_of_the_top_two_every_warm_measurement_is_the_dense_top() {
+        let cfg = Config::from_toml_str(CROSSING).unwrap();
+        cfg.validate().unwrap();
+        let problem = Problem::<f32>::from_config(&cfg).unwrap();
+        let (d, w, seed) = (3, 8, 1);
+        let s = RunSettings::new(&cfg, &problem, d, w, Par::Seq);
+        let l0 = lambda0(&s, &problem, seed);
+        let (rec, _) = train_run(&s, &problem, 40.0, seed, seed, &l0);
+        // Replay θ_t: plain SGD at η = c/λ₀ on the run's minibatch stream.
+        let mut theta: Vec<f32> = init_params(&s.spec, NetStream::Init.seed(seed, d, w));
+        let mut batches = Minibatches::new(&problem, 64, NetStream::Sgd.seed(seed, d, w));
+        let mut opt = OptimizerState::new(s.rule, theta.len(), None);
+        let eta = f32::of(40.0 / l0.value);
+        let (mut ws, mut grad) = (
+            MlpWorkspace::new(&s.spec, 64, Par::Seq),
+            vec![0.0; theta.len()],
+        );
+        let m = problem.n_meas();
+        let mut meas = MlpWorkspace::<f32>::new(&s.spec, m, Par::Seq);
+        let q = range_basis(&s.spec, &problem.x_meas, m);
+        // The previous top vector alone: the estimator before the tracked start.
+        let mut old: Option<Vec<f64>> = None;
+        let mut eig = EigenWorkspace::new(Par::Seq);
+        let (mut warm, mut missed) = (0, Vec::new());
+        for t in 1..=s.steps {
+            let (xb, yb) = batches.next(&problem);
+            ws.loss_and_grad(&theta, xb, yb, 64, &mut grad);
+            opt.step(&mut theta, &grad, eta);
+            if rec.sharpness[t].is_nan() {
+                break;
+            }
+            let (x, y) = (&problem.x_meas[..], &problem.y_meas[..]);
+            let mut op = HvpOperator::of(&theta, x, y, m, &mut meas, Curvature::Hessian);
+            let top = dense_top(&mut op, &q);
+            let opts = LanczosOptions {
+                tol: s.tol,
+                max_iter: s.max_iter,
+                max_basis: lanczos_basis_vectors(theta.len(), s.max_iter),
+                seed: NetStream::Lanczos.seed(seed, d, w).wrapping_add(t as u64),
+            };
+            let est = lanczos_top_in(&mut op, old.as_deref(), &opts, &mut eig);
+            let what = format!("step {t}: reported {}, dense top {top}", rec.sharpness[t]);
+            if t == 1 {
+                // The cold first measurement, bit for bit as before: the replay is the run.
+                assert_eq!(rec.sharpness[1].to_bits(), est.value.to_bits(), "{what}");
+            } else {
+                warm += 1;
+                assert!(rec.converged[t], "{what}");
+                assert!((rec.sharpness[t] - top).abs() <= s.tol * top, "{what}");
+                if est.value < top * (1.0 - s.tol) {
+                    missed.push((t, est.value));
+                }
+            }
+            old = Some(est.vector);
+        }
+        assert!(warm >= 4, "{warm} warm measurements: {:?}", rec.sharpness);
+        // The run really has a crossing that the old start misses.
+        assert!(
+            !missed.is_empty(),
+            "the old start found the top at every step"
+        );
     }
 }

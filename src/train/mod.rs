@@ -75,7 +75,8 @@ pub enum RunEnd {
 /// the run then stops with `diverged_at = t`, and later entries stay NaN. The first
 /// measurement after initialization starts Lanczos from a seeded random vector (so the
 /// result does not depend on which rank computed λ₀); later ones warm-start from the
-/// previous eigenvector when `warm_start`.
+/// previous measurement's when `warm_start` (k = 1 Lanczos: from its top two Ritz
+/// vectors, so that a crossing of the top two eigenvalues is followed).
 pub fn train_run<T: Float>(
     s: &RunSettings,
     problem: &Problem<T>,

@@ -142,7 +142,8 @@ pub struct RunSettings {
     pub max_iter: usize,
     /// Power iterations.
     pub power_iters: usize,
-    /// Warm-start each measurement from the previous eigenvector.
+    /// Warm-start each measurement from the previous one's vectors (k = 1 Lanczos: its top
+    /// two Ritz vectors).
     pub warm_start: bool,
     /// Points of the θ₀ → θ_T loss interpolation (0: none).
     pub interp_points: usize,
