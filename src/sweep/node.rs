@@ -89,9 +89,9 @@ fn problem_bytes<T>(p: &Problem<T>) -> usize {
 }
 
 /// The problem of `cfg` on this rank, and how the job's ranks got theirs. Under MPI
-/// (`world`) every rank must call this (it is collective); a rank whose node could not
-/// load the data gets the error (the rank that failed: the loader's own), and so do the
-/// others, after every rank has heard of it, so that none waits on another.
+/// (`world`) every rank must call this (it is collective). When any rank could not load
+/// the data, every rank returns an error once all have heard of it (none waits on
+/// another): the rank that failed its loader's error, the others [`SweepError::Remote`].
 pub(crate) fn load_problem<T: Float>(
     cfg: &Config,
     world: Option<&SimpleCommunicator>,
