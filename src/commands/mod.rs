@@ -66,7 +66,14 @@ pub fn dry_run(config: &Path, overrides: &[String]) -> Result<String, ConfigErro
         );
     }
     if let Some(available) = preflight::memory_per_rank() {
-        match preflight::check_memory(&points, &keys, available) {
+        // As a sweep under a launcher with this many ranks per node would hold its data.
+        let forced =
+            crate::sweep::node::per_rank_forced().map_err(|message| ConfigError::Invalid {
+                key: "environment".into(),
+                message,
+            })?;
+        let shared = crate::sweep::node::shares(&cfg, available.2, forced);
+        match preflight::check_memory(&points, &keys, available, shared) {
             Ok(()) => {
                 out += &format!(
                     "memory: fits ({} per rank: {} available here, {} rank(s) on this node)\n",
@@ -76,6 +83,9 @@ pub fn dry_run(config: &Path, overrides: &[String]) -> Result<String, ConfigErro
                 )
             }
             Err(e) => out += &format!("memory: DOES NOT FIT: {e}\n"),
+        }
+        if let Some(need) = preflight::describe_need(&points, &keys, available, shared) {
+            out += &format!("memory: {need}\n");
         }
     }
     Ok(out)

@@ -90,7 +90,7 @@ pub fn run_single(
             sgd_seed: seed,
             axis_point: 0,
         };
-        preflight::check_memory(std::slice::from_ref(&cfg), &[key], available)
+        preflight::check_memory(std::slice::from_ref(&cfg), &[key], available, false)
             .map_err(SingleRunError::Memory)?;
     }
     let notebook = cfg.sharpness.protocol == crate::config::SharpnessProtocol::AuthorsNotebook;

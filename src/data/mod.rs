@@ -15,11 +15,24 @@
 
 pub(crate) mod cifar;
 pub(crate) mod idx;
+pub mod shared;
 pub(crate) mod synthetic;
+
+pub use shared::SharedArray;
 
 use crate::config::{DataConfig, DatasetKind};
 use crate::rng::{seeded_sample, stream_seed, Stream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Datasets this process has loaded (read or generated) by [`load`].
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many datasets this process has loaded (read or generated) so far: a sweep sums it
+/// over its ranks to tell how often the files were read.
+pub fn loads() -> usize {
+    LOADS.load(Ordering::Relaxed)
+}
 
 /// A dataset held in memory: `n` examples of `input_dim` features, `classes` classes.
 #[derive(Clone, Debug, PartialEq)]
@@ -230,6 +243,7 @@ pub enum DataError {
 /// Loads the training subset described by `cfg`: `n_train` examples (the first ones, or a
 /// seeded random subset, sorted by source row), standardized per example.
 pub fn load(cfg: &DataConfig) -> Result<Dataset, DataError> {
+    LOADS.fetch_add(1, Ordering::Relaxed);
     if cfg.n_train == 0 {
         return Err(DataError::BadConfig {
             key: "data.n_train",

@@ -8,12 +8,14 @@
 //! - [`drain`]: signals and deadlines that stop a sweep early without losing work;
 //! - [`preflight`]: the memory a run needs, checked before anything is loaded;
 //! - [`search`]: the adaptive search for the critical values (`grid.search = "adaptive"`);
+//! - [`node`]: one read-only copy of the dataset per node, shared by its ranks;
 //! - `launch`, `provenance`, `progress`: MPI set-up, what the file records about the run,
 //!   and the progress report.
 
 pub mod drain;
 pub(crate) mod grid;
 mod launch;
+pub mod node;
 pub mod preflight;
 mod progress;
 pub(crate) mod provenance;
@@ -69,9 +71,12 @@ pub enum SweepError {
     /// The largest run of the grid cannot fit in a rank's share of the node's memory.
     #[error("not enough memory: {0}")]
     Memory(String),
-    /// Another rank reported an error; rank 0 prints it.
-    #[error("stopped because rank 0 reported an error")]
+    /// Another rank could not load the dataset; that rank prints why.
+    #[error("stopped: another rank could not load the dataset (its error is printed above)")]
     Remote,
+    /// An environment variable the sweep reads has a value it cannot use (names it).
+    #[error("{0}")]
+    Environment(String),
 }
 
 /// How the sweep ended.
@@ -171,9 +176,17 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepSummary, SweepError> {
         cfg.output.path = out.clone();
     }
     let points = cfg.axis_points()?;
+    let forced = node::per_rank_forced().map_err(SweepError::Environment)?;
     if let Some(available) = preflight::memory_per_rank() {
-        preflight::check_memory(&points, &grid::expand(&cfg), available)
-            .map_err(SweepError::Memory)?;
+        let world = launch.world();
+        let shared = world.is_some() && node::shares(&cfg, available.2, forced);
+        let keys = grid::expand(&cfg);
+        preflight::check_memory(&points, &keys, available, shared).map_err(SweepError::Memory)?;
+        if launch.rank == 0 && !opts.quiet {
+            if let Some(need) = preflight::describe_need(&points, &keys, available, shared) {
+                eprintln!("sharpsweep: memory: {need}");
+            }
+        }
     }
     let world = launch.world();
     cfg.train.precision.dispatch(SweepTask {
@@ -208,7 +221,7 @@ impl PrecisionTask for SweepTask<'_> {
 
     fn run<T: Float>(self) -> Self::Output {
         let cfg = self.cfg;
-        let problem = Problem::<T>::from_config(cfg)?;
+        let (problem, loads) = node::load_problem::<T>(cfg, self.world)?;
         let par = par_of(self.opts.threads);
         // Data, precision and the file's shape are the config's; everything a run or a λ₀
         // measurement sets from the config comes from its axis point's config.
@@ -249,6 +262,9 @@ impl PrecisionTask for SweepTask<'_> {
             schedule::run_worker(self.world.expect("workers exist only under MPI"), &work);
             return Ok(SweepSummary::empty(cfg.output.path.clone(), initial.len()));
         }
+        if !self.opts.quiet {
+            eprintln!("sharpsweep: {}", loads.describe());
+        }
         let meta = provenance::file_meta(cfg, &problem.description, self.size);
         // Rank 0 opens the file first, so a refusal costs no computation.
         let opened = open_results(cfg, self.opts, &meta, &initial);
@@ -259,7 +275,7 @@ impl PrecisionTask for SweepTask<'_> {
                 return Err(e.into());
             }
         };
-        self.run_root(file, &existing, &work)
+        self.run_root(file, &existing, &work, &loads)
     }
 }
 
@@ -504,12 +520,13 @@ fn ending(finished: usize, total: usize, out_of_time: bool, drained: bool, drain
 impl SweepTask<'_> {
     /// Rank 0: schedules what `existing` lacks (for an adaptive search, what its replayed
     /// state asks for, and then each round as the last one finishes), writes every
-    /// outcome, reports.
+    /// outcome, reports; `loads` says how the ranks got their data (for the history).
     fn run_root<W>(
         &self,
         mut file: ResultsFile,
         existing: &Results,
         work: &W,
+        loads: &node::DataLoads,
     ) -> Result<SweepSummary, SweepError>
     where
         W: Fn(&Unit) -> Outcome + Sync,
@@ -567,7 +584,7 @@ impl SweepTask<'_> {
         let wall = loop_start.elapsed().as_secs_f64();
         progress.finish();
         let busy = result.map(|busy| (busy, wall));
-        self.close_out(file, &master, (tally, ran_now), busy)
+        self.close_out(file, &master, (tally, ran_now), busy, loads)
     }
 
     /// The scheduler of `todo` (grid order), given the λ₀ of the `known` networks and the
@@ -602,13 +619,15 @@ impl SweepTask<'_> {
 
     /// Rank 0 after the scheduling loop: clears the checkpoints of finished runs, writes the
     /// history line of this start (`ran_now` runs), closes the file and sums up; `busy` is
-    /// the loop's outcome (each rank's busy seconds) and its wall-clock seconds.
+    /// the loop's outcome (each rank's busy seconds) and its wall-clock seconds; the line
+    /// also says how the dataset was read (`loads`).
     fn close_out(
         &self,
         mut file: ResultsFile,
         master: &Master<'_>,
         (tally, ran_now): (Tally, usize),
         busy: Result<(Vec<f64>, f64), StoreError>,
+        loads: &node::DataLoads,
     ) -> Result<SweepSummary, SweepError> {
         let cfg = self.cfg;
         if tally.finished == file.n_runs() {
@@ -632,8 +651,9 @@ impl SweepTask<'_> {
             eprintln!("sharpsweep: {what}");
         }
         file.append_history(&format!(
-            "{what}; {ran_now} runs this start on {} rank(s)",
-            self.size
+            "{what}; {ran_now} runs this start on {} rank(s); {}",
+            self.size,
+            loads.describe()
         ))?;
         file.close()?;
         let (busy, wall) = busy?;

@@ -209,15 +209,62 @@ pub fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
 }
 
-/// Refuses a grid whose largest run needs more memory than a rank has (`per_rank`,
-/// `node`, `ranks` as from [`memory_per_rank`]), or whose results do not fit beside a run
-/// on rank 0, which keeps every run's record ([`results_memory`]); `points` as for
-/// [`largest_run`]. The message names the config keys that size each part (their values
-/// at the run's axis point), and the bytes needed and available.
+/// A rank's share of a run's memory on a node of `ranks` ranks: everything but the data,
+/// plus the data, or its `1/ranks` part when the node's ranks share one copy
+/// (`shared_data`, see `sweep::node`).
+pub fn rank_share(mem: &MemoryEstimate, ranks: usize, shared_data: bool) -> f64 {
+    let data = if shared_data {
+        mem.data / ranks.max(1) as f64
+    } else {
+        mem.data
+    };
+    mem.total() - mem.data + data
+}
+
+/// How the data is counted, in words: once per node, or once per rank.
+fn data_words(mem: &MemoryEstimate, ranks: usize, shared_data: bool) -> String {
+    if shared_data {
+        format!(
+            "beside it the dataset, {} once per node (its {ranks} ranks share one read-only copy)",
+            gib(mem.data)
+        )
+    } else {
+        format!("the dataset ({}) counted in every rank", gib(mem.data))
+    }
+}
+
+/// What the largest run of `keys` needs on this node (`per_rank`, `node`, `ranks` as from
+/// [`memory_per_rank`]; `shared_data`: one dataset copy per node): one line, e.g. "largest
+/// run 0.01 GiB per rank without its data, beside it the dataset, 0.35 GiB once per node
+/// (...): 0.40 GiB for the node's 4 ranks of 23.1 GiB available".
+pub fn describe_need(
+    points: &[Config],
+    keys: &[TaskKey],
+    (_, node, ranks): (f64, f64, usize),
+    shared_data: bool,
+) -> Option<String> {
+    let (_, mem) = largest_run(points, keys)?;
+    let share = rank_share(&mem, ranks, shared_data);
+    Some(format!(
+        "largest run {} per rank without its data, {}: {} for the node's {ranks} rank(s) of {} available",
+        gib(mem.total() - mem.data),
+        data_words(&mem, ranks, shared_data),
+        gib(share * ranks as f64),
+        gib(node)
+    ))
+}
+
+/// Refuses a grid whose largest run needs more memory than a rank's share of the node
+/// (`per_rank`, `node`, `ranks` as from [`memory_per_rank`]; with `shared_data` the node's
+/// ranks hold one copy of the dataset between them: [`rank_share`]), or whose results do
+/// not fit beside a run on rank 0, which keeps every run's record ([`results_memory`]);
+/// `points` as for [`largest_run`]. The message names the config keys that size each part
+/// (their values at the run's axis point), and the bytes needed and available.
 pub fn check_memory(
     points: &[Config],
     keys: &[TaskKey],
     (per_rank, node, ranks): (f64, f64, usize),
+    shared_data: bool,
 ) -> Result<(), String> {
     let Some((key, mem)) = largest_run(points, keys) else {
         return Ok(());
@@ -229,35 +276,36 @@ pub fn check_memory(
         per_rank as u64,
         gib(node),
     );
-    if mem.total() > per_rank {
+    let share = rank_share(&mem, ranks, shared_data);
+    if share > per_rank {
         return Err(format!(
             "a run of model.depth = {}, model.width = {} ({} parameters) needs about {} \
-             ({} bytes): weights and gradients {}, activations {} (train.batch_size = {}, \
-             sharpness.measure_n = {}), Lanczos basis {} (sharpness.max_iter = {}), data {} \
-             (data.n_train = {}), its per-step records {} (train.steps = {}, sharpness.k = {}); \
+             ({} bytes) per rank: weights and gradients {}, activations {} (train.batch_size = {}, \
+             sharpness.measure_n = {}), Lanczos basis {} (sharpness.max_iter = {}), its per-step \
+             records {} (train.steps = {}, sharpness.k = {}); {} (data.n_train = {}); \
              {available}. Lower model.width or model.depth, sharpness.measure_n, \
              sharpness.max_iter, data.n_train or train.steps, use train.precision = \"f32\", \
              or run fewer ranks per node",
             key.depth,
             key.width,
             mem.n_params,
-            gib(mem.total()),
-            mem.total() as u64,
+            gib(share),
+            share as u64,
             gib(mem.weights),
             gib(mem.activations),
             cfg.train.batch_size,
             cfg.sharpness.measure_n,
             gib(mem.lanczos),
             cfg.sharpness.max_iter,
-            gib(mem.data),
-            cfg.data.n_train,
             gib(mem.records),
             cfg.train.steps,
             cfg.sharpness.k,
+            data_words(&mem, ranks, shared_data),
+            cfg.data.n_train,
         ));
     }
     let (results, runs) = results_memory(points, keys);
-    let rank0 = mem.total() + results;
+    let rank0 = share + results;
     if rank0 > per_rank {
         return Err(format!(
             "rank 0 keeps the results of all {runs} runs in memory: about {} ({} bytes) \
@@ -271,7 +319,7 @@ pub fn check_memory(
             cfg.train.steps as f64 + 1.0,
             cfg.sharpness.k,
             cfg.grid.interp_points,
-            gib(mem.total()),
+            gib(share),
             gib(rank0),
             rank0 as u64,
         ));
@@ -296,7 +344,7 @@ mod tests {
         // 784·w + w² + 10·w parameters at w = 1e8: ~1e16 of them, far beyond any node.
         assert!(huge.total() > 1e16, "{huge:?}");
         let keys = crate::sweep::grid::expand(&c);
-        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2)).unwrap_err();
+        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2), false).unwrap_err();
         for key in [
             "model.width = 100000000",
             "sharpness.measure_n",
@@ -308,7 +356,39 @@ mod tests {
         }
         let ok = cfg("[model]\ndepth = [3]\nwidth = [64]\n[grid]\nc = [1.0]\n");
         let keys = crate::sweep::grid::expand(&ok);
-        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2)).is_ok());
+        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2), false).is_ok());
+    }
+
+    #[test]
+    fn a_shared_dataset_counts_once_per_node() {
+        // Fashion-MNIST at n = 60000 with a tiny network: the data are most of a run.
+        let c = cfg(
+            "[data]\nn_train = 60000\n[model]\ndepth = [2]\nwidth = [16]\n\
+             [sharpness]\nmeasure_n = 256\n[grid]\nc = [1.0]\n",
+        );
+        let m = run_memory(&c, 2, 16);
+        assert!(m.data > 0.9 * m.total(), "{m:?}");
+        assert_eq!(rank_share(&m, 4, false), m.total());
+        assert!((rank_share(&m, 4, true) - (m.total() - 0.75 * m.data)).abs() < 1.0);
+        assert_eq!(rank_share(&m, 1, true), m.total());
+        // A node of 8 ranks with room for 3 copies of the data: a copy per rank does not
+        // fit, one copy shared by the node does.
+        let keys = crate::sweep::grid::expand(&c);
+        let node = 3.0 * m.data;
+        let avail = (node / 8.0, node, 8);
+        let points = std::slice::from_ref(&c);
+        let err = check_memory(points, &keys, avail, false).unwrap_err();
+        assert!(err.contains("counted in every rank"), "{err}");
+        assert!(err.contains("data.n_train = 60000"), "{err}");
+        assert!(check_memory(points, &keys, avail, true).is_ok());
+        let shared = describe_need(points, &keys, avail, true).unwrap();
+        assert!(
+            shared.contains("once per node (its 8 ranks share one read-only copy)"),
+            "{shared}"
+        );
+        assert!(shared.contains("for the node's 8 rank(s)"), "{shared}");
+        let own = describe_need(points, &keys, avail, false).unwrap();
+        assert!(own.contains("counted in every rank"), "{own}");
     }
 
     #[test]
@@ -364,7 +444,8 @@ mod tests {
         // One run's own record of 1e9 steps is ~150 GB.
         let c = tiny(1000000000, "", "c = [1.0, 4.0]\n");
         let keys = crate::sweep::grid::expand(&c);
-        let err = check_memory(std::slice::from_ref(&c), &keys, (64e9, 128e9, 2)).unwrap_err();
+        let err =
+            check_memory(std::slice::from_ref(&c), &keys, (64e9, 128e9, 2), false).unwrap_err();
         assert!(err.contains("train.steps = 1000000000"), "{err}");
         assert!(err.contains("per-step records"), "{err}");
         // Each run fits, but rank 0 keeps the records of all 1001 runs: ~80 GB.
@@ -377,14 +458,14 @@ mod tests {
         assert_eq!(keys.len(), 1001);
         let one = run_memory(&c, 2, 8).total();
         assert!(one < 1e9, "{one}");
-        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2)).unwrap_err();
+        let err = check_memory(std::slice::from_ref(&c), &keys, (8e9, 16e9, 2), false).unwrap_err();
         for want in ["rank 0", "all 1001 runs", "train.steps = 1000000"] {
             assert!(err.contains(want), "{want} in {err}");
         }
         // The tiny config itself fits.
         let ok = tiny(4, "", "c = [1.0, 4.0]\n");
         let keys = crate::sweep::grid::expand(&ok);
-        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2)).is_ok());
+        assert!(check_memory(std::slice::from_ref(&ok), &keys, (8e9, 16e9, 2), false).is_ok());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and λ₀ as one value ([`Lambda0`]).
 
 use crate::config::{Config, ModelKind, SharpnessMethod, SharpnessProtocol, SpectrumOperator};
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, SharedArray};
 use crate::hessian::{EigenEstimate, StopReason};
 use crate::model::uv::uv_spec;
 use crate::model::{Float, MlpSpec};
@@ -12,7 +12,9 @@ use crate::record::{EigenCount, RunRecord};
 use faer::Par;
 
 /// The data a sweep trains on, in the network's precision: the training subset, the
-/// fixed measurement set, and their one-hot targets (examples are columns).
+/// fixed measurement set, and their one-hot targets (examples are columns). Each array is
+/// this process's own, or a read-only view of the one copy the ranks of a node share
+/// ([`SharedArray`]); training reads them as slices either way.
 #[derive(Clone, Debug)]
 pub struct Problem<T> {
     /// Input features d_in.
@@ -20,13 +22,13 @@ pub struct Problem<T> {
     /// Outputs k.
     pub outputs: usize,
     /// Training inputs (d_in × n).
-    pub x_train: Vec<T>,
+    pub x_train: SharedArray<T>,
     /// Training targets (k × n).
-    pub y_train: Vec<T>,
+    pub y_train: SharedArray<T>,
     /// Measurement-set inputs (d_in × m).
-    pub x_meas: Vec<T>,
+    pub x_meas: SharedArray<T>,
     /// Measurement-set targets (k × m).
-    pub y_meas: Vec<T>,
+    pub y_meas: SharedArray<T>,
     /// Description of the data (files, subset rule, measurement set) for provenance.
     pub description: String,
 }
@@ -49,10 +51,10 @@ impl<T: Float> Problem<T> {
         Problem {
             input_dim: ds.input_dim,
             outputs: ds.classes,
-            x_train: conv(&ds.x),
-            y_train: conv(&ds.one_hot()),
-            x_meas: conv(&meas.x),
-            y_meas: conv(&meas.one_hot()),
+            x_train: conv(&ds.x).into(),
+            y_train: conv(&ds.one_hot()).into(),
+            x_meas: conv(&meas.x).into(),
+            y_meas: conv(&meas.one_hot()).into(),
             description: format!(
                 "{}; measurement set: {} of the {} training examples (seeded draw, seed {})",
                 ds.source,
@@ -68,10 +70,10 @@ impl<T: Float> Problem<T> {
         Problem {
             input_dim: 1,
             outputs: 1,
-            x_train: vec![T::of(1.0)],
-            y_train: vec![T::of(0.0)],
-            x_meas: vec![T::of(1.0)],
-            y_meas: vec![T::of(0.0)],
+            x_train: vec![T::of(1.0)].into(),
+            y_train: vec![T::of(0.0)].into(),
+            x_meas: vec![T::of(1.0)].into(),
+            y_meas: vec![T::of(0.0)].into(),
             description: "uv model: one example (x, y) = (1, 0)".into(),
         }
     }
