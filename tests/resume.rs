@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use sharpsweep::record::RunStatus;
 use std::path::Path;
 
 /// A grid of 40 runs that takes a few seconds in one process.
@@ -155,7 +156,9 @@ fn resume_with_a_changed_config_is_refused_under_mpirun() {
     assert_eq!(read(&d.join("r.h5")).steps, 3);
 }
 
-/// Two runs of 1500 steps that checkpoint every 25 steps (a few seconds in all).
+/// Two runs of 1500 steps that checkpoint every 25 steps (a few seconds in all): the
+/// sharpness at every step up to 12 and then every 10 steps, the loss every 3 steps and
+/// with the sharpness.
 fn long_runs(dir: &Path) -> String {
     let text = r#"
 [data]
@@ -168,9 +171,11 @@ batch_size = 64
 steps = 1500
 seeds = [1]
 checkpoint_every = 25
+loss_every = 3
 [sharpness]
 measure_n = 128
 every = 10
+dense_steps = 12
 [grid]
 c = [1.0, 2.0]
 "#;
@@ -237,6 +242,15 @@ fn runs_killed_or_drained_mid_way_continue_from_their_checkpoints_bitwise() {
         "a finished sweep leaves none"
     );
     let full = read(&d.join("full.h5"));
+    // The schedule, which every interrupted and resumed file below repeats bit for bit.
+    for rec in full.records.iter().map(|r| r.as_ref().unwrap()) {
+        assert_eq!(rec.status, RunStatus::Done);
+        for t in 0..=1500 {
+            let sharp = t <= 12 || t % 10 == 0;
+            assert_eq!(rec.hvps[t] >= 0, sharp, "hvps at {t}");
+            assert_eq!(rec.loss[t].is_nan(), !(sharp || t % 3 == 0), "loss at {t}");
+        }
+    }
 
     // SIGKILL mid-run: the checkpoints survive, and --resume continues from them.
     let args = ["sweep", &cfg, "--out", "killed.h5", "--quiet"];

@@ -325,6 +325,15 @@ pub const KEYS: &[Key] = &[
         ..KEY
     },
     Key {
+        name: "train.loss_every",
+        ty: "int ≥ 0",
+        default: "1",
+        in_text_at_default: false,
+        help: "measure the training loss every this many steps (0: only with the sharpness)",
+        doc: "the loss on the training set (one forward pass over it) is measured every this many steps, at the last step and wherever the sharpness is; 0 = only where the sharpness is. Unmeasured steps are NaN in `loss` ([Long runs](#long-runs-the-measurement-schedule)). Left out of the config text at 1",
+        ..KEY
+    },
+    Key {
         name: "sharpness.method",
         choices: &["lanczos", "power"],
         default: r#""lanczos""#,
@@ -353,8 +362,26 @@ pub const KEYS: &[Key] = &[
         name: "sharpness.every",
         ty: "int ≥ 1",
         default: "1",
-        help: "measure loss and sharpness every this many steps",
-        doc: "measure loss and sharpness every this many steps (and at the last step); unmeasured steps are NaN",
+        help: "measure the sharpness every this many steps (after dense_steps)",
+        doc: "after the first `dense_steps` steps, measure the sharpness (and its spectra) every this many steps, and at the last step; unmeasured steps are NaN (`hvps` −1). Must be 1 with `per_decade` > 0",
+        ..KEY
+    },
+    Key {
+        name: "sharpness.dense_steps",
+        ty: "int ≥ 0",
+        default: "0",
+        in_text_at_default: false,
+        help: "measure the sharpness at every step t <= this, then sparser",
+        doc: "measure the sharpness at every step t ≤ this (the early window of a long run), then every `every` steps or `per_decade` log-spaced; 0 = no dense part. Left out of the config text at 0",
+        ..KEY
+    },
+    Key {
+        name: "sharpness.per_decade",
+        ty: "int 0..1000",
+        default: "0",
+        in_text_at_default: false,
+        help: "after dense_steps, N log-spaced sharpness steps per decade (0: every k)",
+        doc: "N > 0: after the first `dense_steps` steps, measure the sharpness at the N log-spaced steps per decade t = round(10^(j/N)), j = 0, 1, … (and at the last step) instead of every `every` steps; 0 = off. Left out of the config text at 0",
         ..KEY
     },
     Key {

@@ -21,12 +21,14 @@ pub use crate::model::{Activation, NetOptions, Parameterization, Precision, Read
 mod axes;
 mod identity;
 pub mod keys;
+mod schedule;
 mod text;
 #[cfg(test)]
 mod text_pins;
 mod validate;
 
 pub use axes::MAX_AXIS_POINTS;
+pub use schedule::Schedule;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -211,6 +213,9 @@ pub struct TrainConfig {
     /// `--resume` continues it bit for bit. Not part of `config_sha256`: it changes no
     /// number.
     pub checkpoint_every: usize,
+    /// The training loss is measured every this many steps (and at T, and wherever the
+    /// sharpness is); 0: only where the sharpness is ([`Schedule`]).
+    pub loss_every: usize,
 }
 
 /// Adam's defaults (Kingma & Ba; the 2024 warmup paper's b1, b2, eps).
@@ -251,6 +256,7 @@ impl Default for TrainConfig {
             adam_beta2: ADAM_BETA2,
             adam_eps: ADAM_EPS,
             checkpoint_every: 0,
+            loss_every: 1,
         }
     }
 }
@@ -275,8 +281,14 @@ pub struct SharpnessConfig {
     pub measure_n: usize,
     /// Seed of the measurement-set draw.
     pub measure_seed: u64,
-    /// Measure loss and sharpness every this many steps.
+    /// Measure the sharpness every this many steps (after `dense_steps`, without
+    /// `per_decade`; [`Schedule`]).
     pub every: usize,
+    /// The sharpness is measured at every step t ≤ this.
+    pub dense_steps: usize,
+    /// N > 0: after `dense_steps`, the sharpness at N log-spaced steps per decade instead
+    /// of every `every` steps; 0: off.
+    pub per_decade: usize,
     /// Relative residual tolerance ‖Hv − λv‖/|λ| (Lanczos).
     pub tol: f64,
     /// Maximum Hessian-vector products per measurement (Lanczos).
@@ -349,6 +361,8 @@ impl Default for SharpnessConfig {
             measure_n: 4096,
             measure_seed: 0,
             every: 1,
+            dense_steps: 0,
+            per_decade: 0,
             tol: 1e-3,
             max_iter: 100,
             power_iters: 20,

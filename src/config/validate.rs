@@ -2,10 +2,13 @@
 //! offending key.
 
 use super::round_decimals;
+use super::schedule::MAX_PER_DECADE;
+use super::Schedule;
 use super::{
     invalid, Config, ConfigError, DatasetKind, ModelKind, Optimizer, SearchKind, SharpnessMethod,
     SpectrumOperator, MAX_GRID_POINTS,
 };
+use crate::analysis::AnalysisParams;
 use std::collections::BTreeSet;
 
 /// Most SGD steps per run: step indices (`diverged_at`) are stored as i32, and Adam's
@@ -168,6 +171,21 @@ impl Config {
         }
         if s.every == 0 {
             return Err(invalid("sharpness.every", "must be >= 1 (got 0)"));
+        }
+        if s.per_decade > MAX_PER_DECADE {
+            return Err(invalid(
+                "sharpness.per_decade",
+                format!("must be at most {MAX_PER_DECADE} (got {})", s.per_decade),
+            ));
+        }
+        if s.per_decade > 0 && s.every != 1 {
+            return Err(invalid(
+                "sharpness.per_decade",
+                format!(
+                    "log-spaced steps replace sharpness.every after the dense part: give one of them (got per_decade = {}, every = {})",
+                    s.per_decade, s.every
+                ),
+            ));
         }
         if !(s.tol > 0.0 && s.tol < 1.0) {
             return Err(invalid(
@@ -359,7 +377,33 @@ impl Config {
                 "an adaptive search already stops its coarse scan above the first divergence: remove this key",
             ));
         }
-        Ok(())
+        self.validate_search_schedule()
+    }
+
+    /// An adaptive search decides c_loss and c_sharp from the loss and the sharpness at
+    /// every step of the early window: a schedule that leaves one out is refused.
+    fn validate_search_schedule(&self) -> Result<(), ConfigError> {
+        let window = AnalysisParams::default().early_window;
+        let Some(t) = Schedule::of(self).first_sparse(window) else {
+            return Ok(());
+        };
+        let s = &self.sharpness;
+        let key = if s.per_decade > 0 {
+            "sharpness.per_decade"
+        } else {
+            "sharpness.every"
+        };
+        Err(invalid(
+            key,
+            format!(
+                "an adaptive search decides c_loss and c_sharp from the loss and the sharpness at every step of its early window 1..={}, but step {t} is not measured (every = {}, dense_steps = {}, per_decade = {}): set sharpness.dense_steps >= {} or sharpness.every = 1",
+                window.min(self.train.steps),
+                s.every,
+                s.dense_steps,
+                s.per_decade,
+                window.min(self.train.steps)
+            ),
+        ))
     }
 }
 
@@ -483,6 +527,72 @@ mod tests {
             "[grid]\nsearch = \"adaptive\"\nlog2_c = { start = 1023.5, stop = 1024.5, step = 0.5 }\n",
             &["grid.log2_c:", "= inf"],
         );
+    }
+
+    #[test]
+    fn the_measurement_schedule_keys_are_checked_by_name() {
+        assert_error(
+            "per_decade = 1001\n",
+            &["sharpness.per_decade:", "at most 1000", "1001"],
+        );
+        assert_error(
+            "every = 5\nper_decade = 10\n",
+            &["sharpness.per_decade:", "every = 5", "one of them"],
+        );
+        assert_error("every = 0\n", &["sharpness.every: must be >= 1"]);
+        let text = TINY.replace("steps = 4", "steps = 4\nloss_every = -1");
+        let msg = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(msg.contains("loss_every"), "{msg}");
+        let ok = format!("{TINY}every = 1\ndense_steps = 3\nper_decade = 10\n");
+        let cfg = Config::from_toml_str(&ok.replace("steps = 4", "steps = 4\nloss_every = 0"));
+        cfg.unwrap();
+    }
+
+    #[test]
+    fn an_adaptive_search_refuses_a_schedule_that_leaves_out_a_step_of_its_early_window() {
+        let long = TINY.replace("steps = 4", "steps = 100");
+        let search =
+            "[grid]\nsearch = \"adaptive\"\nlog2_c = { start = 0.0, stop = 3.0, step = 0.5 }\n";
+        let with = |sharpness: &str| {
+            let text = long.replace("measure_n = 64\n", &format!("measure_n = 64\n{sharpness}"));
+            Config::from_toml_str(&format!("{text}{search}")).map(|_| ())
+        };
+        let msg = with("every = 2\n").unwrap_err().to_string();
+        for want in [
+            "sharpness.every:",
+            "early window 1..=10",
+            "step 1",
+            "dense_steps >= 10",
+        ] {
+            assert!(msg.contains(want), "{want:?} in {msg}");
+        }
+        let msg = with("every = 10\ndense_steps = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("sharpness.every:") && msg.contains("step 9 "),
+            "{msg}"
+        );
+        let msg = with("per_decade = 3\ndense_steps = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("sharpness.per_decade:") && msg.contains("step 6 "),
+            "{msg}"
+        );
+        // Dense through the window, anything after it.
+        with("every = 10\ndense_steps = 10\n").unwrap();
+        with("every = 7\ndense_steps = 10\n").unwrap();
+        with("per_decade = 5\ndense_steps = 12\n").unwrap();
+        with("").unwrap();
+        // A run shorter than the window needs only its own steps dense.
+        let short = Config::from_toml_str(&format!("{TINY}every = 4\ndense_steps = 4\n{search}"));
+        short.unwrap();
+        // The loss schedule does not matter: the loss is measured with every sharpness.
+        let text = long.replace("steps = 100", "steps = 100\nloss_every = 0");
+        Config::from_toml_str(&format!("{text}{search}")).unwrap();
+        // A fixed grid may measure sparsely.
+        Config::from_toml_str(&format!("{long}every = 10\n")).unwrap();
     }
 
     #[test]

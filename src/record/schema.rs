@@ -297,7 +297,7 @@ pub static SCHEMA: &[Var] = &[
         long_name: "training loss L_t",
         units: "",
         flags: &[],
-        doc: "L_t on the training subset; NaN = not measured (pending, `every` > 1, after divergence)",
+        doc: "L_t on the training subset at the loss steps of the schedule ([Long runs](#long-runs-the-measurement-schedule)): finite or +inf = measured; NaN = not measured (pending, not a loss step, after divergence) or, at `diverged_at` only, a measured non-finite loss",
         role: Role::Outcome {
             get: |r| Ok(Column::F64(r.loss.clone())),
             set: |r, v| {
@@ -331,7 +331,7 @@ pub static SCHEMA: &[Var] = &[
         long_name: "Hessian-vector products of the measurement (-1: not measured)",
         units: "",
         flags: &[],
-        doc: "Hessian-vector products of that measurement; −1 = not measured",
+        doc: "Hessian-vector products of that measurement; −1 = not measured (not a sharpness step of the schedule, pending, after divergence): the steps with `hvps` ≥ 0 are those whose sharpness was measured",
         role: Role::Outcome {
             get: |r| Ok(Column::I32(r.hvps.clone())),
             set: |r, v| {

@@ -1,7 +1,7 @@
 //! The grid of tasks a config describes, its networks (the runs that share one λ₀), and the
 //! cost model used to hand out the most expensive work first.
 
-use crate::config::Config;
+use crate::config::{Config, Schedule};
 use crate::record::{InitKey, LineKey, TaskKey};
 
 /// Every line of the config (the runs that differ only in c), in the file's row order:
@@ -67,15 +67,21 @@ pub fn n_params(cfg: &Config, depth: u32, width: u32) -> f64 {
 /// Assumed HVPs per sharpness measurement in the cost model.
 const HVPS_PER_MEASUREMENT: f64 = 20.0;
 
-/// Estimated flops of one run: SGD steps ≈ 6·B·P each, a training-loss pass 2·n·P and a
-/// sharpness measurement ≈ (6 + 12·HVPs)·m·P per measured step.
+/// Estimated flops of one run: SGD steps ≈ 6·B·P each, a training-loss pass 2·n·P per
+/// loss step and a sharpness measurement ≈ (6 + 12·HVPs)·m·P per sharpness step of the
+/// run's [`Schedule`].
 pub fn run_cost(cfg: &Config, key: &TaskKey) -> f64 {
     let p = n_params(cfg, key.depth, key.width);
     let sz = cfg.sizes();
     let (n, m, b) = (sz.n_train as f64, sz.measure_n as f64, sz.batch_size as f64);
     let steps = cfg.train.steps as f64;
-    let measurements = (steps / cfg.sharpness.every.max(1) as f64).ceil() + 1.0;
-    p * (6.0 * b * steps + measurements * (2.0 * n + (6.0 + 12.0 * HVPS_PER_MEASUREMENT) * m))
+    let schedule = Schedule::of(cfg);
+    let (losses, sharpness) = (
+        schedule.loss_count() as f64,
+        schedule.sharpness_count() as f64,
+    );
+    let measure = (6.0 + 12.0 * HVPS_PER_MEASUREMENT) * m;
+    p * (6.0 * b * steps + losses * 2.0 * n + sharpness * measure)
 }
 
 /// Estimated flops of one λ₀ measurement of a line.

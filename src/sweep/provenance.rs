@@ -2,7 +2,7 @@
 //! its hash, the conventions recorded with the numbers (see the README), the CPU, MPI and
 //! Slurm context.
 
-use crate::config::Config;
+use crate::config::{Config, Schedule};
 use crate::store::FileMeta;
 
 /// The CPU model and the SIMD features the program uses.
@@ -188,8 +188,8 @@ pub fn conventions(cfg: &Config, data_description: &str) -> Vec<(String, String)
         v("data", data_description.to_string()),
         v("learning_rate", "eta = c / lambda0, lambda0 = sharpness at initialization of the (depth, width, seed) network, computed once per line".into()),
         v("training", format!(
-            "{}, batch {} drawn without replacement from a fresh seeded permutation each epoch (last partial batch dropped), {} steps, precision {:?}; step t = state after t SGD steps; loss on the training subset and sharpness every {} steps",
-            optimizer(&cfg.train), cfg.train.batch_size, cfg.train.steps, cfg.train.precision, cfg.sharpness.every)),
+            "{}, batch {} drawn without replacement from a fresh seeded permutation each epoch (last partial batch dropped), {} steps, precision {:?}; step t = state after t SGD steps; {}",
+            optimizer(&cfg.train), cfg.train.batch_size, cfg.train.steps, cfg.train.precision, Schedule::of(cfg).describe())),
         v("divergence", format!("a minibatch loss or measured training loss at state t above {} or not finite; the run stops and diverged_at = t", cfg.train.divergence_loss)),
         v("seeds", "init, SGD-order and Lanczos-start streams derived from (seed, role, depth, width); independent of rank count and task order".into()),
     ];

@@ -186,6 +186,7 @@ mod run_tests {
     use super::super::{Problem, RunSettings};
     use super::*;
     use crate::config::Config;
+    use crate::record::RunStatus;
     use faer::Par;
 
     const RUN: &str = r#"
@@ -227,6 +228,13 @@ mod run_tests {
         let s = RunSettings::new(&cfg, &problem, 3, 16, Par::Seq);
         let l0 = lambda0(&s, &problem, 2);
         let (whole, _) = train_run(&s, &problem, c, 2, 2, &l0);
+        if whole.status == RunStatus::Done {
+            for t in 0..=s.steps {
+                let (loss, sharp) = (s.schedule.loss_at(t), s.schedule.sharpness_at(t));
+                assert_eq!(!whole.loss[t].is_nan(), loss, "{text}: loss at {t}");
+                assert_eq!(whole.hvps[t] >= 0, sharp, "{text}: hvps at {t}");
+            }
+        }
         let key = TaskKey {
             c,
             depth: 3,
@@ -348,6 +356,24 @@ mod run_tests {
         // The authors' protocol, whose measurements consume minibatches of the stream.
         let notebook = RUN.replace("every = 3", "every = 3\nprotocol = \"authors-notebook\"");
         check::<f32>(&notebook, 2.0);
+        // Dense early, then log-spaced (0..=2, 3, 6, 10, 13), the loss at even steps too:
+        // the checkpoints at 4, 8 and 12 fall between sharpness steps.
+        let schedule = RUN
+            .replace("seeds = [2]", "seeds = [2]\nloss_every = 2")
+            .replace("every = 3", "dense_steps = 2\nper_decade = 4");
+        check::<f32>(&schedule, 2.0);
+        check::<f32>(
+            &schedule.replace(
+                "per_decade = 4",
+                "per_decade = 4\nprotocol = \"authors-notebook\"",
+            ),
+            2.0,
+        );
+        // The loss only where the sharpness is (the schedule before `train.loss_every`).
+        check::<f64>(
+            &RUN.replace("seeds = [2]", "seeds = [2]\nloss_every = 0"),
+            2.0,
+        );
     }
 }
 

@@ -2,9 +2,10 @@
 //! measurement set; a run trains from θ₀ at η = c/λ₀ with its update rule — plain SGD,
 //! heavy-ball momentum or Adam (GI-Adam; its λ₀ and sharpness are the preconditioned
 //! ones) — after an optional linear warmup of η, on minibatches of a seeded stream; the
-//! training loss and the sharpness (and the spectra asked for) are measured at step 0 and
-//! every `sharpness.every` steps, or under the authors' notebook protocol on the next
-//! minibatch of the stream. A run can checkpoint itself and continue bit for bit.
+//! training loss and the sharpness (and the spectra asked for) are measured at the steps
+//! of the run's [`Schedule`](crate::config::Schedule) (the sharpness under the authors'
+//! notebook protocol on the next minibatch of the stream), the training loss alone at the
+//! schedule's loss steps between them. A run can checkpoint itself and continue bit for bit.
 //! Divergence is a result (recorded in the [`RunRecord`]), never an error. A run knows
 //! nothing of the grid or of files.
 //!
@@ -69,8 +70,9 @@ pub enum RunEnd {
 /// network (from [`lambda0`]: its value is λ₀ and its HVP count, residual, convergence
 /// and stop reason are recorded at step 0).
 ///
-/// State t (t = 0..T) is after t SGD steps. The loss on the training set and λ_t are
-/// recorded at t = 0 and every `every` steps (and at T). Divergence: the minibatch loss
+/// State t (t = 0..T) is after t SGD steps. λ_t and the loss on the training set are
+/// recorded at the sharpness steps of `s.schedule` (t = 0 and T among them), the loss
+/// alone at its loss steps; the rest stay NaN (`hvps` −1). Divergence: the minibatch loss
 /// at θ_t, or the measured training loss at θ_t, above `divergence_loss` or not finite;
 /// the run then stops with `diverged_at = t`, and later entries stay NaN. The first
 /// measurement after initialization starts Lanczos from a seeded random vector (so the
@@ -133,11 +135,13 @@ pub fn train_run_checkpointed<T: Float>(
             break;
         }
         let t = run.t;
-        if t % s.every == 0 || t == s.steps {
+        if s.schedule.sharpness_at(t) {
             run.measure();
-            if run.rec.status == RunStatus::Diverged {
-                break;
-            }
+        } else if s.schedule.loss_at(t) {
+            run.measure_loss();
+        }
+        if run.rec.status == RunStatus::Diverged {
+            break;
         }
         if ckpt.every > 0 && t % ckpt.every == 0 && t < s.steps {
             let state = run.snapshot(run.earlier + started.elapsed().as_secs_f64());
@@ -278,6 +282,16 @@ impl<'a, T: Float> Run<'a, T> {
             let state = (params, &self.theta0[..], &self.opt);
             self.measurer.measure_step(rec, t, state);
         }
+        self.timing.measure_s += t2.elapsed().as_secs_f64();
+    }
+
+    /// State t's training loss alone (a step of the loss schedule between sharpness
+    /// steps): divergence ends the run as in [`Run::measure`]. It touches neither the
+    /// minibatch stream, nor the warm vectors, nor the measurements' seeds.
+    fn measure_loss(&mut self) {
+        let t2 = Instant::now();
+        let (rec, t, params) = (&mut self.rec, self.t, &self.params[..]);
+        self.measurer.training_loss_at(rec, t, params);
         self.timing.measure_s += t2.elapsed().as_secs_f64();
     }
 
@@ -615,6 +629,57 @@ mod tests {
         assert!(warm.loss[30] < warm.loss[1], "{:?}", &warm.loss[..31]);
         let cold = &run_all::<f64>(&config(QUADRATIC), 1, 8, &[3.0])[0];
         assert!(cold.diverged_at.unwrap() < at as u32);
+    }
+
+    /// The same run with the loss every step and with the loss only at the sharpness
+    /// steps: every sharpness measurement (value, products, residual, spectra) is the
+    /// same bit for bit, and so is the loss where both measured it.
+    fn loss_steps_change_nothing_else(text: &str, c: f64) {
+        let every_step = config(text);
+        let mut sparse = every_step.clone();
+        sparse.train.loss_every = 0;
+        let a = &run_all::<f32>(&every_step, 3, 32, &[c])[0];
+        let b = &run_all::<f32>(&sparse, 3, 32, &[c])[0];
+        assert_eq!((a.status, b.status), (RunStatus::Done, RunStatus::Done));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.sharpness), bits(&b.sharpness), "{text}");
+        assert_eq!(a.hvps, b.hvps);
+        assert_eq!(bits(&a.residual), bits(&b.residual));
+        assert_eq!(bits(&a.eigenvalues), bits(&b.eigenvalues));
+        assert_eq!(bits(&a.min_eigenvalue), bits(&b.min_eigenvalue));
+        let schedule = RunSettings::new(
+            &every_step,
+            &Problem::<f32>::from_config(&every_step).unwrap(),
+            3,
+            32,
+            Par::Seq,
+        )
+        .schedule;
+        for t in 0..=every_step.train.steps {
+            assert!(a.loss[t].is_finite(), "loss every step: {t}");
+            let measured = schedule.sharpness_at(t);
+            assert_eq!(b.loss[t].is_finite(), measured, "step {t}");
+            assert_eq!(a.hvps[t] >= 0, measured, "step {t}");
+            if measured {
+                assert_eq!(a.loss[t].to_bits(), b.loss[t].to_bits(), "step {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn loss_only_steps_do_not_change_the_measured_values() {
+        let text = FMNIST_SMALL.replace("tol = 1e-4", "tol = 1e-4\nevery = 3");
+        loss_steps_change_nothing_else(&text, 2.0);
+        let text = FMNIST_SMALL.replace(
+            "tol = 1e-4",
+            "tol = 1e-4\ndense_steps = 2\nper_decade = 5\nbottom = true",
+        );
+        loss_steps_change_nothing_else(&text, 3.0);
+        let text = FMNIST_SMALL.replace(
+            "tol = 1e-4",
+            "tol = 1e-4\nevery = 4\nprotocol = \"authors-notebook\"",
+        );
+        loss_steps_change_nothing_else(&text, 2.0);
     }
 
     #[test]

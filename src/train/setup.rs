@@ -2,7 +2,9 @@
 //! ([`network_spec`]), the settings a run takes from the config once ([`RunSettings`]),
 //! and λ₀ as one value ([`Lambda0`]).
 
-use crate::config::{Config, ModelKind, SharpnessMethod, SharpnessProtocol, SpectrumOperator};
+use crate::config::{
+    Config, ModelKind, Schedule, SharpnessMethod, SharpnessProtocol, SpectrumOperator,
+};
 use crate::data::{self, Dataset, SharedArray};
 use crate::hessian::{EigenEstimate, StopReason};
 use crate::model::uv::uv_spec;
@@ -134,8 +136,8 @@ pub struct RunSettings {
     pub steps: usize,
     /// Divergence threshold on the loss.
     pub divergence_loss: f64,
-    /// Measure every this many steps.
-    pub every: usize,
+    /// Which states are measured: the training loss, and the sharpness with it.
+    pub schedule: Schedule,
     /// Sharpness estimator.
     pub method: SharpnessMethod,
     /// Lanczos relative-residual tolerance (also the power method's reported check).
@@ -185,7 +187,7 @@ impl RunSettings {
             batch_size: cfg.sizes().batch_size,
             steps: cfg.train.steps,
             divergence_loss: cfg.train.divergence_loss,
-            every: cfg.sharpness.every.max(1),
+            schedule: Schedule::of(cfg),
             method: cfg.sharpness.method,
             tol: cfg.sharpness.tol,
             max_iter: cfg.sharpness.max_iter,
