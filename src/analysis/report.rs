@@ -16,7 +16,8 @@ use super::table::{key_columns, Table};
 pub const CONVENTIONS: &str = "critical c = first grid c where the criterion holds (c_max: last c \
 before the first divergence); criteria assumed monotone in c, unknown runs inside a bracket make \
 it unresolved; c_loss/c_sharp use steps 1..=T, NaN = not measured, inf = rise, divergence within \
-the window counts as loss and sharpness rise; seed means are of c (not log2 c), se = std/sqrt(n) \
+the window counts as loss and sharpness rise; a line with a run that shows no rise but has an \
+unmeasured step in 1..=T is 'not measured' for that criterion (no value); seed means are of c (not log2 c), se = std/sqrt(n) \
 with n-1 denominator, only resolved lines averaged; fits: weighted by 1/se^2 (absolute sigma) when \
 all se finite and > 0, else unweighted with RSS/(n-2)";
 
@@ -66,6 +67,7 @@ fn point_label(axes: &Axes, point: u32) -> String {
 fn fmt_mean(m: Option<&SeedMean>) -> String {
     match m {
         None => "-".into(),
+        Some(m) if m.n == 0 && m.n_not_measured > 0 => "not measured".into(),
         Some(m) if m.n == 0 => "n/a".into(),
         Some(m) if m.se.is_nan() => format!("{:.3}", m.mean),
         Some(m) => format!("{:.3} ± {:.3}", m.mean, m.se),
@@ -190,6 +192,16 @@ impl Analysis {
                     .map(|v| i64::from(v.as_ref().is_some_and(|v| v.non_monotone)))
                     .collect(),
             );
+            lines.str(
+                format!("{n}_reason"),
+                vals.iter()
+                    .map(|v| {
+                        v.as_ref()
+                            .and_then(|v| v.reason.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            );
         }
         lines
     }
@@ -224,6 +236,7 @@ impl Analysis {
                 ("n_below", |m| m.n_below),
                 ("n_above", |m| m.n_above),
                 ("n_unresolved", |m| m.n_unresolved),
+                ("n_not_measured", |m| m.n_not_measured),
             ] {
                 groups.i64(
                     format!("{n}_{suffix}"),
@@ -446,13 +459,16 @@ impl Analysis {
                 let end = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.4}"));
                 let _ = write!(
                     row,
-                    " {} {}..{} ({:.3}) {}{};",
+                    " {} {}..{} ({:.3}) {}{}{};",
                     b.name(),
                     end(v.c_below),
                     end(v.c_at),
                     v.log2_width(),
                     v.resolution.name(),
-                    if v.non_monotone { ", non-monotone" } else { "" }
+                    if v.non_monotone { ", non-monotone" } else { "" },
+                    v.reason
+                        .as_ref()
+                        .map_or(String::new(), |r| format!(" ({r})"))
                 );
             }
             writeln!(f, "{}", row.trim_end_matches(';'))?;
