@@ -66,6 +66,35 @@ struct AnalysisArgs {
     /// steps). Not `sharpness.k`, the number of eigenvalues.
     #[arg(long, value_name = "K", default_value_t = 200.0, alias = "k")]
     saturation_k: f64,
+    #[command(flatten)]
+    regimes: RegimeArgs,
+}
+
+/// The thresholds of the regime detection (README "Regimes of long runs").
+#[derive(clap::Args, Clone)]
+struct RegimeArgs {
+    /// The transient ends once |Δλ/λ| per step stays below this…
+    #[arg(long, default_value_t = 0.01)]
+    transient_delta: f64,
+    /// …over this many steps.
+    #[arg(long, default_value_t = 10)]
+    transient_window: usize,
+    /// Progressive sharpening: a sustained rise of the smoothed λ by more than this
+    /// fraction above its post-transient minimum.
+    #[arg(long, default_value_t = 0.1)]
+    sharpening_fraction: f64,
+    /// Its onset: the last step before the rise within this fraction of the minimum.
+    #[arg(long, default_value_t = 0.02)]
+    sharpening_band: f64,
+    /// λ is smoothed by a centered running mean over this many steps.
+    #[arg(long, default_value_t = 20)]
+    sharpening_window: usize,
+    /// η·λ_t has reached the edge once it is at least (1 − this)·edge.
+    #[arg(long, default_value_t = 0.05)]
+    edge_tolerance: f64,
+    /// Fraction of the measured steps (the last ones) averaged for the late level.
+    #[arg(long, default_value_t = 0.1)]
+    late_fraction: f64,
 }
 
 impl AnalysisArgs {
@@ -79,24 +108,30 @@ impl AnalysisArgs {
         if self.window == 0 {
             return Err("--window 0: the early window must be at least 1 step".into());
         }
-        if !(self.saturation_k.is_finite() && self.saturation_k > 0.0) {
-            return Err(format!(
-                "--saturation-k {}: must be finite and > 0",
-                self.saturation_k
-            ));
-        }
+        let r = &self.regimes;
+        let regimes = sharpsweep::analysis::RegimeParams {
+            k: self.saturation_k,
+            transient_delta: r.transient_delta,
+            transient_window: r.transient_window,
+            sharpening_fraction: r.sharpening_fraction,
+            sharpening_band: r.sharpening_band,
+            sharpening_window: r.sharpening_window,
+            edge_tolerance: r.edge_tolerance,
+            late_fraction: r.late_fraction,
+            ..Default::default()
+        };
+        regimes.check()?;
         let (lazy_c, lazy_c_by_point) = sharpsweep::commands::default_lazy_c(file);
-        let mut p = AnalysisParams {
+        Ok(AnalysisParams {
             eps_sharp: self
                 .eps_sharp
                 .unwrap_or_else(|| sharpsweep::commands::default_eps_sharp(file)),
             early_window: self.window,
             lazy_c,
             lazy_c_by_point,
+            regimes,
             ..Default::default()
-        };
-        p.regimes.k = self.saturation_k;
-        Ok(p)
+        })
     }
 }
 
@@ -269,6 +304,9 @@ struct AnalyzeArgs {
     /// Do not write the analysis group into the file.
     #[arg(long)]
     no_write: bool,
+    /// Also print the regime markers of every run (long runs), not only their seed means.
+    #[arg(long)]
+    regime_runs: bool,
 }
 
 #[derive(clap::Args)]
@@ -517,6 +555,7 @@ fn analyze_command(args: AnalyzeArgs) -> ExitCode {
         csv,
         json,
         no_write,
+        regime_runs,
     } = args;
     let params = match params.params(&file) {
         Ok(p) => p,
@@ -535,7 +574,7 @@ fn analyze_command(args: AnalyzeArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    print!("{}", analysis.render_table());
+    print!("{}", analysis.render(regime_runs));
     for (path, text) in [(csv, analysis.to_csv()), (json, analysis.to_json())] {
         if let Some(p) = path {
             if let Err(e) = export(&p, &text) {

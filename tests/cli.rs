@@ -556,6 +556,10 @@ fn analysis_and_sweep_flags_out_of_range_are_refused() {
         ("--saturation-k", "inf", "--saturation-k"),
         ("--k", "0", "--saturation-k"),
         ("--k=-5", "", "--saturation-k"),
+        ("--edge-tolerance", "1", "--edge-tolerance"),
+        ("--sharpening-band", "0.5", "--sharpening-band"),
+        ("--sharpening-window", "0", "--sharpening-window"),
+        ("--late-fraction", "nan", "--late-fraction"),
     ] {
         for cmd in ["analyze", "plot"] {
             let mut args = vec![cmd, "r.h5", flag];

@@ -17,6 +17,10 @@
 //!   diverged within the window (or whose divergence step is unknown) counts as a rise of
 //!   both loss and sharpness: its loss blew up, and the paper's phase diagram puts divergent
 //!   runs above both boundaries. A run that diverged after the window is judged on its window.
+//! - A run with no measured rise but an unmeasured step in 1..=T may have risen between
+//!   measurements: its verdict is "not measured", and so is the line's criterion
+//!   ([`Resolution::NotMeasured`], no value, the reason naming the schedule's key), never
+//!   "above grid". c_max does not depend on the window: divergence is checked every step.
 //! - c_barrier: the interpolated loss along θ₀ → θ_T rises above L₀ = `interp_loss[0]`
 //!   (α = 0) at some α > 0. A diverged run with no finite interpolation counts as a barrier.
 //! - Seed averages are means of c itself (not of log₂ c), as in the paper; the standard error
@@ -68,6 +72,11 @@ pub enum Resolution {
     Unresolved,
     /// No run on the line has a known outcome.
     NoData,
+    /// The early window 1..=T is not measured at every step for the quantity the criterion
+    /// needs (c_loss: the loss, c_sharp: the sharpness), so a run without a measured rise
+    /// may have risen between measurements. No value, whatever the measured steps show:
+    /// [`CriticalValue::reason`] names the key.
+    NotMeasured,
 }
 
 impl Resolution {
@@ -79,6 +88,7 @@ impl Resolution {
             Resolution::AboveGrid => "above grid",
             Resolution::Unresolved => "unresolved",
             Resolution::NoData => "no data",
+            Resolution::NotMeasured => "not measured",
         }
     }
 }
@@ -99,6 +109,8 @@ pub struct CriticalValue {
     pub coarse: bool,
     /// A run above `c_at` is known not to satisfy the criterion.
     pub non_monotone: bool,
+    /// Why the value is [`Resolution::NotMeasured`] (the steps and the key), else `None`.
+    pub reason: Option<String>,
 }
 
 impl CriticalValue {
@@ -217,6 +229,8 @@ pub struct SeedMean {
     pub n_above: usize,
     /// Lines where the value is unresolved (or has no data).
     pub n_unresolved: usize,
+    /// Lines where the early window is not measured at every step for this criterion.
+    pub n_not_measured: usize,
     /// Lines whose bracket is coarser than the allowed ratio.
     pub n_coarse: usize,
 }
@@ -330,6 +344,40 @@ enum Verdict {
     Holds,
     Fails,
     Unknown(String),
+    /// No measured rise, but the early window has unmeasured steps: the reason.
+    NotMeasured(String),
+}
+
+/// The key that sets which steps measure the sharpness.
+pub const SHARPNESS_SCHEDULE_KEY: &str = "sharpness.every";
+/// The key that sets which steps measure the training loss (today the loss is measured on
+/// the sharpness's steps; a loss schedule of its own names its key here).
+pub const LOSS_SCHEDULE_KEY: &str = "sharpness.every";
+
+/// Unmeasured (NaN) steps of `series` in 1..=t_max, as "1, 3, 5" (at most 5 listed).
+fn unmeasured_steps(series: &[f64], t_max: usize) -> Option<String> {
+    let gaps: Vec<usize> = (1..=t_max)
+        .filter(|&t| series.get(t).is_none_or(|v| v.is_nan()))
+        .collect();
+    (!gaps.is_empty()).then(|| {
+        let mut s: Vec<String> = gaps.iter().take(5).map(|t| t.to_string()).collect();
+        if gaps.len() > 5 {
+            s.push(format!("… ({} steps)", gaps.len()));
+        }
+        s.join(", ")
+    })
+}
+
+/// The verdict on a run whose window shows no rise: `Fails` when every step 1..=t_max is
+/// measured, else "not measured" naming the steps and `key`.
+fn no_rise(series: &[f64], t_max: usize, what: &str, key: &str) -> Verdict {
+    match unmeasured_steps(series, t_max) {
+        None => Verdict::Fails,
+        Some(gaps) => Verdict::NotMeasured(format!(
+            "{what} not measured at every step of the early window 1..={t_max} \
+             (unmeasured: {gaps}); set by `{key}`"
+        )),
+    }
 }
 
 /// Early window T used by c_loss / c_sharp.
@@ -390,7 +438,7 @@ fn loss_outcome(rec: &RunRecord, t_max: usize) -> Verdict {
     }
     match rises_above(&rec.loss, t_max, l0) {
         Some(true) => Verdict::Holds,
-        Some(false) => Verdict::Fails,
+        Some(false) => no_rise(&rec.loss, t_max, "loss", LOSS_SCHEDULE_KEY),
         None => Verdict::Unknown(format!("no loss measured in steps 1..={t_max}")),
     }
 }
@@ -405,7 +453,7 @@ fn sharp_outcome(rec: &RunRecord, t_max: usize, eps: f64) -> Verdict {
     }
     match rises_above(&rec.sharpness, t_max, (1.0 + eps) * lam0) {
         Some(true) => Verdict::Holds,
-        Some(false) => Verdict::Fails,
+        Some(false) => no_rise(&rec.sharpness, t_max, "sharpness", SHARPNESS_SCHEDULE_KEY),
         None => Verdict::Unknown(format!("no sharpness measured in steps 1..={t_max}")),
     }
 }
@@ -461,7 +509,7 @@ pub(crate) fn criteria_hold(
     run_verdicts(rec, t_max, eps, with_barrier).map(|v| match v {
         Verdict::Holds => Some(true),
         Verdict::Fails => Some(false),
-        Verdict::Unknown(_) => None,
+        Verdict::Unknown(_) | Verdict::NotMeasured(_) => None,
     })
 }
 
@@ -473,11 +521,17 @@ fn locate(c: &[f64], outcomes: &[Verdict], max_ratio: f64, is_cmax: bool) -> Cri
     let start = last_fail.map_or(0, |j| j + 1);
     let unknown_inside = outcomes[start..end]
         .iter()
-        .any(|o| matches!(o, Verdict::Unknown(_)));
+        .any(|o| matches!(o, Verdict::Unknown(_) | Verdict::NotMeasured(_)));
+    let not_measured = outcomes.iter().find_map(|o| match o {
+        Verdict::NotMeasured(r) => Some(r.clone()),
+        _ => None,
+    });
     let non_monotone = first_hold.is_some_and(|h| outcomes[h..].contains(&Verdict::Fails));
     let c_below = last_fail.map(|j| c[j]);
     let c_at = first_hold.map(|h| c[h]);
-    let resolution = if first_hold.is_none() && last_fail.is_none() {
+    let resolution = if not_measured.is_some() {
+        Resolution::NotMeasured
+    } else if first_hold.is_none() && last_fail.is_none() {
         Resolution::NoData
     } else if unknown_inside {
         Resolution::Unresolved
@@ -503,6 +557,7 @@ fn locate(c: &[f64], outcomes: &[Verdict], max_ratio: f64, is_cmax: bool) -> Cri
         resolution,
         coarse,
         non_monotone,
+        reason: not_measured,
     }
 }
 
@@ -677,6 +732,7 @@ pub fn mean_se(values: &[f64]) -> (f64, f64) {
 fn seed_mean<'a>(vals: impl Iterator<Item = &'a CriticalValue>) -> SeedMean {
     let mut resolved = Vec::new();
     let (mut n_below, mut n_above, mut n_unresolved, mut n_coarse) = (0, 0, 0, 0);
+    let mut n_not_measured = 0;
     for v in vals {
         n_coarse += usize::from(v.coarse);
         match v.resolution {
@@ -684,6 +740,7 @@ fn seed_mean<'a>(vals: impl Iterator<Item = &'a CriticalValue>) -> SeedMean {
             Resolution::BelowGrid => n_below += 1,
             Resolution::AboveGrid => n_above += 1,
             Resolution::Unresolved | Resolution::NoData => n_unresolved += 1,
+            Resolution::NotMeasured => n_not_measured += 1,
         }
     }
     let (mean, se) = mean_se(&resolved);
@@ -694,6 +751,7 @@ fn seed_mean<'a>(vals: impl Iterator<Item = &'a CriticalValue>) -> SeedMean {
         n_below,
         n_above,
         n_unresolved,
+        n_not_measured,
         n_coarse,
     }
 }
@@ -741,6 +799,14 @@ pub fn group_summaries(lines: &[LineCritical]) -> Vec<GroupSummary> {
                 }
                 if m.n_unresolved > 0 {
                     w.push(format!("{name}: {} line(s) unresolved", m.n_unresolved));
+                }
+                if m.n_not_measured > 0 {
+                    let why = ls.iter().filter_map(|l| l.get(b)?.reason.clone()).next();
+                    w.push(format!(
+                        "{name}: {} line(s) not measured ({})",
+                        m.n_not_measured,
+                        why.unwrap_or_default()
+                    ));
                 }
                 if m.n_coarse > 0 {
                     w.push(format!(
@@ -1149,9 +1215,124 @@ pub(crate) mod tests {
             3.0,
         )));
         let l = &critical_lines(&res, &params())[0];
-        assert_eq!(l.c_loss.value, Some(3.0));
+        // c = 2 shows no rise but skips steps 1 and 3: neither criterion can be decided on
+        // the line, although c = 3's loss blew up (it stays the upper end of the bracket).
+        for v in [&l.c_loss, &l.c_sharp] {
+            assert_eq!(v.resolution, Resolution::NotMeasured);
+            assert_eq!(v.value, None);
+        }
+        // The brackets keep what is known: c = 3's loss blew up, its λ (measured at every
+        // step) did not rise.
+        assert_eq!((l.c_loss.c_below, l.c_loss.c_at), (None, Some(3.0)));
+        assert_eq!((l.c_sharp.c_below, l.c_sharp.c_at), (Some(3.0), None));
+        assert_eq!(
+            l.c_loss.reason.as_deref(),
+            Some(
+                "loss not measured at every step of the early window 1..=4 (unmeasured: 1, 3); \
+                 set by `sharpness.every`"
+            )
+        );
+        assert!(l.c_sharp.reason.as_ref().unwrap().starts_with("sharpness"));
+        assert_eq!(l.c_max.resolution, Resolution::AboveGrid);
+        // A known rise is a rise however sparse the window: c = 3 is a loss catapult.
+        assert_eq!(l.runs[1].phase_direct, Phase::LossCatapult);
+        assert!(l.missing.is_empty());
+    }
+
+    /// The issue's case: c = 0.5, 2, 8 with loss and sharpness every 10 steps. c = 8's λ
+    /// fell from λ₀ to 0.98·λ₀/8 (a catapult between measurements); it was "above grid".
+    #[test]
+    fn sparse_early_window_is_not_measured_never_above_grid() {
+        let steps = 40;
+        let mut res = Results {
+            k: crate::record::EigenCount::ONE,
+            steps,
+            ..Default::default()
+        };
+        let sparse = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+            (0..=steps)
+                .map(|t| if t % 10 == 0 { f(t) } else { f64::NAN })
+                .collect()
+        };
+        for c in [0.5, 2.0, 8.0] {
+            res.keys.push(TaskKey {
+                c,
+                depth: 4,
+                width: 256,
+                seed: 0,
+                sgd_seed: 0,
+                axis_point: 0,
+            });
+            let fall = if c > 4.0 { 0.98 / c } else { 0.9 };
+            let loss = sparse(&|t| if t == 0 { 1.0 } else { 0.5 });
+            let sh = sparse(&|t| if t == 0 { 100.0 } else { 100.0 * fall });
+            res.records.push(Some(run(loss, sh, c)));
+        }
+        let mut p = params();
+        p.early_window = 10;
+        let a = crate::analysis::analyze(&res, &p);
+        let l = &a.lines[0];
+        for v in [&l.c_loss, &l.c_sharp] {
+            assert_eq!(v.resolution, Resolution::NotMeasured, "{v:?}");
+            assert_eq!((v.value, v.c_below, v.c_at), (None, None, None));
+            let why = v.reason.as_deref().unwrap();
+            assert!(why.contains("`sharpness.every`"), "{why}");
+            assert!(
+                why.contains("unmeasured: 1, 2, 3, 4, 5, … (9 steps)"),
+                "{why}"
+            );
+        }
+        // c_max does not need the window: nothing diverged.
+        assert_eq!(l.c_max.resolution, Resolution::AboveGrid);
+        let g = &a.groups[0];
+        assert_eq!((g.c_sharp.n_not_measured, g.c_sharp.n_above), (1, 0));
+        assert!(
+            g.warnings
+                .iter()
+                .any(|w| w.starts_with("c_sharp: 1 line(s) not measured (sharpness")),
+            "{:?}",
+            g.warnings
+        );
+        // The file's columns and the JSON say it too.
+        let lines = a.table("lines").unwrap();
+        let text = |n: &str| match lines.column(n) {
+            Some(crate::record::Column::Str(v)) => v[0].clone(),
+            other => panic!("{n}: {other:?}"),
+        };
+        assert_eq!(text("c_sharp_resolution"), "not measured");
+        assert_eq!(text("c_loss_resolution"), "not measured");
+        assert_eq!(text("c_max_resolution"), "above grid");
+        assert!(text("c_sharp_reason").contains("`sharpness.every`"));
+        assert_eq!(text("c_max_reason"), "");
+        let groups = a.table("groups").unwrap();
+        let n_nm = groups.column("c_sharp_n_not_measured").cloned();
+        assert_eq!(n_nm, Some(crate::record::Column::I64(vec![1])));
+        let v: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(v["lines"][0]["c_sharp"]["resolution"], "NotMeasured");
+        assert!(v["lines"][0]["c_sharp"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("every"));
+        let report = a.render_table();
+        assert!(
+            report.contains("c_sharp -..- (NaN) not measured (sharpness"),
+            "{report}"
+        );
+        assert!(!report.contains("c_sharp: 1 line(s) above"), "{report}");
+        // Measured at every step, the same line is decided: c = 8's sharpness fell (no
+        // catapult in λ), the loss fell too: both above grid.
+        for r in res.records.iter_mut().flatten() {
+            for v in [&mut r.loss, &mut r.sharpness] {
+                for t in 1..=steps {
+                    if v[t].is_nan() {
+                        v[t] = v[t - 1];
+                    }
+                }
+            }
+        }
+        let l = &critical_lines(&res, &p)[0];
         assert_eq!(l.c_sharp.resolution, Resolution::AboveGrid);
-        assert_eq!(l.c_sharp.c_below, Some(3.0));
+        assert_eq!(l.c_sharp.reason, None);
     }
 
     #[test]
@@ -1448,6 +1629,7 @@ pub(crate) mod tests {
                 n_below: 0,
                 n_above: 0,
                 n_unresolved: 0,
+                n_not_measured: 0,
                 n_coarse: 0,
             },
             c_sharp: SeedMean {
@@ -1457,6 +1639,7 @@ pub(crate) mod tests {
                 n_below: 0,
                 n_above: 0,
                 n_unresolved: 1,
+                n_not_measured: 0,
                 n_coarse: 0,
             },
             c_max: SeedMean {
@@ -1466,6 +1649,7 @@ pub(crate) mod tests {
                 n_below: 0,
                 n_above: 0,
                 n_unresolved: 0,
+                n_not_measured: 0,
                 n_coarse: 0,
             },
             c_barrier: None,

@@ -30,7 +30,7 @@ pub use critical::{
 pub use figure::{PlotError, PlotFormat, PlotOptions, SIZE_RANGE};
 pub use params::{AnalysisParams, RegimeParams};
 pub use plot::TrajectorySelection;
-pub use regimes::RunRegime;
+pub use regimes::{RegimeCollapse, RegimeMean, RunRegime};
 pub use report::Analysis;
 pub use spectra::RunSpectrum;
 pub use table::{NamedColumn, Table};
@@ -41,6 +41,9 @@ pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {
     let groups = critical::group_summaries(&lines);
     let fits = critical::boundary_fits(&groups);
     let missing = lines.iter().flat_map(|l| l.missing.clone()).collect();
+    let regimes = regimes::run_regimes(results, params);
+    let regime_means = regimes::regime_means(&regimes);
+    let regime_collapse = regimes::regime_collapse(&regime_means);
     Analysis {
         axes: results.axes.clone(),
         params: params.clone(),
@@ -50,7 +53,9 @@ pub fn analyze(results: &Results, params: &AnalysisParams) -> Analysis {
         groups,
         fits,
         missing,
-        regimes: regimes::run_regimes(results, &params.regimes),
+        regimes,
+        regime_means,
+        regime_collapse,
         spectra: spectra::run_spectra(results),
     }
 }

@@ -46,7 +46,7 @@ impl AnalysisParams {
     }
 }
 
-/// Parameters of the regime detection.
+/// Parameters of the regime detection (README "Regimes": why these defaults).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RegimeParams {
     /// Runs are analysed only when `Results::steps` is at least this (the regimes need
@@ -58,10 +58,16 @@ pub struct RegimeParams {
     pub transient_window: usize,
     /// Saturation is read at τ = round(K/c) (c·τ = K).
     pub k: f64,
-    /// Progressive sharpening: λ rises by more than this fraction…
+    /// Progressive sharpening is a sustained rise: λ (smoothed) climbs more than this
+    /// fraction above its minimum after the transient, and the late level stays above it.
     pub sharpening_fraction: f64,
-    /// …over a window of this many steps, starting at or after τ.
+    /// The onset is the last step before that rise at which the smoothed λ is within this
+    /// fraction of its minimum.
+    pub sharpening_band: f64,
+    /// λ is smoothed by a centered running mean over this many steps (SGD noise).
     pub sharpening_window: usize,
+    /// η·λ_t has reached the edge once it is at least (1 − this)·edge.
+    pub edge_tolerance: f64,
     /// Fraction of the measured steps (the last ones) averaged for the late level.
     pub late_fraction: f64,
 }
@@ -75,8 +81,74 @@ impl Default for RegimeParams {
             transient_window: 10,
             k: 200.0,
             sharpening_fraction: 0.1,
-            sharpening_window: 50,
+            sharpening_band: 0.02,
+            sharpening_window: 20,
+            edge_tolerance: 0.05,
             late_fraction: 0.1,
         }
+    }
+}
+
+impl RegimeParams {
+    /// Checks every threshold; the error names the `analyze` flag of the one out of range.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("--saturation-k", self.k),
+            ("--transient-delta", self.transient_delta),
+            ("--sharpening-fraction", self.sharpening_fraction),
+            ("--sharpening-band", self.sharpening_band),
+        ];
+        for (flag, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{flag} {v}: must be finite and > 0"));
+            }
+        }
+        let unit = [
+            ("--edge-tolerance", self.edge_tolerance),
+            ("--late-fraction", self.late_fraction),
+        ];
+        for (flag, v) in unit {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                return Err(format!("{flag} {v}: must be in (0, 1)"));
+            }
+        }
+        if self.sharpening_band >= self.sharpening_fraction {
+            return Err(format!(
+                "--sharpening-band {} must be below --sharpening-fraction {}",
+                self.sharpening_band, self.sharpening_fraction
+            ));
+        }
+        for (flag, v) in [
+            ("--transient-window", self.transient_window),
+            ("--sharpening-window", self.sharpening_window),
+        ] {
+            if v == 0 {
+                return Err(format!("{flag} 0: must be at least 1 step"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_the_flag_out_of_range() {
+        assert_eq!(RegimeParams::default().check(), Ok(()));
+        let bad = |f: fn(&mut RegimeParams), flag: &str| {
+            let mut p = RegimeParams::default();
+            f(&mut p);
+            let e = p.check().unwrap_err();
+            assert!(e.starts_with(flag), "{e}");
+        };
+        bad(|p| p.k = f64::NAN, "--saturation-k");
+        bad(|p| p.transient_delta = 0.0, "--transient-delta");
+        bad(|p| p.edge_tolerance = 1.0, "--edge-tolerance");
+        bad(|p| p.late_fraction = -0.1, "--late-fraction");
+        bad(|p| p.sharpening_band = 0.5, "--sharpening-band");
+        bad(|p| p.sharpening_window = 0, "--sharpening-window");
+        bad(|p| p.transient_window = 0, "--transient-window");
     }
 }

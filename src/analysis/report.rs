@@ -9,14 +9,15 @@ use crate::record::{Axes, TaskKey};
 
 use super::critical::{Boundary, BoundaryFit, CriticalValue, GroupSummary, LineCritical, SeedMean};
 use super::params::AnalysisParams;
-use super::regimes::RunRegime;
+use super::regimes::{RegimeCollapse, RegimeMean, RunRegime};
 use super::table::{key_columns, Table};
 
 /// Conventions of the analysis, stored with every export.
 pub const CONVENTIONS: &str = "critical c = first grid c where the criterion holds (c_max: last c \
 before the first divergence); criteria assumed monotone in c, unknown runs inside a bracket make \
 it unresolved; c_loss/c_sharp use steps 1..=T, NaN = not measured, inf = rise, divergence within \
-the window counts as loss and sharpness rise; seed means are of c (not log2 c), se = std/sqrt(n) \
+the window counts as loss and sharpness rise; a line with a run that shows no rise but has an \
+unmeasured step in 1..=T is 'not measured' for that criterion (no value); seed means are of c (not log2 c), se = std/sqrt(n) \
 with n-1 denominator, only resolved lines averaged; fits: weighted by 1/se^2 (absolute sigma) when \
 all se finite and > 0, else unweighted with RSS/(n-2)";
 
@@ -41,6 +42,10 @@ pub struct Analysis {
     pub missing: Vec<(TaskKey, String)>,
     /// Regime markers of long runs (empty for short runs).
     pub regimes: Vec<RunRegime>,
+    /// Their seed means per (depth, width, axis point, c).
+    pub regime_means: Vec<RegimeMean>,
+    /// The collapse c·t_transient ≈ const per (depth, width, axis point).
+    pub regime_collapse: Vec<RegimeCollapse>,
     /// Spectral summaries of the runs that measured more than the sharpness.
     pub spectra: Vec<super::spectra::RunSpectrum>,
 }
@@ -66,6 +71,7 @@ fn point_label(axes: &Axes, point: u32) -> String {
 fn fmt_mean(m: Option<&SeedMean>) -> String {
     match m {
         None => "-".into(),
+        Some(m) if m.n == 0 && m.n_not_measured > 0 => "not measured".into(),
         Some(m) if m.n == 0 => "n/a".into(),
         Some(m) if m.se.is_nan() => format!("{:.3}", m.mean),
         Some(m) => format!("{:.3} ± {:.3}", m.mean, m.se),
@@ -107,6 +113,14 @@ impl Analysis {
                 "regime_sharpening_window",
                 p.regimes.sharpening_window.to_string(),
             ),
+            (
+                "regime_sharpening_band",
+                p.regimes.sharpening_band.to_string(),
+            ),
+            (
+                "regime_edge_tolerance",
+                p.regimes.edge_tolerance.to_string(),
+            ),
             ("regime_late_fraction", p.regimes.late_fraction.to_string()),
             ("conventions", CONVENTIONS.to_string()),
         ];
@@ -125,6 +139,8 @@ impl Analysis {
             self.fits_table(),
             self.runs_table(),
             self.regimes_table(),
+            self.regime_means_table(),
+            self.regime_collapse_table(),
             self.missing_table(),
             super::spectra::spectra_table(&self.spectra, &self.axes),
         ]
@@ -190,6 +206,16 @@ impl Analysis {
                     .map(|v| i64::from(v.as_ref().is_some_and(|v| v.non_monotone)))
                     .collect(),
             );
+            lines.str(
+                format!("{n}_reason"),
+                vals.iter()
+                    .map(|v| {
+                        v.as_ref()
+                            .and_then(|v| v.reason.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            );
         }
         lines
     }
@@ -224,6 +250,7 @@ impl Analysis {
                 ("n_below", |m| m.n_below),
                 ("n_above", |m| m.n_above),
                 ("n_unresolved", |m| m.n_unresolved),
+                ("n_not_measured", |m| m.n_not_measured),
             ] {
                 groups.i64(
                     format!("{n}_{suffix}"),
@@ -339,9 +366,14 @@ impl Analysis {
             rg.iter().map(|r| opt_i64(r.sharpening_onset)).collect(),
         );
         regimes.f64("lambda_late", rg.iter().map(|r| r.lambda_late).collect());
+        regimes.f64("edge", rg.iter().map(|r| r.edge).collect());
+        regimes.i64(
+            "edge_step",
+            rg.iter().map(|r| opt_i64(r.edge_step)).collect(),
+        );
         regimes.f64(
-            "late_eos_ratio",
-            rg.iter().map(|r| r.late_eos_ratio).collect(),
+            "late_edge_ratio",
+            rg.iter().map(|r| r.late_edge_ratio).collect(),
         );
         regimes.i64(
             "diverged",
@@ -360,6 +392,59 @@ impl Analysis {
             regimes.f64(name, rg.iter().map(field).collect());
         }
         regimes
+    }
+
+    fn regime_means_table(&self) -> Table {
+        let mut t = Table::new("regime_means");
+        let ms = &self.regime_means;
+        t.i64("depth", ms.iter().map(|m| i64::from(m.depth)).collect());
+        t.i64("width", ms.iter().map(|m| i64::from(m.width)).collect());
+        let points: Vec<u32> = ms.iter().map(|m| m.axis_point).collect();
+        t.axis_columns(&self.axes, &points);
+        t.f64("c", ms.iter().map(|m| m.c).collect());
+        t.i64("n", ms.iter().map(|m| m.n as i64).collect());
+        t.i64(
+            "n_diverged",
+            ms.iter().map(|m| m.n_diverged as i64).collect(),
+        );
+        type Pair = fn(&RegimeMean) -> (f64, usize);
+        for (name, get) in [
+            ("transient_end", (|m| m.transient_end) as Pair),
+            ("sharpening_onset", |m| m.sharpening_onset),
+            ("edge_step", |m| m.edge_step),
+        ] {
+            t.f64(name, ms.iter().map(|m| get(m).0).collect());
+            t.i64(
+                format!("{name}_n"),
+                ms.iter().map(|m| get(m).1 as i64).collect(),
+            );
+        }
+        t.i64("tau", ms.iter().map(|m| m.tau as i64).collect());
+        t.f64(
+            "lambda_tau_ratio",
+            ms.iter().map(|m| m.lambda_tau_ratio).collect(),
+        );
+        t.f64(
+            "late_edge_ratio",
+            ms.iter().map(|m| m.late_edge_ratio).collect(),
+        );
+        t
+    }
+
+    fn regime_collapse_table(&self) -> Table {
+        let mut t = Table::new("regime_collapse");
+        let cs = &self.regime_collapse;
+        t.i64("depth", cs.iter().map(|m| i64::from(m.depth)).collect());
+        t.i64("width", cs.iter().map(|m| i64::from(m.width)).collect());
+        let points: Vec<u32> = cs.iter().map(|m| m.axis_point).collect();
+        t.axis_columns(&self.axes, &points);
+        t.i64("n_c", cs.iter().map(|m| m.n_c as i64).collect());
+        t.f64("c_t_transient_mean", cs.iter().map(|m| m.mean).collect());
+        t.f64(
+            "c_t_transient_spread",
+            cs.iter().map(|m| m.spread).collect(),
+        );
+        t
     }
 
     fn missing_table(&self) -> Table {
@@ -446,13 +531,16 @@ impl Analysis {
                 let end = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.4}"));
                 let _ = write!(
                     row,
-                    " {} {}..{} ({:.3}) {}{};",
+                    " {} {}..{} ({:.3}) {}{}{};",
                     b.name(),
                     end(v.c_below),
                     end(v.c_at),
                     v.log2_width(),
                     v.resolution.name(),
-                    if v.non_monotone { ", non-monotone" } else { "" }
+                    if v.non_monotone { ", non-monotone" } else { "" },
+                    v.reason
+                        .as_ref()
+                        .map_or(String::new(), |r| format!(" ({r})"))
                 );
             }
             writeln!(f, "{}", row.trim_end_matches(';'))?;
@@ -551,8 +639,133 @@ impl Analysis {
     }
 }
 
+/// "12.5 (2/3)": a mean step and how many runs it averages, "-" when none.
+fn fmt_step(v: (f64, usize), n: usize) -> String {
+    match v.1 {
+        0 => "-".into(),
+        k if k == n => format!("{:.1}", v.0),
+        k => format!("{:.1} ({k}/{n})", v.0),
+    }
+}
+
+impl Analysis {
+    /// The regimes of long runs: per (depth, width) the collapse c·t_transient and one row
+    /// per c of seed means; with `per_run`, one row per run after it.
+    pub fn fmt_regimes(&self, f: &mut fmt::Formatter<'_>, per_run: bool) -> fmt::Result {
+        if self.regimes.is_empty() {
+            return Ok(());
+        }
+        let p = &self.params.regimes;
+        writeln!(
+            f,
+            "Regimes of λ_t (seed means; t_trans: |Δλ/λ| < {} per step over {} steps; τ = K/c, \
+             K = {}; onset: smoothed λ ({} steps) leaves {}% of its minimum for a sustained \
+             rise > {}%; t_edge: first η·λ_t ≥ {}·edge; late: η·λ/edge over the last {}%)",
+            p.transient_delta,
+            p.transient_window,
+            p.k,
+            p.sharpening_window,
+            100.0 * p.sharpening_band,
+            100.0 * p.sharpening_fraction,
+            1.0 - p.edge_tolerance,
+            100.0 * p.late_fraction
+        )?;
+        for col in &self.regime_collapse {
+            writeln!(
+                f,
+                "  d={} w={}{}: c·t_trans = {:.1}, spread (max−min)/mean {:.3} over {} c",
+                col.depth,
+                col.width,
+                point_label(&self.axes, col.axis_point),
+                col.mean,
+                col.spread,
+                col.n_c
+            )?;
+            writeln!(
+                f,
+                "    {:>8} {:>5} {:>12} {:>6} {:>8} {:>12} {:>12} {:>10}",
+                "c", "runs", "t_trans", "τ", "λ_τ/λ₀", "onset", "t_edge", "late/edge"
+            )?;
+            let here = self.regime_means.iter().filter(|m| {
+                (m.depth, m.width, m.axis_point) == (col.depth, col.width, col.axis_point)
+            });
+            for m in here {
+                let ok = m.n - m.n_diverged;
+                let runs = if m.n_diverged > 0 {
+                    format!("{}D", m.n_diverged)
+                } else {
+                    m.n.to_string()
+                };
+                writeln!(
+                    f,
+                    "    {:>8.4} {:>5} {:>12} {:>6} {:>8.3} {:>12} {:>12} {:>10.3}",
+                    m.c,
+                    runs,
+                    fmt_step(m.transient_end, ok),
+                    m.tau,
+                    m.lambda_tau_ratio,
+                    fmt_step(m.sharpening_onset, ok),
+                    fmt_step(m.edge_step, ok),
+                    m.late_edge_ratio
+                )?;
+            }
+        }
+        if per_run {
+            self.fmt_regime_runs(f)?;
+        }
+        writeln!(f)
+    }
+
+    /// One line per run of the regime markers.
+    fn fmt_regime_runs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Regimes per run:")?;
+        let step = |s: Option<usize>| s.map_or("-".to_string(), |s| s.to_string());
+        for r in &self.regimes {
+            let k = &r.key;
+            writeln!(
+                f,
+                "  d={} w={}{} seed={}/{} c={:.4}: t_trans {}, τ {} (used {}), λ_τ/λ₀ {:.3}, \
+                 onset {}, t_edge {} (edge {}), late η·λ/edge {:.3}{}",
+                k.depth,
+                k.width,
+                point_label(&self.axes, k.axis_point),
+                k.seed,
+                k.sgd_seed,
+                k.c,
+                step(r.transient_end),
+                r.tau,
+                step(r.tau_used),
+                r.lambda_tau_ratio,
+                step(r.sharpening_onset),
+                step(r.edge_step),
+                r.edge,
+                r.late_edge_ratio,
+                if r.diverged { ", diverged" } else { "" }
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The text report, with one line per run of the regimes when `per_run`.
+    pub fn render(&self, per_run: bool) -> String {
+        struct Show<'a>(&'a Analysis, bool);
+        impl fmt::Display for Show<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_report(f, self.1)
+            }
+        }
+        Show(self, per_run).to_string()
+    }
+}
+
 impl fmt::Display for Analysis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_report(f, false)
+    }
+}
+
+impl Analysis {
+    fn fmt_report(&self, f: &mut fmt::Formatter<'_>, per_run: bool) -> fmt::Result {
         writeln!(
             f,
             "Critical c (first grid c where the criterion holds; early window T = {}, ε = {})",
@@ -564,6 +777,7 @@ impl fmt::Display for Analysis {
         writeln!(f)?;
         self.fmt_brackets(f)?;
         writeln!(f)?;
+        self.fmt_regimes(f, per_run)?;
         self.fmt_spectra(f)?;
         if self.missing.is_empty() {
             writeln!(f, "No missing or failed runs.")?;
