@@ -1,7 +1,8 @@
 //! The results file is unchanged by refactoring: sweeping `tests/golden/small.toml` and
 //! analysing it gives, bit for bit, the file `tests/golden/small-v2.h5`, except for what
 //! `golden_compare.py` lists (wall-clock seconds, version and machine provenance).
-//! `small-v2.h5` was written by the tracked sharpness estimator (`lanczos-tracked-2`);
+//! `small-v2.h5` was written by the tracked sharpness estimator (`lanczos-tracked-2`) with
+//! the measurement schedule's defaults (loss every step, `train.loss_every` = 1);
 //! `small-v1.h5` (written before the run record had one schema, estimator
 //! `lanczos-warm-1`) is kept for the "earlier version reads and resumes" test.
 //!

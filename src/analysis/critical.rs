@@ -348,11 +348,11 @@ enum Verdict {
     NotMeasured(String),
 }
 
-/// The key that sets which steps measure the sharpness.
-pub const SHARPNESS_SCHEDULE_KEY: &str = "sharpness.every";
-/// The key that sets which steps measure the training loss (today the loss is measured on
-/// the sharpness's steps; a loss schedule of its own names its key here).
-pub const LOSS_SCHEDULE_KEY: &str = "sharpness.every";
+/// The keys that set which steps measure the sharpness (dense early window, then sparse).
+pub const SHARPNESS_SCHEDULE_KEY: &str = "sharpness.every / sharpness.dense_steps";
+/// The key that sets which steps measure the training loss besides the sharpness's steps
+/// (files written before it existed measured the loss only with the sharpness).
+pub const LOSS_SCHEDULE_KEY: &str = "train.loss_every";
 
 /// Unmeasured (NaN) steps of `series` in 1..=t_max, as "1, 3, 5" (at most 5 listed).
 fn unmeasured_steps(series: &[f64], t_max: usize) -> Option<String> {
@@ -1229,7 +1229,7 @@ pub(crate) mod tests {
             l.c_loss.reason.as_deref(),
             Some(
                 "loss not measured at every step of the early window 1..=4 (unmeasured: 1, 3); \
-                 set by `sharpness.every`"
+                 set by `train.loss_every`"
             )
         );
         assert!(l.c_sharp.reason.as_ref().unwrap().starts_with("sharpness"));
@@ -1276,7 +1276,11 @@ pub(crate) mod tests {
             assert_eq!(v.resolution, Resolution::NotMeasured, "{v:?}");
             assert_eq!((v.value, v.c_below, v.c_at), (None, None, None));
             let why = v.reason.as_deref().unwrap();
-            assert!(why.contains("`sharpness.every`"), "{why}");
+            assert!(
+                why.contains("`train.loss_every`")
+                    || why.contains("`sharpness.every / sharpness.dense_steps`"),
+                "{why}"
+            );
             assert!(
                 why.contains("unmeasured: 1, 2, 3, 4, 5, … (9 steps)"),
                 "{why}"
@@ -1302,7 +1306,7 @@ pub(crate) mod tests {
         assert_eq!(text("c_sharp_resolution"), "not measured");
         assert_eq!(text("c_loss_resolution"), "not measured");
         assert_eq!(text("c_max_resolution"), "above grid");
-        assert!(text("c_sharp_reason").contains("`sharpness.every`"));
+        assert!(text("c_sharp_reason").contains("`sharpness.every / sharpness.dense_steps`"));
         assert_eq!(text("c_max_reason"), "");
         let groups = a.table("groups").unwrap();
         let n_nm = groups.column("c_sharp_n_not_measured").cloned();
