@@ -175,9 +175,16 @@ fn smoothed(m: &[(usize, f64)], window: usize) -> Vec<(usize, f64)> {
 /// Onset of progressive sharpening, a sustained rise after step `from`: with λ̄ the
 /// centered running mean over `p.sharpening_window` steps and λ̄_min its minimum over the
 /// measured steps ≥ `from`, the rise is λ̄ climbing past (1 + fraction)·λ̄_min after that
-/// minimum with the late level (mean of the last `late` steps) staying past it too; the
-/// onset is the last step before the climb at which λ̄ ≤ (1 + band)·λ̄_min. A slow rise
-/// (0.98 → 1.22 over a thousand steps) counts as well as a fast one: no slope is needed.
+/// minimum with the late level (mean of the last `late` steps) staying past it too. The
+/// onset is where the final rise leaves its plateau: the last measured step t whose λ̄_t is
+/// within `band` of every λ̄ over the preceding factor of two in steps ([t/2, t], from
+/// `from` on), that λ̄ never falls more than `band` below afterwards, and that the late
+/// level exceeds by more than `fraction` ([`plateau_before_rise`]). A small recovery right
+/// after a catapult (λ rising 10 % in a few dozen steps, then flat for hundreds) is then
+/// part of the saturation, not the onset. Without such a plateau (a rise straight out of
+/// the transient, or noise wider than the band) the onset is the last step before the
+/// climb at which λ̄ ≤ (1 + band)·λ̄_min. A slow rise (0.98 → 1.22 over a thousand steps)
+/// counts as well as a fast one: no slope is needed.
 pub fn sharpening_onset(series: &[f64], from: usize, p: &RegimeParams) -> Option<usize> {
     let all = measured(series);
     let n_late = ((all.len() as f64 * p.late_fraction).ceil() as usize).max(1);
@@ -201,11 +208,43 @@ pub fn sharpening_onset(series: &[f64], from: usize, p: &RegimeParams) -> Option
         return None;
     }
     let climb = i_min + m[i_min..].iter().position(|q| q.1 > rise)?;
-    m[i_min..climb]
-        .iter()
+    plateau_before_rise(&m, late, p).or_else(|| {
+        m[i_min..climb]
+            .iter()
+            .rev()
+            .find(|q| q.1 <= (1.0 + p.sharpening_band) * min)
+            .map(|q| q.0)
+    })
+}
+
+/// The last smoothed point (t, λ̄_t) of `m` that is a plateau before a sustained rise: λ̄
+/// over [t/2, t] within `band` of λ̄_t, λ̄ after t never below (1 − band)·λ̄_t, and
+/// `late` > (1 + fraction)·λ̄_t (see [`sharpening_onset`]).
+fn plateau_before_rise(m: &[(usize, f64)], late: f64, p: &RegimeParams) -> Option<usize> {
+    let band = p.sharpening_band;
+    // Suffix minima: the lowest λ̄ after each index.
+    let mut after = vec![f64::INFINITY; m.len()];
+    for i in (0..m.len().saturating_sub(1)).rev() {
+        after[i] = after[i + 1].min(m[i + 1].1);
+    }
+    (0..m.len())
         .rev()
-        .find(|q| q.1 <= (1.0 + p.sharpening_band) * min)
-        .map(|q| q.0)
+        .find(|&i| {
+            let (t, v) = m[i];
+            let flat = m[..=i]
+                .iter()
+                .rev()
+                .take_while(|q| 2 * q.0 >= t)
+                .all(|q| (q.1 / v - 1.0).abs() <= band);
+            // At least one earlier point in the window: a plateau, not a lone sample.
+            let earlier = i > 0 && 2 * m[i - 1].0 >= t;
+            v > 0.0
+                && earlier
+                && flat
+                && after[i] >= (1.0 - band) * v
+                && late > (1.0 + p.sharpening_fraction) * v
+        })
+        .map(|i| m[i].0)
 }
 
 /// First measured step t ≥ 1 at which η·λ_t ≥ (1 − tolerance)·edge after a measured step
@@ -467,6 +506,45 @@ mod tests {
             run_regimes(&res, &AnalysisParams::default())[0].sharpening_onset,
             None
         );
+    }
+
+    /// The shape of configs/paper-regimes.toml's c = 8 run (full batch, log-spaced
+    /// measurements): a catapult to 0.118·λ₀ by step 6, a small recovery to 0.130 by step
+    /// 50, a plateau to step 500, then a rise to 0.24 at step 3500. The onset is where the
+    /// plateau ends, not the recovery after the catapult.
+    #[test]
+    fn a_recovery_after_the_catapult_is_not_the_onset() {
+        let steps = 4000;
+        let c = 8.0;
+        let level = |t: usize| -> f64 {
+            let t = t as f64;
+            match t {
+                _ if t < 6.0 => 1.0 - (1.0 - 0.118) * t / 6.0,
+                _ if t < 50.0 => 0.118 + 0.012 * (t - 6.0) / 44.0,
+                _ if t <= 500.0 => 0.130,
+                _ => (0.130 + 0.11 * (t - 500.0) / 3000.0).min(0.24),
+            }
+        };
+        let schedule = crate::config::Schedule {
+            steps,
+            every: 1,
+            dense_steps: 20,
+            per_decade: 20,
+            loss_every: 1,
+        };
+        let sh: Vec<f64> = (0..=steps)
+            .map(|t| {
+                if schedule.sharpness_at(t) {
+                    100.0 * level(t)
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let res = results(steps, vec![(key(c), run(vec![1.0; steps + 1], sh, c))]);
+        let r = &run_regimes(&res, &AnalysisParams::default())[0];
+        let onset = r.sharpening_onset.expect("a sustained rise");
+        assert!((400..=700).contains(&onset), "{r:?}");
     }
 
     #[test]

@@ -659,7 +659,7 @@ impl Analysis {
         writeln!(
             f,
             "Regimes of λ_t (seed means; t_trans: |Δλ/λ| < {} per step over {} steps; τ = K/c, \
-             K = {}; onset: smoothed λ ({} steps) leaves {}% of its minimum for a sustained \
+             K = {}; onset: smoothed λ ({} steps) leaves its {}% plateau for a sustained \
              rise > {}%; t_edge: first η·λ_t ≥ {}·edge; late: η·λ/edge over the last {}%)",
             p.transient_delta,
             p.transient_window,
