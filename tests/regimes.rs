@@ -83,3 +83,14 @@ fn a_full_batch_run_goes_through_the_four_regimes_to_the_edge() {
     assert!(!measured.contains(&21) && !measured.contains(&999));
     assert!(rec.loss.iter().all(|l| l.is_finite()), "loss every step");
 }
+
+/// The reproduction config of the README is valid and is the four-run sweep it describes.
+#[test]
+fn the_paper_regimes_config_is_valid() {
+    let dir = tempdir();
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/paper-regimes.toml");
+    let out = sharpsweep(dir.path(), &["sweep", cfg, "--dry-run"]);
+    expect_code(&out, 0, "dry run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("4 runs;"), "{text}");
+}
