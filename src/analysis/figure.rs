@@ -412,43 +412,64 @@ where
     Ok(())
 }
 
-/// Height in pixels of one row of a legend strip ([`legend_slot`]).
+/// Height in pixels of one row of a legend strip ([`legend_strip`]).
 pub(super) const LEGEND_ROW: u32 = 24;
 
-/// Splits a legend strip of `rows` rows off the bottom of `area`: (the rest, the strip).
-pub(super) fn with_legend_strip<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    rows: u32,
-) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
-    let (_, h) = area.dim_in_pixel();
-    area.split_vertically(h.saturating_sub(rows * LEGEND_ROW + 8))
+/// Space in pixels left of a legend strip, and before each label (the key's room).
+const LEGEND_INDENT: u32 = 64;
+const LEGEND_KEY: u32 = 24;
+
+/// How many equal columns of `col_w` pixels fit a strip `width` wide (1 to `n`), and the
+/// rows `n` entries then take.
+pub(super) fn legend_grid(width: u32, col_w: u32, n: usize) -> (u32, u32) {
+    let n = n.max(1) as u32;
+    let cols = (width.saturating_sub(LEGEND_INDENT) / col_w.max(1)).clamp(1, n);
+    (cols, n.div_ceil(cols))
 }
 
-/// Writes `label` in slot (row, column) of a legend strip of `cols` equal columns, to the
-/// right of a 24-pixel key; returns the pixel centre of the key, where the caller draws it.
-/// The strip lies under the panels, so a legend never hides a curve.
-pub(super) fn legend_slot<DB: DrawingBackend>(
-    strip: &DrawingArea<DB, Shift>,
-    (row, col): (u32, u32),
-    cols: u32,
-    label: &str,
-) -> Result<(i32, i32), Box<dyn StdError>>
+/// Splits a legend strip off the bottom of `area` and writes `labels` into it, in as many
+/// equal columns as the widest label allows (measured in the embedded font), row by row;
+/// returns the rest of `area` and the pixel centre of each label's key, for the caller to
+/// draw on the strip (also returned). The strip lies under the panels, so a legend never
+/// hides a curve, and it takes more rows rather than overlap on a narrow figure.
+pub(super) fn legend_strip<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[String],
+) -> Result<LegendStrip<DB>, Box<dyn StdError>>
 where
     DB::ErrorType: 'static,
 {
-    let (w, _) = strip.dim_in_pixel();
-    let x = (64 + col * w.saturating_sub(64) / cols.max(1)) as i32;
-    let y = (row * LEGEND_ROW + LEGEND_ROW / 2) as i32;
-    strip.draw_text(
-        label,
-        &font(13).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Left,
-            plotters::style::text_anchor::VPos::Center,
-        )),
-        (x + 20, y),
-    )?;
-    Ok((x, y))
+    let style = font(13);
+    let mut widest = 0;
+    for l in labels {
+        widest = widest.max(area.estimate_text_size(l, &style)?.0);
+    }
+    let (w, h) = area.dim_in_pixel();
+    let (cols, rows) = legend_grid(w, widest + LEGEND_KEY + 16, labels.len());
+    let (rest, strip) = area.split_vertically(h.saturating_sub(rows * LEGEND_ROW + 8));
+    let col_w = w.saturating_sub(LEGEND_INDENT) / cols;
+    let anchor = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Center,
+    );
+    let mut keys = Vec::with_capacity(labels.len());
+    for (i, l) in labels.iter().enumerate() {
+        let (row, col) = (i as u32 / cols, i as u32 % cols);
+        let x = (LEGEND_INDENT + col * col_w) as i32;
+        let y = (row * LEGEND_ROW + LEGEND_ROW / 2) as i32;
+        strip.draw_text(l, &style.pos(anchor), (x + 20, y))?;
+        keys.push((x, y));
+    }
+    Ok((rest, strip, keys))
 }
+
+/// What [`legend_strip`] returns: the area left for the panels, the strip, and the pixel
+/// centre of each label's key on the strip.
+pub(super) type LegendStrip<DB> = (
+    DrawingArea<DB, Shift>,
+    DrawingArea<DB, Shift>,
+    Vec<(i32, i32)>,
+);
 
 /// The key of a dashed reference line in a legend slot (centred at `at`).
 pub(super) fn dashed_key<DB: DrawingBackend>(
@@ -466,4 +487,31 @@ where
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_legend_strip_takes_more_rows_rather_than_overlap() {
+        // Columns of 300 px after a 64 px indent: 3 at 1200 px, 1 at 600 px, never 0.
+        assert_eq!(legend_grid(1200, 300, 5), (3, 2));
+        assert_eq!(legend_grid(600, 300, 5), (1, 5));
+        assert_eq!(legend_grid(100, 300, 5), (1, 5));
+        assert_eq!(legend_grid(10_000, 300, 5), (5, 1));
+        assert_eq!(legend_grid(1200, 300, 1), (1, 1));
+        assert_eq!(legend_grid(1200, 0, 0), (1, 1));
+    }
+
+    #[test]
+    fn the_c_scale_spans_the_drawn_c() {
+        let s = CScale::new([16.0, 0.5, 2.0].into_iter());
+        assert_eq!(s.color(0.5), viridis(0.0));
+        assert_eq!(s.color(16.0), viridis(1.0));
+        assert_eq!(s.color(2.0), viridis(0.4));
+        // One c: the whole bar is one octave from it.
+        let one = CScale::new(std::iter::once(4.0));
+        assert_eq!(one.color(4.0), viridis(0.0));
+    }
 }

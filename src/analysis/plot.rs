@@ -15,9 +15,9 @@ use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary, LinearFit};
 use super::figure::{
-    boundary_color, dashed_key, draw_legend, fmt_edge, font, legend_slot, log_range, log_steps,
-    log_y_mesh, pow2_label, render, with_legend_strip, CScale, Curve, DrawResult, Figure,
-    LogYChart, PlotError, PlotOptions,
+    boundary_color, dashed_key, draw_legend, fmt_edge, font, legend_strip, log_range, log_steps,
+    log_y_mesh, pow2_label, render, CScale, Curve, DrawResult, Figure, LogYChart, PlotError,
+    PlotOptions,
 };
 use super::params::AnalysisParams;
 use super::report::Analysis;
@@ -328,16 +328,12 @@ impl Figure for Trajectories {
     {
         root.fill(&WHITE)?;
         let root = root.titled(&self.title, font(22))?;
-        let (root, strip) = with_legend_strip(&root, 1);
-        let key = legend_slot(
-            &strip,
-            (0, 0),
-            1,
-            &format!(
-                "λ = {}/η: the edge of stability of each c (λ panel, dashed, in the colour of c)",
-                fmt_edge(self.edge)
-            ),
-        )?;
+        let label = format!(
+            "λ = {}/η: the edge of stability of each c (λ panel, dashed, in the colour of c)",
+            fmt_edge(self.edge)
+        );
+        let (root, strip, keys) = legend_strip(&root, &[label])?;
+        let key = keys[0];
         dashed_key(&strip, key, BLACK.stroke_width(1))?;
         let (w, _) = root.dim_in_pixel();
         let (panels, bar) = root.split_horizontally(w.saturating_sub(120));

@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use crate::record::{LineKey, Results, RunRecord, RunStatus};
 
 use super::figure::{
-    dashed_key, fmt_edge, font, legend_slot, log_range, log_y_mesh, render, with_legend_strip,
-    CScale, Curve, DrawResult, Figure, LogYChart, PlotError, PlotOptions,
+    dashed_key, fmt_edge, font, legend_strip, log_range, log_y_mesh, render, CScale, Curve,
+    DrawResult, Figure, LogYChart, PlotError, PlotOptions,
 };
 use super::regimes::RunRegime;
 use super::report::Analysis;
@@ -174,8 +174,7 @@ impl Figure for RegimesFigure {
     {
         root.fill(&WHITE)?;
         let root = root.titled(&self.title, font(22))?;
-        let (root, strip) = with_legend_strip(&root, 2);
-        self.legend(&strip)?;
+        let root = self.legend(&root)?;
         let (w, _) = root.dim_in_pixel();
         let (panels, bar) = root.split_horizontally(w.saturating_sub(120));
         let halves = panels.split_evenly((1, 2));
@@ -252,29 +251,40 @@ impl RegimesFigure {
         Ok(())
     }
 
-    /// The legend strip under the panels: the three boundaries, the edge line and, when a
-    /// run diverged, its mark.
-    fn legend<DB: DrawingBackend>(&self, strip: &DrawingArea<DB, Shift>) -> DrawResult
+    /// The legend strip under the panels (the three boundaries, the edge line and, when a
+    /// run diverged, its mark); returns the area above it.
+    fn legend<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error>>
     where
         DB::ErrorType: 'static,
     {
-        let grey = RGBColor(200, 200, 200);
-        for (col, kind) in Mark::BOUNDARIES.into_iter().enumerate() {
-            let at = legend_slot(strip, (0, col as u32), 3, &kind.label(self.edge_tolerance))?;
-            strip.draw(&kind.element(at, grey))?;
-        }
-        let edge = format!("η·λ = {}: the edge of stability", fmt_edge(self.edge));
-        let at = legend_slot(strip, (1, 0), 3, &edge)?;
-        dashed_key(strip, at, BLACK.mix(0.6).stroke_width(1))?;
         let diverged = self
             .curves
             .iter()
             .any(|c| c.marks.iter().any(|m| m.0 == Mark::Diverged));
+        let mut kinds: Vec<Option<Mark>> = Mark::BOUNDARIES.into_iter().map(Some).collect();
+        kinds.push(None);
         if diverged {
-            let at = legend_slot(strip, (1, 1), 3, &Mark::Diverged.label(self.edge_tolerance))?;
-            strip.draw(&Mark::Diverged.element(at, grey))?;
+            kinds.push(Some(Mark::Diverged));
         }
-        Ok(())
+        let labels: Vec<String> = kinds
+            .iter()
+            .map(|k| match k {
+                Some(m) => m.label(self.edge_tolerance),
+                None => format!("η·λ = {}: the edge of stability", fmt_edge(self.edge)),
+            })
+            .collect();
+        let (rest, strip, keys) = legend_strip(root, &labels)?;
+        let grey = RGBColor(200, 200, 200);
+        for (kind, at) in kinds.into_iter().zip(keys) {
+            match kind {
+                Some(m) => strip.draw(&m.element(at, grey))?,
+                None => dashed_key(&strip, at, BLACK.mix(0.6).stroke_width(1))?,
+            }
+        }
+        Ok(rest)
     }
 }
 
