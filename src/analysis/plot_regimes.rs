@@ -162,6 +162,9 @@ pub(super) fn line_curves(
 struct RegimesFigure {
     title: String,
     curves: Vec<RegimeCurve>,
+    /// Every c of the line's finished runs, drawn or not (a run that diverged before a
+    /// measured step has no curve): the colour scale of its trajectories figure.
+    cs: Vec<f64>,
     /// The update rule's edge in units of η·λ (2 for SGD).
     edge: f64,
     edge_tolerance: f64,
@@ -178,7 +181,7 @@ impl Figure for RegimesFigure {
         let (w, _) = root.dim_in_pixel();
         let (panels, bar) = root.split_horizontally(w.saturating_sub(120));
         let halves = panels.split_evenly((1, 2));
-        let scale = CScale::new(self.curves.iter().map(|c| c.c));
+        let scale = CScale::new(self.cs.iter().copied());
         let ys = self
             .curves
             .iter()
@@ -322,6 +325,12 @@ pub fn plot_regimes(
             if label.is_empty() { "" } else { ", " }
         ),
         curves,
+        cs: analysis
+            .regimes
+            .iter()
+            .filter(|r| LineKey::from(&r.key) == *line)
+            .map(|r| r.key.c)
+            .collect(),
         edge: analysis.params.lazy_c_at(line.axis_point),
         edge_tolerance: analysis.params.regimes.edge_tolerance,
     };
