@@ -341,7 +341,8 @@ enum Command {
     /// `analysis` group.
     Analyze(AnalyzeArgs),
     /// Figures: the phase diagram (one per point of `grid.axes`), loss and sharpness
-    /// trajectories, λ_τ/λ₀ against c.
+    /// trajectories (with each c's edge line; a log step axis for long runs), the regimes
+    /// of long runs (η·λ_t/edge against t and c·t, boundaries marked), λ_τ/λ₀ against c.
     Plot(PlotArgs),
     /// Follow a sweep: every few seconds, the runs finished so far (also those still in
     /// the journal of a running sweep), the critical-value table, and the phase diagram

@@ -198,6 +198,54 @@ fn analyze_plot_inspect_and_run_on_a_real_sweep() {
         .unwrap()
         .contains("</svg>"));
 
+    // A long-ish run (30 steps, the sharpness dense to step 3, then 10 per decade): the
+    // regimes figure beside the trajectories, a valid PNG of the asked size.
+    let long = tiny_config(d, "long.toml", 3, 30);
+    let sets = [
+        "model.depth=[2]",
+        "train.seeds=[1]",
+        "sharpness.dense_steps=3",
+        "sharpness.per_decade=10",
+    ];
+    let mut args = vec![
+        "sweep",
+        long.to_str().unwrap(),
+        "--out",
+        "long.h5",
+        "--quiet",
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    expect_code(&sharpsweep(d, &args), 0, "sweep of 30 steps");
+    let out = sharpsweep(
+        d,
+        &["plot", "long.h5", "--out-dir", "long", "--size", "640x480"],
+    );
+    expect_code(&out, 0, "plot of 30 steps");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in ["regimes_d2_w16_s1_g1.png", "trajectories_d2_w16_s1_g1.png"] {
+        assert!(listed.contains(name), "{name} in {listed}");
+    }
+    let png = std::fs::read(d.join("long/regimes_d2_w16_s1_g1.png")).expect("regimes figure");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 640);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 480);
+    assert!(png.len() > 5000, "{} bytes", png.len());
+    // The 4-step sweep above has no regimes, and no regimes figure.
+    let short: Vec<String> = std::fs::read_dir(d.join("fig"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        short.iter().any(|n| n.starts_with("trajectories_")),
+        "{short:?}"
+    );
+    assert!(
+        !short.iter().any(|n| n.starts_with("regimes_")),
+        "{short:?}"
+    );
+
     let out = sharpsweep(d, &["inspect", "r.h5", "--config"]);
     expect_code(&out, 0, "inspect");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -1,20 +1,22 @@
 //! Findings from the results table: critical learning-rate multipliers per line and their
 //! seed averages ([`critical`]), the regimes of longer runs ([`regimes`]), the measured
 //! spectra ([`spectra`]), the collected [`Analysis`] with its text, CSV, JSON and column
-//! exports ([`report`], built from [`table`]), and figures ([`plot`], [`plot_spectrum`],
-//! sharing [`figure`]); the parameters are in [`params`]. Everything works on the in-memory
+//! exports ([`report`], built from [`table`]), and figures ([`plot`], [`plot_regimes`],
+//! [`plot_spectrum`], sharing [`figure`]); the parameters are in [`params`]. Everything works on the in-memory
 //! [`Results`]; reading the file is `store`'s job.
 //!
 //! Imports inside `analysis/` go one way (no circle): `params` and `table` use none of the
 //! others; `critical` uses `params`; `spectra` uses `table`; `regimes` uses `critical`,
 //! `params` and `spectra`; `report` uses those and `table`; `figure` uses `critical`;
-//! `plot_spectrum` uses `figure`; `plot` uses `critical`, `figure`, `plot_spectrum` and
-//! `report`; this file uses them all.
+//! `plot_spectrum` uses `figure`; `plot_regimes` uses `figure`, `regimes` and `report`;
+//! `plot` uses `critical`, `figure`, `params`, `plot_regimes`, `plot_spectrum` and `report`;
+//! this file uses them all.
 
 pub(crate) mod critical;
 pub(crate) mod figure;
 pub(crate) mod params;
 pub(crate) mod plot;
+pub(crate) mod plot_regimes;
 pub(crate) mod plot_spectrum;
 pub(crate) mod regimes;
 pub(crate) mod report;

@@ -1,21 +1,25 @@
 //! Figures (PNG or SVG) from the results and the analysis: the phase diagram in the (d/w, c)
-//! plane, loss and sharpness trajectories of one seed line, and λ_τ/λ₀ against c. What the
-//! figures share (format, size, font, colours, axis labels, `render`) is in `figure`.
+//! plane, loss and sharpness trajectories of one seed line, and λ_τ/λ₀ against c; the
+//! regimes figure is in `plot_regimes`. What the figures share (format, size, font,
+//! colours, the c colour bar, axes, `render`) is in `figure`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::record::{Results, RunStatus, TaskKey};
+use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
 use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary, LinearFit};
 use super::figure::{
-    boundary_color, draw_legend, fmt_edge, font, log_range, pow2_label, render, sig3, viridis,
-    DrawResult, Figure, PlotError, PlotOptions,
+    boundary_color, dashed_key, draw_legend, fmt_edge, font, legend_strip, log_range, log_steps,
+    log_y_mesh, pow2_label, render, CScale, Curve, DrawResult, Figure, LogYChart, PlotError,
+    PlotOptions,
 };
+use super::params::AnalysisParams;
 use super::report::Analysis;
 
 /// The seed line whose trajectories are drawn.
@@ -286,14 +290,24 @@ fn ratio_points(series: &[f64], reference: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Points (x, y) of one drawn curve.
-type Curve = Vec<(f64, f64)>;
+/// The edge of stability λ = edge/η of a run in units of its λ₀: edge/(η·λ₀), which is
+/// edge/c when η = c/λ₀ (else edge/c itself).
+fn edge_level(rec: &RunRecord, c: f64, edge: f64) -> f64 {
+    let level = edge / (rec.eta * lambda_zero(rec));
+    if level.is_finite() && level > 0.0 {
+        level
+    } else {
+        edge / c
+    }
+}
 
-/// The two ratio curves of one run.
+/// The two ratio curves of one run and its edge line.
 struct RunCurves {
     c: f64,
     loss: Curve,
     sharpness: Curve,
+    /// λ/λ₀ at the edge of stability λ = edge/η ([`edge_level`]).
+    edge_level: f64,
 }
 
 struct Trajectories {
@@ -301,6 +315,10 @@ struct Trajectories {
     /// L_t/L₀ and λ_t/λ₀ of each run, ascending c.
     runs: Vec<RunCurves>,
     steps: usize,
+    /// Step axis logarithmic (t ≥ 1) rather than linear ([`log_steps`]).
+    log_steps: bool,
+    /// The update rule's edge in units of η·λ (2 for SGD), for the legend.
+    edge: f64,
 }
 
 impl Figure for Trajectories {
@@ -310,85 +328,86 @@ impl Figure for Trajectories {
     {
         root.fill(&WHITE)?;
         let root = root.titled(&self.title, font(22))?;
+        let label = format!(
+            "λ = {}/η: the edge of stability of each c (λ panel, dashed, in the colour of c)",
+            fmt_edge(self.edge)
+        );
+        let (root, strip, keys) = legend_strip(&root, &[label])?;
+        let key = keys[0];
+        dashed_key(&strip, key, BLACK.stroke_width(1))?;
         let (w, _) = root.dim_in_pixel();
         let (panels, bar) = root.split_horizontally(w.saturating_sub(120));
         let halves = panels.split_evenly((1, 2));
-        let lc: Vec<f64> = self.runs.iter().map(|r| r.c.log2()).collect();
-        let (c_lo, c_hi) = (
-            lc.first().copied().unwrap_or(0.0),
-            lc.last().copied().unwrap_or(1.0),
-        );
-        let c_hi = if c_hi > c_lo { c_hi } else { c_lo + 1.0 };
-        let color = |lc: f64| viridis((lc - c_lo) / (c_hi - c_lo));
+        let scale = CScale::new(self.runs.iter().map(|r| r.c));
         let x_max = self.steps.max(1) as f64;
-        for (k, (area, desc)) in halves.iter().zip(["L_t / L₀", "λ_t / λ₀"]).enumerate() {
-            let pick = |r: &RunCurves| -> Curve {
-                if k == 0 {
-                    r.loss.clone()
-                } else {
-                    r.sharpness.clone()
-                }
-            };
-            let (y0, y1) = log_range(self.runs.iter().flat_map(&pick).map(|p| p.1));
-            let mut chart = ChartBuilder::on(area)
+        for (sharp, area) in [false, true].into_iter().zip(&halves) {
+            let x_min = if self.log_steps { 1.0 } else { 0.0 };
+            let ys = self.runs.iter().flat_map(|r| {
+                let curve = if sharp { &r.sharpness } else { &r.loss };
+                let pts = curve.iter().filter(|p| p.0 >= x_min).map(|p| p.1);
+                pts.chain(sharp.then_some(r.edge_level))
+            });
+            let (y0, y1) = log_range(ys);
+            let mut builder = ChartBuilder::on(area);
+            builder
                 .margin(10)
                 .x_label_area_size(44)
-                .y_label_area_size(64)
-                .build_cartesian_2d(0f64..x_max, (y0..y1).log_scale())?;
-            chart
-                .configure_mesh()
-                .x_desc("step")
-                .y_desc(format!("{desc} (log scale)"))
-                .label_style(font(13))
-                .axis_desc_style(font(15))
-                .y_label_formatter(&|v| sig3(*v))
-                .x_label_formatter(&|v| format!("{}", v.round()))
-                .light_line_style(WHITE.mix(0.0))
-                .draw()?;
-            chart.draw_series(DashedLineSeries::new(
-                [(0.0, 1.0), (x_max, 1.0)],
-                6,
-                4,
-                BLACK.mix(0.6).stroke_width(1),
-            ))?;
-            for (r, &l) in self.runs.iter().zip(&lc) {
-                let pts = pick(r);
-                let col = color(l);
-                chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?;
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, col.filled())))?;
+                .y_label_area_size(64);
+            let y = (y0..y1).log_scale();
+            if self.log_steps {
+                let mut chart = builder.build_cartesian_2d((1f64..x_max).log_scale(), y)?;
+                self.panel(&mut chart, sharp, &scale)?;
+            } else {
+                let mut chart = builder.build_cartesian_2d(0f64..x_max, y)?;
+                self.panel(&mut chart, sharp, &scale)?;
             }
         }
-        // Colour bar: the colour of each c, labelled in c.
-        // Labels on the bar's right, with room for "45.3" after the tick.
-        let mut cb = ChartBuilder::on(&bar)
-            .margin_top(40)
-            .margin_bottom(54)
-            .margin_left(8)
-            .margin_right(4)
-            .right_y_label_area_size(62)
-            .build_cartesian_2d(0f64..1.0, c_lo..c_hi)?;
-        cb.configure_mesh()
-            .disable_x_mesh()
-            .disable_y_mesh()
-            .disable_x_axis()
-            .y_desc("c")
-            .y_labels(8)
-            .set_tick_mark_size(LabelAreaPosition::Right, 7)
-            .y_label_formatter(&pow2_label)
-            .label_style(font(13))
-            .axis_desc_style(font(15))
-            .draw()?;
-        let m = 100;
-        cb.draw_series((0..m).map(|i| {
-            let a = c_lo + (c_hi - c_lo) * i as f64 / m as f64;
-            let b = c_lo + (c_hi - c_lo) * (i + 1) as f64 / m as f64;
-            Rectangle::new([(0.0, a), (1.0, b)], color(0.5 * (a + b)).filled())
-        }))?;
-        // Tick marks at the c values actually drawn.
-        cb.draw_series(
-            lc.iter()
-                .map(|&l| PathElement::new([(0.0, l), (0.3, l)], BLACK.stroke_width(1))),
-        )?;
+        scale.draw_bar(&bar)
+    }
+}
+
+impl Trajectories {
+    /// One panel (the loss, or the sharpness with each c's edge line): only measured
+    /// steps are drawn, joined by lines, each a dot.
+    fn panel<'a, DB, X>(
+        &self,
+        chart: &mut LogYChart<'a, DB, X>,
+        sharp: bool,
+        scale: &CScale,
+    ) -> DrawResult
+    where
+        DB: DrawingBackend + 'a,
+        DB::ErrorType: 'static,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let x_min = if self.log_steps { 1.0 } else { 0.0 };
+        let x_max = self.steps.max(1) as f64;
+        let x_desc = if self.log_steps {
+            "step t (log scale, t ≥ 1)"
+        } else {
+            "step t"
+        };
+        let y_desc = if sharp {
+            "λ_t / λ₀ (log scale)"
+        } else {
+            "L_t / L₀ (log scale)"
+        };
+        log_y_mesh(chart, (x_desc, y_desc), (x_min, x_max), self.log_steps)?;
+        for r in &self.runs {
+            let curve = if sharp { &r.sharpness } else { &r.loss };
+            let pts: Curve = curve.iter().copied().filter(|p| p.0 >= x_min).collect();
+            let col = scale.color(r.c);
+            chart.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, col.filled())))?;
+        }
+        if !sharp {
+            return Ok(());
+        }
+        for r in &self.runs {
+            let style = scale.color(r.c).stroke_width(1);
+            let line = [(x_min, r.edge_level), (x_max, r.edge_level)];
+            chart.draw_series(DashedLineSeries::new(line, 10, 6, style))?;
+        }
         Ok(())
     }
 }
@@ -514,26 +533,64 @@ pub fn plot_phase_diagrams(
         .collect()
 }
 
+/// The finished (done or diverged) runs of seed line `sel` with SGD seed `sgd_seed`, as
+/// curves with their edge lines (`edge`: the update rule's, in units of η·λ), ascending c.
+fn run_curves(
+    results: &Results,
+    sel: &TrajectorySelection,
+    sgd_seed: Option<u64>,
+    edge: f64,
+) -> Vec<RunCurves> {
+    let mut runs: Vec<RunCurves> = results
+        .keys
+        .iter()
+        .zip(&results.records)
+        .filter(|(k, _)| sel.holds(k) && Some(k.sgd_seed) == sgd_seed)
+        .filter_map(|(k, r)| {
+            let r = r.as_ref()?;
+            if !matches!(r.status, RunStatus::Done | RunStatus::Diverged) {
+                return None;
+            }
+            let l0 = r.loss.first().copied().unwrap_or(f64::NAN);
+            Some(RunCurves {
+                c: k.c,
+                loss: ratio_points(&r.loss, l0),
+                sharpness: ratio_points(&r.sharpness, lambda_zero(r)),
+                edge_level: edge_level(r, k.c, edge),
+            })
+        })
+        .collect();
+    runs.sort_by(|a, b| a.c.total_cmp(&b.c));
+    runs
+}
+
+impl TrajectorySelection {
+    /// Whether run `k` belongs to the seed line (any SGD seed).
+    fn holds(&self, k: &TaskKey) -> bool {
+        k.depth == self.depth
+            && k.width == self.width
+            && k.seed == self.seed
+            && k.axis_point == self.axis_point
+    }
+}
+
 /// Loss and sharpness trajectories L_t/L₀ and λ_t/λ₀ against the step for every c of one
-/// seed line, coloured by c (viridis, colour bar in c). Writes
-/// `dir/trajectories_d{d}_w{w}_s{seed}_g{sgd_seed}.{png,svg}`.
+/// seed line, coloured by c (viridis, colour bar in c), with each c's edge of stability
+/// λ = edge/η (`params`' edge of the axis point, as the regimes use it) in the λ panel; the
+/// step axis is logarithmic (t ≥ 1) for runs of at least ten early windows
+/// ([`log_steps`]). Writes `dir/trajectories_d{d}_w{w}_s{seed}_g{sgd_seed}.{png,svg}`.
 pub fn plot_trajectories(
     results: &Results,
+    params: &AnalysisParams,
     dir: &Path,
     opts: &PlotOptions,
     sel: &TrajectorySelection,
 ) -> Result<PathBuf, PlotError> {
-    let of_line = |k: &&TaskKey| {
-        k.depth == sel.depth
-            && k.width == sel.width
-            && k.seed == sel.seed
-            && k.axis_point == sel.axis_point
-    };
     let sgd_seed = sel.sgd_seed.or_else(|| {
         results
             .keys
             .iter()
-            .filter(of_line)
+            .filter(|k| sel.holds(k))
             .map(|k| k.sgd_seed)
             .min()
     });
@@ -545,24 +602,8 @@ pub fn plot_trajectories(
         sgd_seed.map_or("none".to_string(), |s| s.to_string()),
         results.axes.file_suffix(sel.axis_point)
     );
-    let mut runs: Vec<RunCurves> = results
-        .keys
-        .iter()
-        .zip(&results.records)
-        .filter(|(k, _)| of_line(k) && Some(k.sgd_seed) == sgd_seed)
-        .filter_map(|(k, r)| {
-            let r = r.as_ref()?;
-            if !matches!(r.status, RunStatus::Done | RunStatus::Diverged) {
-                return None;
-            }
-            let l0 = r.loss.first().copied().unwrap_or(f64::NAN);
-            Some(RunCurves {
-                c: k.c,
-                loss: ratio_points(&r.loss, l0),
-                sharpness: ratio_points(&r.sharpness, lambda_zero(r)),
-            })
-        })
-        .collect();
+    let edge = params.lazy_c_at(sel.axis_point);
+    let runs = run_curves(results, sel, sgd_seed, edge);
     if runs.is_empty() {
         return Err(PlotError::NoData {
             path: dir.join(format!("{stem}.{}", opts.format.extension())),
@@ -572,7 +613,6 @@ pub fn plot_trajectories(
             ),
         });
     }
-    runs.sort_by(|a, b| a.c.total_cmp(&b.c));
     let label = results.axes.label(sel.axis_point);
     let fig = Trajectories {
         title: format!(
@@ -585,6 +625,8 @@ pub fn plot_trajectories(
         ),
         runs,
         steps: results.steps,
+        log_steps: log_steps(results.steps, params.early_window),
+        edge,
     };
     render(&fig, dir, &stem, opts)
 }
@@ -642,8 +684,8 @@ pub fn plot_saturation(
 }
 
 /// The phase diagram (one per axis point of `grid.axes`), λ_τ/λ₀ (when long runs exist),
-/// and the trajectories (and spectra) of the first seed line of every (depth, width, axis
-/// point). Returns the written paths.
+/// and the trajectories (with the regimes, for long runs, and the spectra) of the first
+/// seed line of every (depth, width, axis point). Returns the written paths.
 pub fn plot_all(
     results: &Results,
     analysis: &Analysis,
@@ -664,11 +706,14 @@ pub fn plot_all(
                 sgd_seed: Some(l.line.sgd_seed),
                 axis_point: l.line.axis_point,
             };
-            match plot_trajectories(results, dir, opts, &sel) {
+            match plot_trajectories(results, &analysis.params, dir, opts, &sel) {
                 Ok(p) => out.push(p),
                 Err(PlotError::NoData { .. }) => {}
                 Err(e) => return Err(e),
             }
+            out.extend(super::plot_regimes::plot_regimes(
+                results, analysis, dir, opts, &l.line,
+            )?);
             out.extend(super::plot_spectrum::plot_spectrum(
                 results, dir, opts, &l.line,
             )?);
@@ -681,6 +726,7 @@ pub fn plot_all(
 mod tests {
     use super::*;
     use crate::analysis::critical::tests::{diverged, line, run};
+    use crate::analysis::figure::{log_steps, log_tick, sig3, step_tick};
     use crate::analysis::{analyze, AnalysisParams, PlotFormat};
     use crate::record::TaskKey;
     use std::io::Read;
@@ -810,6 +856,48 @@ mod tests {
     }
 
     #[test]
+    fn edge_lines_sit_at_edge_over_c_and_long_runs_get_a_log_step_axis() {
+        let res = sample();
+        let sel = TrajectorySelection {
+            depth: 4,
+            width: 256,
+            seed: 1,
+            sgd_seed: None,
+            axis_point: 0,
+        };
+        // λ/λ₀ = edge/(η·λ₀) = edge/c: 2 for SGD, 3.8 for heavy ball at β = 0.9.
+        for edge in [2.0, 3.8] {
+            let runs = run_curves(&res, &sel, Some(1), edge);
+            assert_eq!(runs.len(), 12);
+            for r in &runs {
+                assert!(
+                    (r.edge_level - edge / r.c).abs() < 1e-12 * edge / r.c,
+                    "{}",
+                    r.c
+                );
+            }
+        }
+        let mut rec = run(vec![1.0; 3], vec![10.0; 3], 4.0);
+        rec.eta = f64::NAN;
+        assert_eq!(edge_level(&rec, 4.0, 2.0), 0.5, "no usable η: edge/c");
+        // Only measured steps are points: a sparse schedule leaves NaN between them.
+        let mut sparse = res.clone();
+        let i = sparse.keys.iter().position(|k| sel.holds(k)).unwrap();
+        let r = sparse.records[i].as_mut().unwrap();
+        for t in [2, 4, 5, 7] {
+            r.sharpness[t] = f64::NAN;
+        }
+        let curves = run_curves(&sparse, &sel, Some(1), 2.0);
+        let steps: Vec<f64> = curves[0].sharpness.iter().map(|p| p.0).collect();
+        assert_eq!(steps, [0.0, 1.0, 3.0, 6.0, 8.0, 9.0, 10.0]);
+        assert_eq!(curves[0].loss.len(), 11);
+        // The step axis is logarithmic from ten early windows on.
+        assert!(!log_steps(10, 10) && !log_steps(99, 10));
+        assert!(log_steps(100, 10) && log_steps(50, 5) && log_steps(2000, 10));
+        assert!(log_steps(10, 0), "a zero window counts as one step");
+    }
+
+    #[test]
     fn tick_labels_stay_short() {
         assert_eq!(sig3(0.1), "0.100");
         assert_eq!(sig3(45.254834), "45.3");
@@ -819,6 +907,14 @@ mod tests {
         assert_eq!(sig3(2.5e-5), "2.5e-5");
         assert_eq!(pow2_label(&3.0), "8");
         assert_eq!(pow2_label(&5.5), "45.3");
+        // Step axes: whole steps plain; a log axis labels 1, 2, 5 × 10^k only.
+        assert_eq!(step_tick(&0.0), "0");
+        assert_eq!(step_tick(&300.0), "300");
+        let log: Vec<String> = [1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 20.0, 0.5, 4800.0]
+            .iter()
+            .map(log_tick)
+            .collect();
+        assert_eq!(log, ["1", "2", "", "5", "", "10", "20", "0.500", ""]);
     }
 
     #[test]
@@ -840,7 +936,7 @@ mod tests {
             sgd_seed: None,
             axis_point: 0,
         };
-        let t = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap();
+        let t = plot_trajectories(&res, &a.params, dir.path(), &opts, &sel).unwrap();
         assert!(t.ends_with("trajectories_d4_w256_s1_g1.png"));
         for path in [p, t] {
             let (w, h, ch, px) = decode_png(&std::fs::read(&path).unwrap());
@@ -972,7 +1068,7 @@ mod tests {
             sgd_seed: None,
             axis_point: 0,
         };
-        let e = plot_trajectories(&res, dir.path(), &opts, &sel).unwrap_err();
+        let e = plot_trajectories(&res, &a.params, dir.path(), &opts, &sel).unwrap_err();
         assert!(matches!(e, PlotError::NoData { .. }));
     }
 }
