@@ -14,7 +14,7 @@
 //! Ritz vectors), completed with seeded Gaussian vectors.
 
 use super::lanczos::reorthogonalize;
-use super::operator::{norm, start_vector, StopReason, SymmetricOperator};
+use super::operator::{dot_in, norm, start_vector, StopReason, SymmetricOperator};
 use super::workspace::{ensure, EigenWorkspace};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};
@@ -51,20 +51,27 @@ pub struct Spectrum {
 
 /// Orthonormalizes `w` against the first `m` columns of `v` (column-major, n rows) and
 /// against itself; false when nothing independent is left of it.
-fn orthonormalize(v: &[f64], n: usize, m: usize, w: &mut [f64], h: &mut [f64], par: Par) -> bool {
-    let before = norm(w);
+fn orthonormalize(
+    v: &[f64],
+    n: usize,
+    m: usize,
+    w: &mut [f64],
+    (h, partials): (&mut [f64], &mut Vec<f64>),
+    par: Par,
+) -> bool {
+    let before = dot_in(par, w, w).sqrt();
     if !(before.is_finite() && before > 0.0) {
         return false;
     }
     let after = if m > 0 {
-        reorthogonalize(&v[..n * m], n, w, &mut h[..m], par, before)
+        reorthogonalize(&v[..n * m], n, w, &mut h[..m], partials, par, before)
     } else {
         before
     };
     if after.is_nan() || after <= 1e-10 * before {
         return false;
     }
-    w.iter_mut().for_each(|x| *x /= after);
+    crate::elementwise::map(par, w, |x| *x /= after);
     true
 }
 
@@ -79,6 +86,7 @@ struct Basis<'a> {
     av: &'a mut Vec<f64>,
     t: &'a mut Vec<f64>,
     h: &'a mut Vec<f64>,
+    partials: &'a mut Vec<f64>,
 }
 
 /// A Ritz pair (θ, y = V s) with A y = AV s.
@@ -92,6 +100,7 @@ impl<'a> Basis<'a> {
             images,
             projected,
             small,
+            partials,
             ..
         } = ws;
         // Columns are added as the basis grows (the reservation is made once) and only the
@@ -108,6 +117,7 @@ impl<'a> Basis<'a> {
             av: images,
             t: projected,
             h: small,
+            partials,
         }
     }
 
@@ -118,7 +128,8 @@ impl<'a> Basis<'a> {
     /// Appends `w` (orthonormalized against the basis) unless it is dependent on it.
     fn push(&mut self, mut w: Vec<f64>) -> bool {
         let (n, m) = (self.n, self.m);
-        if m >= self.cap || !orthonormalize(self.v, n, m, &mut w, self.h, self.par) {
+        if m >= self.cap || !orthonormalize(self.v, n, m, &mut w, (self.h, self.partials), self.par)
+        {
             return false;
         }
         ensure(self.v, (m + 1) * n, self.cap * n);
@@ -134,7 +145,7 @@ impl<'a> Basis<'a> {
         for j in from..m {
             let (v, av) = (&self.v, &mut self.av);
             op.apply(&v[j * n..(j + 1) * n], &mut av[j * n..(j + 1) * n]);
-            if av[j * n..(j + 1) * n].iter().any(|x| !x.is_finite()) {
+            if crate::elementwise::any(self.par, &av[j * n..(j + 1) * n], |x| !x.is_finite()) {
                 return false;
             }
         }

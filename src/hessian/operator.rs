@@ -79,18 +79,11 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// [`dot`] over `par`'s threads: in one thread exactly `dot`; in several, chunks in
-/// parallel and their partial sums added.
+/// [`dot`] over `par`'s threads in a fixed order ([`crate::elementwise::sum_blocks`]):
+/// the same bits for any thread count, and exactly `dot` for vectors of at most
+/// [`crate::elementwise::REDUCE_BLOCK`] entries.
 pub(crate) fn dot_in(par: faer::Par, a: &[f64], b: &[f64]) -> f64 {
-    use rayon::prelude::*;
-    match crate::elementwise::chunk(par, a.len()) {
-        None => dot(a, b),
-        Some(c) => a
-            .par_chunks(c)
-            .zip(b.par_chunks(c))
-            .map(|(a, b)| dot(a, b))
-            .sum(),
-    }
+    crate::elementwise::sum_blocks(par, (a, b), &|(a, b)| dot(a, b))
 }
 
 /// Euclidean norm.

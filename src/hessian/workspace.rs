@@ -21,6 +21,8 @@ pub struct EigenWorkspace {
     pub(crate) small: Vec<f64>,
     /// One vector of length n.
     pub(crate) vector: Vec<f64>,
+    /// Per-block partial products of a reorthogonalization (blocks × basis length).
+    pub(crate) partials: Vec<f64>,
 }
 
 impl EigenWorkspace {
@@ -33,6 +35,7 @@ impl EigenWorkspace {
             projected: Vec::new(),
             small: Vec::new(),
             vector: Vec::new(),
+            partials: Vec::new(),
         }
     }
 
@@ -42,7 +45,8 @@ impl EigenWorkspace {
             + self.images.capacity()
             + self.projected.capacity()
             + self.small.capacity()
-            + self.vector.capacity())
+            + self.vector.capacity()
+            + self.partials.capacity())
     }
 }
 
