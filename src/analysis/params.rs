@@ -27,7 +27,7 @@ impl Default for AnalysisParams {
     fn default() -> Self {
         AnalysisParams {
             eps_sharp: 0.0,
-            early_window: 10,
+            early_window: crate::config::EARLY_WINDOW,
             lazy_c: 2.0,
             lazy_c_by_point: Vec::new(),
             max_bracket_ratio: 2f64.powf(0.25),

@@ -28,7 +28,7 @@ mod text_pins;
 mod validate;
 
 pub use axes::MAX_AXIS_POINTS;
-pub use schedule::Schedule;
+pub use schedule::{Schedule, EARLY_WINDOW};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -12,6 +12,10 @@
 
 use super::Config;
 
+/// The early window 1..=T in which c_loss and c_sharp are decided, by default (`analyze
+/// --early-window`) and always in an adaptive search: its steps must all be measured.
+pub const EARLY_WINDOW: usize = 10;
+
 /// The largest `sharpness.per_decade`.
 pub const MAX_PER_DECADE: usize = 1000;
 

@@ -3,12 +3,11 @@
 
 use super::round_decimals;
 use super::schedule::MAX_PER_DECADE;
-use super::Schedule;
 use super::{
     invalid, Config, ConfigError, DatasetKind, ModelKind, Optimizer, SearchKind, SharpnessMethod,
     SpectrumOperator, MAX_GRID_POINTS,
 };
-use crate::analysis::AnalysisParams;
+use super::{Schedule, EARLY_WINDOW};
 use std::collections::BTreeSet;
 
 /// Most SGD steps per run: step indices (`diverged_at`) are stored as i32, and Adam's
@@ -383,7 +382,7 @@ impl Config {
     /// An adaptive search decides c_loss and c_sharp from the loss and the sharpness at
     /// every step of the early window: a schedule that leaves one out is refused.
     fn validate_search_schedule(&self) -> Result<(), ConfigError> {
-        let window = AnalysisParams::default().early_window;
+        let window = EARLY_WINDOW;
         let Some(t) = Schedule::of(self).first_sparse(window) else {
             return Ok(());
         };

@@ -27,7 +27,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::analysis::critical::criteria_hold;
-use crate::analysis::AnalysisParams;
 use crate::config::Config;
 use crate::record::{LineKey, RunRecord, TaskKey};
 
@@ -95,7 +94,7 @@ impl SearchParams {
             probes: cfg.grid.probes.max(1),
             resolution: cfg.grid.resolution,
             eps_sharp: cfg.grid.eps_sharp,
-            t_max: AnalysisParams::default().early_window.min(cfg.train.steps),
+            t_max: crate::config::EARLY_WINDOW.min(cfg.train.steps),
             barrier: cfg.grid.interp_points > 0,
         }
     }
