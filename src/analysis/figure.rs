@@ -18,7 +18,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::critical::{Boundary, FitAxis};
+use super::critical::Boundary;
+use super::groups::FitAxis;
 
 /// The embedded sans-serif font (DejaVu Sans, Bitstream Vera license).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -252,6 +253,19 @@ pub(super) fn boundary_color(b: Boundary) -> RGBColor {
 pub(super) fn fmt_edge(c: f64) -> String {
     let r = (c * 100.0).round() / 100.0;
     format!("{r}")
+}
+
+/// The chart builder of one panel of a figure: the margin and the label areas every
+/// panel uses.
+pub(super) fn panel_builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(64);
+    builder
 }
 
 /// A log-scale range holding every point and 1, with a margin (0.5..2 when empty).

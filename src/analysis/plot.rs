@@ -13,12 +13,13 @@ use plotters::prelude::*;
 
 use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
-use super::critical::{lambda_zero, Boundary, FitAxis, GroupSummary, LinearFit};
+use super::critical::{lambda_zero, Boundary};
 use super::figure::{
     boundary_color, dashed_key, draw_legend, fmt_edge, font, legend_strip, log_range, log_steps,
-    log_y_mesh, pow2_label, render, CScale, Curve, DrawResult, Figure, LogYChart, PlotError,
-    PlotOptions,
+    log_y_mesh, panel_builder, pow2_label, render, CScale, Curve, DrawResult, Figure, LogYChart,
+    PlotError, PlotOptions,
 };
+use super::groups::{FitAxis, GroupSummary, LinearFit};
 use super::params::AnalysisParams;
 use super::report::Analysis;
 
@@ -348,11 +349,7 @@ impl Figure for Trajectories {
                 pts.chain(sharp.then_some(r.edge_level))
             });
             let (y0, y1) = log_range(ys);
-            let mut builder = ChartBuilder::on(area);
-            builder
-                .margin(10)
-                .x_label_area_size(44)
-                .y_label_area_size(64);
+            let mut builder = panel_builder(area);
             let y = (y0..y1).log_scale();
             if self.log_steps {
                 let mut chart = builder.build_cartesian_2d((1f64..x_max).log_scale(), y)?;
@@ -824,6 +821,15 @@ mod tests {
         (non_white as f64 / n as f64, colours.len())
     }
 
+    /// The first seed line of `sample()`.
+    const SEL: TrajectorySelection = TrajectorySelection {
+        depth: 4,
+        width: 256,
+        seed: 1,
+        sgd_seed: None,
+        axis_point: 0,
+    };
+
     fn sample() -> Results {
         let mut res = Results {
             k: crate::record::EigenCount::ONE,
@@ -858,13 +864,7 @@ mod tests {
     #[test]
     fn edge_lines_sit_at_edge_over_c_and_long_runs_get_a_log_step_axis() {
         let res = sample();
-        let sel = TrajectorySelection {
-            depth: 4,
-            width: 256,
-            seed: 1,
-            sgd_seed: None,
-            axis_point: 0,
-        };
+        let sel = SEL;
         // λ/λ₀ = edge/(η·λ₀) = edge/c: 2 for SGD, 3.8 for heavy ball at β = 0.9.
         for edge in [2.0, 3.8] {
             let runs = run_curves(&res, &sel, Some(1), edge);
@@ -929,13 +929,7 @@ mod tests {
         };
         let p = plot_phase_diagram(&res, &a, dir.path(), &opts, 0).unwrap();
         assert_eq!(p, dir.path().join("phase_diagram.png"));
-        let sel = TrajectorySelection {
-            depth: 4,
-            width: 256,
-            seed: 1,
-            sgd_seed: None,
-            axis_point: 0,
-        };
+        let sel = SEL;
         let t = plot_trajectories(&res, &a.params, dir.path(), &opts, &sel).unwrap();
         assert!(t.ends_with("trajectories_d4_w256_s1_g1.png"));
         for path in [p, t] {

@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use crate::record::{LineKey, Results, RunRecord, RunStatus};
 
 use super::figure::{
-    dashed_key, fmt_edge, font, legend_strip, log_range, log_y_mesh, render, CScale, Curve,
-    DrawResult, Figure, LogYChart, PlotError, PlotOptions,
+    dashed_key, fmt_edge, font, legend_strip, log_range, log_y_mesh, panel_builder, render, CScale,
+    Curve, DrawResult, Figure, LogYChart, PlotError, PlotOptions,
 };
 use super::regimes::RunRegime;
 use super::report::Analysis;
@@ -197,10 +197,7 @@ impl Figure for RegimesFigure {
                 (a.min(x), b.max(x))
             });
             let (x0, x1) = (x0 / 1.2, x1.max(x0 * 2.0) * 1.2);
-            let mut chart = ChartBuilder::on(area)
-                .margin(10)
-                .x_label_area_size(44)
-                .y_label_area_size(64)
+            let mut chart = panel_builder(area)
                 .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
             self.panel(&mut chart, collapse, (x0, x1), &scale)?;
         }
@@ -341,19 +338,8 @@ pub fn plot_regimes(
 mod tests {
     use super::*;
     use crate::analysis::critical::tests::{diverged, run};
+    use crate::analysis::regimes::tests::{key, results};
     use crate::analysis::{analyze, AnalysisParams, PlotFormat};
-    use crate::record::{EigenCount, TaskKey};
-
-    fn key(c: f64) -> TaskKey {
-        TaskKey {
-            c,
-            depth: 4,
-            width: 256,
-            seed: 0,
-            sgd_seed: 0,
-            axis_point: 0,
-        }
-    }
 
     const LINE: LineKey = LineKey {
         depth: 4,
@@ -398,13 +384,7 @@ mod tests {
             (0.5, lazy),
             (16.0, diverged(100, 3, 16.0)),
         ];
-        Results {
-            k: EigenCount::ONE,
-            steps: 100,
-            keys: runs.iter().map(|r| key(r.0)).collect(),
-            records: runs.into_iter().map(|r| Some(r.1)).collect(),
-            ..Default::default()
-        }
+        results(100, runs.into_iter().map(|r| (key(r.0), r.1)).collect())
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::record::{Results, RunRecord, RunStatus, TaskKey};
 
-use super::critical::{lambda_zero, mean_se};
+use super::critical::lambda_zero;
+use super::groups::mean_se;
 use super::params::{AnalysisParams, RegimeParams};
 use super::spectra::SpectralSeries;
 
@@ -428,11 +429,12 @@ pub fn regime_collapse(means: &[RegimeMean]) -> Vec<RegimeCollapse> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::analysis::critical::tests::run;
 
-    fn key(c: f64) -> TaskKey {
+    /// The key of a (depth 4, width 256, seed 0) run at `c`.
+    pub(crate) fn key(c: f64) -> TaskKey {
         TaskKey {
             c,
             depth: 4,
@@ -443,7 +445,8 @@ mod tests {
         }
     }
 
-    fn results(steps: usize, runs: Vec<(TaskKey, RunRecord)>) -> Results {
+    /// A file of `steps` steps holding `runs`.
+    pub(crate) fn results(steps: usize, runs: Vec<(TaskKey, RunRecord)>) -> Results {
         Results {
             k: crate::record::EigenCount::ONE,
             steps,
@@ -693,14 +696,7 @@ mod tests {
             sgd_seed: 0,
             axis_point: 0,
         };
-        let res = Results {
-            k: crate::record::EigenCount::ONE,
-            steps,
-            interp_alpha: vec![],
-            keys: vec![key],
-            records: vec![Some(rec)],
-            axes: Default::default(),
-        };
+        let res = results(steps, vec![(key, rec)]);
         let r = &run_regimes(&res, &AnalysisParams::default())[0];
         assert_eq!(r.transient_end, Some(10));
         assert_eq!(r.tau, 50);
@@ -809,14 +805,7 @@ mod tests {
             sgd_seed: 0,
             axis_point: 0,
         };
-        let res = Results {
-            k: crate::record::EigenCount::ONE,
-            steps,
-            interp_alpha: vec![],
-            keys: vec![key],
-            records: vec![Some(rec)],
-            axes: Default::default(),
-        };
+        let res = results(steps, vec![(key, rec)]);
         let r = &run_regimes(&res, &AnalysisParams::default())[0];
         // τ = round(200/3) = 67 → nearest measured step 70.
         assert_eq!(r.tau, 67);
@@ -827,14 +816,7 @@ mod tests {
 
     #[test]
     fn short_runs_and_divergence() {
-        let short = Results {
-            k: crate::record::EigenCount::ONE,
-            steps: 10,
-            interp_alpha: vec![],
-            keys: vec![],
-            records: vec![],
-            axes: Default::default(),
-        };
+        let short = results(10, vec![]);
         assert!(run_regimes(&short, &AnalysisParams::default()).is_empty());
         let steps = 100;
         let mut sh = long_lambda(steps);
@@ -852,14 +834,7 @@ mod tests {
             sgd_seed: 0,
             axis_point: 0,
         };
-        let res = Results {
-            k: crate::record::EigenCount::ONE,
-            steps,
-            interp_alpha: vec![],
-            keys: vec![key],
-            records: vec![Some(rec)],
-            axes: Default::default(),
-        };
+        let res = results(steps, vec![(key, rec)]);
         let r = &run_regimes(&res, &AnalysisParams::default())[0];
         assert_eq!(r.tau, 100);
         assert_eq!(r.tau_used, None);

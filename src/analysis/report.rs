@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::record::{Axes, TaskKey};
 
-use super::critical::{Boundary, BoundaryFit, CriticalValue, GroupSummary, LineCritical, SeedMean};
+use super::critical::{Boundary, CriticalValue, LineCritical};
+use super::groups::{BoundaryFit, GroupSummary, SeedMean};
 use super::params::AnalysisParams;
 use super::regimes::{RegimeCollapse, RegimeMean, RunRegime};
 use super::table::{key_columns, Table};
@@ -150,16 +151,11 @@ impl Analysis {
         let bounds = self.boundaries();
         let mut lines = Table::new("lines");
         let ls = &self.lines;
-        lines.i64(
-            "depth",
-            ls.iter().map(|l| i64::from(l.line.depth)).collect(),
-        );
-        lines.i64(
-            "width",
-            ls.iter().map(|l| i64::from(l.line.width)).collect(),
-        );
-        let points: Vec<u32> = ls.iter().map(|l| l.line.axis_point).collect();
-        lines.axis_columns(&self.axes, &points);
+        let rows: Vec<_> = ls
+            .iter()
+            .map(|l| (l.line.depth, l.line.width, l.line.axis_point))
+            .collect();
+        lines.group_columns(&self.axes, &rows);
         lines.i64("seed", ls.iter().map(|l| l.line.seed as i64).collect());
         lines.i64(
             "sgd_seed",
@@ -224,10 +220,11 @@ impl Analysis {
         let bounds = self.boundaries();
         let mut groups = Table::new("groups");
         let gs = &self.groups;
-        groups.i64("depth", gs.iter().map(|g| i64::from(g.depth)).collect());
-        groups.i64("width", gs.iter().map(|g| i64::from(g.width)).collect());
-        let points: Vec<u32> = gs.iter().map(|g| g.axis_point).collect();
-        groups.axis_columns(&self.axes, &points);
+        let rows: Vec<_> = gs
+            .iter()
+            .map(|g| (g.depth, g.width, g.axis_point))
+            .collect();
+        groups.group_columns(&self.axes, &rows);
         groups.f64("d_over_w", gs.iter().map(|g| g.d_over_w()).collect());
         groups.f64(
             "inv_width",
@@ -278,7 +275,7 @@ impl Analysis {
             "axis",
             fs.iter().map(|f| f.axis.name().to_string()).collect(),
         );
-        type Get = fn(&super::critical::LinearFit) -> f64;
+        type Get = fn(&super::groups::LinearFit) -> f64;
         for (name, get) in [
             ("intercept", (|f| f.intercept) as Get),
             ("slope", |f| f.slope),
@@ -397,10 +394,11 @@ impl Analysis {
     fn regime_means_table(&self) -> Table {
         let mut t = Table::new("regime_means");
         let ms = &self.regime_means;
-        t.i64("depth", ms.iter().map(|m| i64::from(m.depth)).collect());
-        t.i64("width", ms.iter().map(|m| i64::from(m.width)).collect());
-        let points: Vec<u32> = ms.iter().map(|m| m.axis_point).collect();
-        t.axis_columns(&self.axes, &points);
+        let rows: Vec<_> = ms
+            .iter()
+            .map(|m| (m.depth, m.width, m.axis_point))
+            .collect();
+        t.group_columns(&self.axes, &rows);
         t.f64("c", ms.iter().map(|m| m.c).collect());
         t.i64("n", ms.iter().map(|m| m.n as i64).collect());
         t.i64(
@@ -434,10 +432,11 @@ impl Analysis {
     fn regime_collapse_table(&self) -> Table {
         let mut t = Table::new("regime_collapse");
         let cs = &self.regime_collapse;
-        t.i64("depth", cs.iter().map(|m| i64::from(m.depth)).collect());
-        t.i64("width", cs.iter().map(|m| i64::from(m.width)).collect());
-        let points: Vec<u32> = cs.iter().map(|m| m.axis_point).collect();
-        t.axis_columns(&self.axes, &points);
+        let rows: Vec<_> = cs
+            .iter()
+            .map(|m| (m.depth, m.width, m.axis_point))
+            .collect();
+        t.group_columns(&self.axes, &rows);
         t.i64("n_c", cs.iter().map(|m| m.n_c as i64).collect());
         t.f64("c_t_transient_mean", cs.iter().map(|m| m.mean).collect());
         t.f64(

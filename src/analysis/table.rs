@@ -77,6 +77,14 @@ impl Table {
             });
         }
     }
+    /// The columns of a (depth, width, axis point) group: `depth`, `width` and, with
+    /// `grid.axes`, those of [`Table::axis_columns`].
+    pub(super) fn group_columns(&mut self, axes: &Axes, rows: &[(u32, u32, u32)]) {
+        self.i64("depth", rows.iter().map(|r| i64::from(r.0)).collect());
+        self.i64("width", rows.iter().map(|r| i64::from(r.1)).collect());
+        let points: Vec<u32> = rows.iter().map(|r| r.2).collect();
+        self.axis_columns(axes, &points);
+    }
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.data.len())
@@ -120,10 +128,11 @@ fn csv_escape(s: &str) -> String {
 /// axes' values), seed, sgd_seed.
 pub(super) fn key_columns(t: &mut Table, keys: &[TaskKey], axes: &Axes) {
     t.f64("c", keys.iter().map(|k| k.c).collect());
-    t.i64("depth", keys.iter().map(|k| i64::from(k.depth)).collect());
-    t.i64("width", keys.iter().map(|k| i64::from(k.width)).collect());
-    let points: Vec<u32> = keys.iter().map(|k| k.axis_point).collect();
-    t.axis_columns(axes, &points);
+    let groups: Vec<_> = keys
+        .iter()
+        .map(|k| (k.depth, k.width, k.axis_point))
+        .collect();
+    t.group_columns(axes, &groups);
     t.i64("seed", keys.iter().map(|k| k.seed as i64).collect());
     t.i64("sgd_seed", keys.iter().map(|k| k.sgd_seed as i64).collect());
 }
