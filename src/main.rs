@@ -419,6 +419,12 @@ fn sweep_command(args: SweepArgs) -> ExitCode {
     // mpirun binds each rank to one core when np <= 2 (OpenMPI): several threads would then
     // share that core. The affinity mask says so; warn instead of running slowly unnoticed.
     let threads = opts.threads;
+    // The process's threads are the rank's: its own passes (data loading included) and
+    // faer's products share one pool of `--threads` threads.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .ok();
     if let Ok(allowed) = std::thread::available_parallelism() {
         if threads > allowed.get() {
             eprintln!(

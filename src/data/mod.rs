@@ -22,6 +22,7 @@ pub use shared::SharedArray;
 
 use crate::config::{DataConfig, DatasetKind};
 use crate::rng::{seeded_sample, stream_seed, Stream};
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -280,11 +281,12 @@ pub fn standardize_examples(x: &mut [f32], input_dim: usize) {
         "standardize_examples: length {} is not a multiple of input_dim {input_dim}",
         x.len()
     );
-    for example in x.chunks_exact_mut(input_dim) {
+    // Each example alone (the same bits in any thread): over the process's threads.
+    x.par_chunks_exact_mut(input_dim).for_each(|example| {
         let first = example[0];
         if example.iter().all(|&v| v == first) {
             example.fill(0.0);
-            continue;
+            return;
         }
         let n = input_dim as f64;
         let mean = example.iter().map(|&v| v as f64).sum::<f64>() / n;
@@ -297,7 +299,7 @@ pub fn standardize_examples(x: &mut [f32], input_dim: usize) {
         for v in example.iter_mut() {
             *v = ((*v as f64 - mean) * inv_std) as f32;
         }
-    }
+    });
 }
 
 /// Rows to take from a source of `available` examples: the first `n`, or a seeded random

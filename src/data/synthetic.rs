@@ -20,6 +20,7 @@ use crate::rng::{stream_seed, Stream};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
 /// Hidden width H of the teacher.
 pub const TEACHER_WIDTH: usize = 100;
@@ -93,7 +94,8 @@ pub fn generate(cfg: &DataConfig) -> Result<Dataset, DataError> {
         .collect();
     standardize_examples(&mut x, d);
     let teacher = Teacher::new(d, cfg.synthetic_seed);
-    let labels = x.chunks_exact(d).map(|e| teacher.label(e)).collect();
+    // Each label is computed alone (the same bits in any thread): over the process's threads.
+    let labels = x.par_chunks_exact(d).map(|e| teacher.label(e)).collect();
     let source = format!(
         "synthetic teacher set: {n} examples, x ~ N(0, I_{d}) then {STANDARDIZATION_NOTE}; \
          label = argmax W2 (relu(W1 x) - 1/sqrt(2 pi)), W1 {TEACHER_WIDTH}x{d} ~ N(0, 1/{d}), \

@@ -3,7 +3,7 @@
 //! eigenproblem is solved by faer at every step to test convergence on the Ritz residual.
 
 use super::operator::{axpy, dot_in, start_vector, EigenEstimate, StopReason, SymmetricOperator};
-use super::workspace::{ensure, EigenWorkspace};
+use super::workspace::{ensure, keep_spare, take_spare, EigenWorkspace};
 use crate::elementwise::{self, REDUCE_BLOCK};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
@@ -219,11 +219,11 @@ fn stop_reason(invariant: bool, converged: bool, out_of_budget: bool) -> Option<
 /// The unit Ritz vector Σᵢ sᵢ qᵢ of the basis `q` (column-major, n rows) for the
 /// eigenvector `s` of the tridiagonal matrix: per [`REDUCE_BLOCK`]-row block, axpys in
 /// basis order (each entry the same operations for any thread count), then the norm by
-/// [`dot_in`].
-fn ritz_vector(par: Par, q: &[f64], n: usize, s: &[f64]) -> Vec<f64> {
-    let mut v = vec![0.0; n];
+/// [`dot_in`]. Written into `v` (length n, any contents).
+fn ritz_vector(par: Par, q: &[f64], n: usize, s: &[f64], mut v: Vec<f64>) -> Vec<f64> {
     elementwise::for_blocks(par, &mut v, REDUCE_BLOCK, |b, vb| {
         let r0 = b * REDUCE_BLOCK;
+        vb.fill(0.0);
         for (i, si) in s.iter().enumerate() {
             axpy(*si, &q[i * n + r0..i * n + r0 + vb.len()], vb);
         }
@@ -316,7 +316,7 @@ pub fn lanczos_tracked_in(
     if n == 0 {
         return (EigenEstimate::empty(), None);
     }
-    let mut q0 = vec![0.0; n];
+    let mut q0 = ws.take_vector(n);
     tracked_start(previous, opts.seed, ws.par, &mut q0);
     lanczos_from(op, q0, opts, ws, true)
 }
@@ -343,6 +343,7 @@ fn lanczos_from(
         small: h,
         vector: w,
         partials,
+        spare,
         ..
     } = ws;
     let par = *par;
@@ -380,13 +381,16 @@ fn lanczos_from(
             let out_of_budget = applications >= max_iter;
             let basis_full = len >= max_basis;
             if converged || invariant || out_of_budget || basis_full {
-                let v = ritz_vector(par, q, n, &s);
+                let v = ritz_vector(par, q, n, &s, take_spare(spare, n));
                 match stop_reason(invariant, converged, out_of_budget) {
                     Some(stop) => {
                         let next = match s2 {
-                            Some(s2) if second => Some(ritz_vector(par, q, n, &s2)),
+                            Some(s2) if second => {
+                                Some(ritz_vector(par, q, n, &s2, take_spare(spare, n)))
+                            }
                             _ => None,
                         };
+                        keep_spare(spare, q0);
                         let est = EigenEstimate {
                             value: theta,
                             vector: v,
@@ -404,7 +408,7 @@ fn lanczos_from(
                     }
                     None => {
                         // Basis full: explicit restart from the best Ritz vector.
-                        q0 = v;
+                        keep_spare(spare, std::mem::replace(&mut q0, v));
                         break;
                     }
                 }

@@ -69,6 +69,9 @@ pub struct MlpWorkspace<T> {
     /// pass (empty for the MSE).
     probs: Vec<T>,
     ysum: Vec<T>,
+    /// An [`HvpOperator`]'s input and output in T (P each), kept between the operators of
+    /// a run so that a measurement allocates none (empty until the first operator).
+    op_io: (Vec<T>, Vec<T>),
 }
 
 /// (max fᵢ, Σᵢ exp(fᵢ − max f)) of one column of logits, in f64: the softmax is
@@ -161,6 +164,7 @@ impl<T: Float> MlpWorkspace<T> {
                 Loss::Mse => Vec::new(),
                 Loss::CrossEntropy => vec![T::of(0.0); capacity],
             },
+            op_io: (Vec::new(), Vec::new()),
             layers,
         }
     }
@@ -641,12 +645,15 @@ impl<'a, T: Float> HvpOperator<'a, T> {
         assert_eq!(ws.m, m, "the cached passes are of another example set");
         let loss = ws.loss(y);
         let n = ws.n_params();
+        let (mut v, mut out) = std::mem::take(&mut ws.op_io);
+        v.resize(n, T::of(0.0));
+        out.resize(n, T::of(0.0));
         HvpOperator {
             params,
             x,
             ws,
-            v: vec![T::of(0.0); n],
-            out: vec![T::of(0.0); n],
+            v,
+            out,
             loss,
             curvature,
         }
@@ -655,6 +662,13 @@ impl<'a, T: Float> HvpOperator<'a, T> {
     /// Loss on the operator's example set at its parameters.
     pub fn loss(&self) -> f64 {
         self.loss
+    }
+}
+
+impl<T: Float> Drop for HvpOperator<'_, T> {
+    /// Hands the input and output buffers back to the workspace for the next operator.
+    fn drop(&mut self) {
+        self.ws.op_io = (std::mem::take(&mut self.v), std::mem::take(&mut self.out));
     }
 }
 

@@ -292,6 +292,7 @@ impl<'a, T: Float> Measurer<'a, T> {
             eig_row(&mut rec.eigenvalues, t, k, &sp.values);
             eig_row(&mut rec.eig_residual, t, k, &sp.residuals);
             self.warm[HESSIAN] = sp.vectors;
+            self.eig.recycle(start);
         } else {
             let m = match lambda0 {
                 Some(l0) => *l0,
@@ -300,6 +301,7 @@ impl<'a, T: Float> Measurer<'a, T> {
                     let (est, second) = self.tracked_sharpness(params, &previous, d, seed);
                     let m = Lambda0::of_estimate(&est);
                     self.warm[HESSIAN] = std::iter::once(est.vector).chain(second).collect();
+                    self.eig.recycle(previous);
                     m
                 }
             };
@@ -322,6 +324,7 @@ impl<'a, T: Float> Measurer<'a, T> {
             eig_row(&mut rec.gn_eigenvalues, t, s.k.get(), &sp.values);
             rec.hvps[t] += sp.applications as i32;
             self.warm[GAUSS_NEWTON] = sp.vectors;
+            self.eig.recycle(start);
         }
         if s.bottom {
             let start = self.warm_start(BOTTOM);
@@ -330,6 +333,7 @@ impl<'a, T: Float> Measurer<'a, T> {
             rec.min_eigenvalue[t] = -est.value;
             rec.hvps[t] += est.applications as i32;
             self.warm[BOTTOM] = vec![est.vector];
+            self.eig.recycle(start);
         }
         if s.plain() {
             let start = self.warm_start(PLAIN);
@@ -338,6 +342,7 @@ impl<'a, T: Float> Measurer<'a, T> {
             rec.hessian_sharpness[t] = est.value;
             rec.hvps[t] += est.applications as i32;
             self.warm[PLAIN] = vec![est.vector];
+            self.eig.recycle(start);
         }
     }
 
