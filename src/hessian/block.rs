@@ -14,7 +14,7 @@
 //! Ritz vectors), completed with seeded Gaussian vectors.
 
 use super::lanczos::reorthogonalize;
-use super::operator::{dot_in, norm, start_vector, StopReason, SymmetricOperator};
+use super::operator::{dot_in, start_vector, StopReason, SymmetricOperator};
 use super::workspace::{ensure, EigenWorkspace};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};
@@ -281,11 +281,19 @@ pub fn block_top_k_in(
         }
         let pairs = b.ritz(k);
         let scale = pairs[0].0.abs().max(f64::MIN_POSITIVE);
+        // Over the rank's threads; the norms in fixed blocks (the same bits for any count).
         let residuals: Vec<Vec<f64>> = pairs
             .iter()
-            .map(|(theta, y, ay)| ay.iter().zip(y).map(|(a, v)| a - theta * v).collect())
+            .map(|(theta, y, ay)| {
+                let mut r = vec![0.0; n];
+                crate::elementwise::zip3(b.par, &mut r, ay, y, |r, a, v| *r = a - theta * v);
+                r
+            })
             .collect();
-        let rel: Vec<f64> = residuals.iter().map(|r| norm(r) / scale).collect();
+        let rel: Vec<f64> = residuals
+            .iter()
+            .map(|r| dot_in(b.par, r, r).sqrt() / scale)
+            .collect();
         let converged = rel.iter().all(|r| *r <= opts.tol);
         let full = b.m >= n;
         let out_of_budget = applications >= opts.max_iter.max(k);
